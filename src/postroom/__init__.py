@@ -1,0 +1,90 @@
+"""postroom: asynchronous messaging for Python microservices.
+
+Work queues (pull) and topics (push) with one delivery contract on every backend:
+embedded SQLite by default, ``memory://`` for tests, Redis and more by URL.
+"""
+
+from __future__ import annotations
+
+from ._app import App
+from ._client import AsyncClient, DeadLetterNotFound
+from ._errors import (
+    BackendError,
+    ConfigurationError,
+    DecodeError,
+    HandlerSignal,
+    LeaseLost,
+    MissingDependency,
+    NotSupported,
+    PostroomError,
+    QueueNotFound,
+    Reject,
+    Retry,
+    SerializationError,
+    SubscriptionNotFound,
+)
+from ._message import (
+    DeadLetter,
+    Delivery,
+    ErrorInfo,
+    HistoryEntry,
+    Message,
+    QueuePolicy,
+    QueueStats,
+    Subscription,
+)
+from ._retry import Backoff
+from ._signing import verify_signature
+from ._sync import Client
+from .backends.base import Backend, Capabilities, TopicInfo, open_backend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "App",
+    "AsyncClient",
+    "Backend",
+    "BackendError",
+    "Backoff",
+    "Capabilities",
+    "Client",
+    "ConfigurationError",
+    "DeadLetter",
+    "DeadLetterNotFound",
+    "DecodeError",
+    "Delivery",
+    "ErrorInfo",
+    "HandlerSignal",
+    "HistoryEntry",
+    "LeaseLost",
+    "Message",
+    "MissingDependency",
+    "NotSupported",
+    "PostroomError",
+    "QueueNotFound",
+    "QueuePolicy",
+    "QueueStats",
+    "Reject",
+    "Retry",
+    "SerializationError",
+    "Subscription",
+    "SubscriptionNotFound",
+    "TopicInfo",
+    "__version__",
+    "connect",
+    "connect_async",
+    "open_backend",
+    "verify_signature",
+]
+
+
+def connect(url: str | None = None) -> Client:
+    """A connected sync :class:`Client` for ``url`` (else ``POSTROOM_URL``, else
+    ``sqlite:///postroom.db``)."""
+    return Client(url)
+
+
+def connect_async(url: str | None = None) -> AsyncClient:
+    """An :class:`AsyncClient` for ``url``; use ``async with`` or call
+    ``aclose()``. It connects on first use."""
+    return AsyncClient(url)

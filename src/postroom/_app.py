@@ -1,0 +1,145 @@
+"""``App``: the registry of handlers and subscribers that a worker runs."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar, get_type_hints
+
+from ._client import subscription_queue_name
+from ._config import resolve_url
+from ._errors import ConfigurationError
+from ._retry import seconds
+from .backends._common import check_queue_name
+
+__all__ = ["App", "HandlerSpec"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """One registered handler: what it consumes and how."""
+
+    queue: str
+    func: Callable[..., Any]
+    concurrency: int
+    timeout: float | None
+    is_async: bool
+    body_type: Any
+    topic: str | None = None
+    subscription: str | None = None
+
+    @property
+    def name(self) -> str:
+        """``module.qualname`` of the handler function."""
+        return f"{self.func.__module__}.{self.func.__qualname__}"
+
+
+def _body_type(func: Callable[..., Any]) -> Any:
+    params = list(inspect.signature(func).parameters.values())
+    if len(params) != 1:
+        raise ConfigurationError(
+            f"handler {func.__qualname__} must take exactly one parameter (the "
+            f"message body), it takes {len(params)}"
+        )
+    try:
+        hints = get_type_hints(func)
+    except Exception:  # unresolvable annotations: fall back to the raw one
+        hints = {}
+    annotation = hints.get(params[0].name, params[0].annotation)
+    return None if annotation is inspect.Parameter.empty else annotation
+
+
+class App:
+    """A set of handlers and subscribers, run by ``postroom worker MODULE:APP``.
+
+    ``url`` chooses the backend as for :func:`postroom.connect`.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = resolve_url(url)
+        self.handlers: dict[str, HandlerSpec] = {}
+        self._subscription_options: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def _register(self, spec: HandlerSpec) -> None:
+        if spec.queue in self.handlers:
+            raise ConfigurationError(
+                f"queue {spec.queue!r} already has a handler "
+                f"({self.handlers[spec.queue].name}): one handler per queue"
+            )
+        if spec.concurrency < 1:
+            raise ConfigurationError("concurrency must be >= 1")
+        self.handlers[spec.queue] = spec
+
+    def handler(
+        self,
+        queue: str,
+        *,
+        concurrency: int = 1,
+        timeout: float | timedelta | None = None,
+    ) -> Callable[[F], F]:
+        """Register a function (``def`` or ``async def``) to process ``queue``.
+
+        The body is decoded into the annotated parameter type. Returning acks;
+        raising :class:`~postroom.Retry` or :class:`~postroom.Reject` chooses the
+        outcome; any other exception is a failed attempt.
+        """
+        check_queue_name(queue)
+
+        def decorate(func: F) -> F:
+            self._register(
+                HandlerSpec(
+                    queue=queue,
+                    func=func,
+                    concurrency=concurrency,
+                    timeout=seconds(timeout),
+                    is_async=inspect.iscoroutinefunction(func),
+                    body_type=_body_type(func),
+                )
+            )
+            return func
+
+        return decorate
+
+    def subscriber(
+        self,
+        topic: str,
+        *,
+        subscription: str,
+        concurrency: int = 1,
+        timeout: float | timedelta | None = None,
+        filter: dict[str, str] | None = None,
+        max_attempts: int = 5,
+    ) -> Callable[[F], F]:
+        """Register a function to receive every event of ``topic`` through the
+        durable subscription ``subscription`` (created when the worker starts)."""
+        check_queue_name(topic)
+        check_queue_name(subscription)
+        self._subscription_options[(topic, subscription)] = {
+            "filter": filter,
+            "max_attempts": max_attempts,
+        }
+
+        def decorate(func: F) -> F:
+            self._register(
+                HandlerSpec(
+                    queue=subscription_queue_name(topic, subscription),
+                    func=func,
+                    concurrency=concurrency,
+                    timeout=seconds(timeout),
+                    is_async=inspect.iscoroutinefunction(func),
+                    body_type=_body_type(func),
+                    topic=topic,
+                    subscription=subscription,
+                )
+            )
+            return func
+
+        return decorate
+
+    def subscription_options(self, topic: str, name: str) -> dict[str, Any]:
+        """The options given to :meth:`subscriber` for one subscription."""
+        return dict(self._subscription_options.get((topic, name), {}))

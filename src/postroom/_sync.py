@@ -1,0 +1,318 @@
+"""``Client``: the sync API, a thin facade over :class:`AsyncClient`.
+
+Every method is one call through an ``anyio`` blocking portal (an event loop in a
+helper thread), so the logic exists once, in the async client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from functools import partial
+from types import TracebackType
+from typing import Any, overload
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._client import AsyncClient
+from ._message import (
+    DeadLetter,
+    Delivery,
+    ErrorInfo,
+    Message,
+    QueuePolicy,
+    QueueStats,
+    Subscription,
+)
+from ._retry import Backoff
+from .backends.base import Backend, TopicInfo
+
+__all__ = ["Client"]
+
+
+class Client:
+    """The sync client; ``postroom.connect()`` builds one.
+
+    Use it as a context manager, or call :meth:`close` when done. Its methods are
+    those of :class:`AsyncClient`, blocking.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        backend: Backend | None = None,
+        consumer: str | None = None,
+    ) -> None:
+        self._cm: AbstractContextManager[BlockingPortal] = start_blocking_portal()
+        self._portal = self._cm.__enter__()
+        try:
+            self.aclient = AsyncClient(url, backend=backend, consumer=consumer)
+            self._portal.call(self.aclient.connect)
+        except BaseException:
+            self._cm.__exit__(None, None, None)
+            raise
+        self.url = self.aclient.url
+
+    @property
+    def consumer(self) -> str:
+        """This client's consumer id, as recorded in attempt histories."""
+        return self.aclient.consumer
+
+    def close(self) -> None:
+        """Close the backend's connections and stop the portal thread."""
+        if self._portal is not None:
+            try:
+                self._portal.call(self.aclient.aclose)
+            finally:
+                self._cm.__exit__(None, None, None)
+                self._portal = None  # type: ignore[assignment]
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return self._portal.call(partial(fn, *args, **kwargs))
+
+    # -- queues --------------------------------------------------------------------
+
+    def declare_queue(
+        self,
+        queue: str,
+        *,
+        max_attempts: int = 5,
+        visibility_timeout: float | timedelta = 30.0,
+        backoff: Backoff | None = None,
+        dead_letter: str | None = None,
+        dedup_window: float | timedelta = 300.0,
+    ) -> QueuePolicy:
+        """Create ``queue`` or update its policy (idempotent); return the policy."""
+        return self._call(  # type: ignore[no-any-return]
+            self.aclient.declare_queue,
+            queue,
+            max_attempts=max_attempts,
+            visibility_timeout=visibility_timeout,
+            backoff=backoff,
+            dead_letter=dead_letter,
+            dedup_window=dedup_window,
+        )
+
+    def queue_policy(self, queue: str) -> QueuePolicy:
+        """The stored policy of ``queue``; raises ``QueueNotFound``."""
+        return self._call(self.aclient.queue_policy, queue)  # type: ignore[no-any-return]
+
+    def queues(self) -> list[str]:
+        """Names of every queue, sorted."""
+        return self._call(self.aclient.queues)  # type: ignore[no-any-return]
+
+    # -- sending -------------------------------------------------------------------
+
+    def send(
+        self,
+        queue: str,
+        body: Any,
+        *,
+        delay: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+        dedup_key: str | None = None,
+    ) -> str:
+        """Put one message on ``queue``; return its id once it is durable."""
+        return self._call(  # type: ignore[no-any-return]
+            self.aclient.send,
+            queue,
+            body,
+            delay=delay,
+            headers=headers,
+            dedup_key=dedup_key,
+        )
+
+    def send_many(
+        self,
+        queue: str,
+        bodies: Iterable[Any],
+        *,
+        delay: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Put several messages on ``queue`` in one round trip; return their ids."""
+        return self._call(  # type: ignore[no-any-return]
+            self.aclient.send_many, queue, list(bodies), delay=delay, headers=headers
+        )
+
+    # -- receiving -----------------------------------------------------------------
+
+    def receive(
+        self,
+        queue: str,
+        max_messages: int = 1,
+        visibility_timeout: float | timedelta | None = None,
+        wait: float | timedelta = 0.0,
+    ) -> list[Delivery]:
+        """Lease up to ``max_messages``; with ``wait``, long-poll that many seconds."""
+        return self._call(  # type: ignore[no-any-return]
+            self.aclient.receive, queue, max_messages, visibility_timeout, wait
+        )
+
+    def ack(self, delivery: Delivery) -> None:
+        """Delete the message; raises ``LeaseLost`` if the lease was lost."""
+        self._call(self.aclient.ack, delivery)
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Ack several deliveries; return those whose lease was lost."""
+        return self._call(self.aclient.ack_many, deliveries)  # type: ignore[no-any-return]
+
+    def retry(
+        self,
+        delivery: Delivery,
+        delay: float | timedelta | None = None,
+        error: BaseException | ErrorInfo | str | None = None,
+    ) -> None:
+        """Give the message back after ``delay`` (default: the backoff policy)."""
+        self._call(self.aclient.retry, delivery, delay, error)
+
+    def fail(
+        self,
+        delivery: Delivery,
+        error: BaseException | ErrorInfo | str | None,
+        *,
+        delay: float | timedelta | None = None,
+        outcome: str = "failed",
+    ) -> bool:
+        """Record a failed attempt; return whether it was dead-lettered."""
+        return self._call(  # type: ignore[no-any-return]
+            self.aclient.fail, delivery, error, delay=delay, outcome=outcome
+        )
+
+    def reject(
+        self,
+        delivery: Delivery,
+        error: BaseException | ErrorInfo | str | None = "rejected",
+        *,
+        reason: str = "rejected",
+    ) -> None:
+        """Move the message to the dead letter queue at once."""
+        self._call(self.aclient.reject, delivery, error, reason=reason)
+
+    def extend(self, delivery: Delivery, seconds: float | timedelta) -> Delivery:
+        """Lease the message for ``seconds`` more from now; return the new delivery."""
+        return self._call(self.aclient.extend, delivery, seconds)  # type: ignore[no-any-return]
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give messages back at once without counting the attempt."""
+        self._call(self.aclient.release, deliveries)
+
+    # -- inspection ----------------------------------------------------------------
+
+    @overload
+    def stats(self, queue: None = None) -> dict[str, QueueStats]: ...
+    @overload
+    def stats(self, queue: str) -> QueueStats: ...
+
+    def stats(self, queue: str | None = None) -> dict[str, QueueStats] | QueueStats:
+        """Depths of one queue, or of every queue as a dict by name."""
+        return self._call(self.aclient.stats, queue)  # type: ignore[no-any-return]
+
+    def peek(self, queue: str, limit: int = 10) -> list[Message]:
+        """Look at up to ``limit`` messages without leasing them."""
+        return self._call(self.aclient.peek, queue, limit)  # type: ignore[no-any-return]
+
+    def dead_letters(
+        self,
+        queue: str,
+        limit: int = 50,
+        reason: str | None = None,
+        error_contains: str | None = None,
+    ) -> list[DeadLetter]:
+        """Dead letters of ``queue``, oldest first, filtered."""
+        return self._call(  # type: ignore[no-any-return]
+            self.aclient.dead_letters, queue, limit, reason, error_contains
+        )
+
+    def dead_letter(self, queue: str, message_id: str) -> DeadLetter:
+        """One dead letter of ``queue`` by message id."""
+        return self._call(self.aclient.dead_letter, queue, message_id)  # type: ignore[no-any-return]
+
+    def redrive(
+        self,
+        queue: str,
+        ids: Sequence[str] | None = None,
+        to: str | None = None,
+        limit: int | None = None,
+        rate: float | None = None,
+        dry_run: bool = False,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
+        """Move dead letters back to their queue (or ``to``); return their ids."""
+        return self._call(  # type: ignore[no-any-return]
+            self.aclient.redrive,
+            queue,
+            ids,
+            to,
+            limit,
+            rate,
+            dry_run,
+            on_progress=on_progress,
+        )
+
+    def purge(self, queue: str, dead: bool = False) -> int:
+        """Delete every message of ``queue`` (or its dead letters)."""
+        return self._call(self.aclient.purge, queue, dead)  # type: ignore[no-any-return]
+
+    # -- topics --------------------------------------------------------------------
+
+    def publish(
+        self, topic: str, body: Any, headers: Mapping[str, str] | None = None
+    ) -> str:
+        """Copy an event into every matching subscription of ``topic``."""
+        return self._call(self.aclient.publish, topic, body, headers)  # type: ignore[no-any-return]
+
+    def create_subscription(
+        self,
+        topic: str,
+        name: str,
+        *,
+        push_endpoint: str | None = None,
+        secret: str | None = None,
+        filter: Mapping[str, str] | None = None,
+        max_attempts: int = 5,
+        visibility_timeout: float | timedelta = 30.0,
+        backoff: Backoff | None = None,
+    ) -> Subscription:
+        """Create a durable subscription of ``topic`` (idempotent by name)."""
+        return self._call(  # type: ignore[no-any-return]
+            self.aclient.create_subscription,
+            topic,
+            name,
+            push_endpoint=push_endpoint,
+            secret=secret,
+            filter=filter,
+            max_attempts=max_attempts,
+            visibility_timeout=visibility_timeout,
+            backoff=backoff,
+        )
+
+    def subscriptions(self, topic: str | None = None) -> list[Subscription]:
+        """Subscriptions of ``topic``, or all of them."""
+        return self._call(self.aclient.subscriptions, topic)  # type: ignore[no-any-return]
+
+    def subscription(self, topic: str, name: str) -> Subscription:
+        """One subscription; raises ``SubscriptionNotFound``."""
+        return self._call(self.aclient.subscription, topic, name)  # type: ignore[no-any-return]
+
+    def delete_subscription(self, topic: str, name: str) -> None:
+        """Delete a subscription and its queue."""
+        self._call(self.aclient.delete_subscription, topic, name)
+
+    def topics(self) -> list[TopicInfo]:
+        """Every topic with its subscription count and publish counters."""
+        return self._call(self.aclient.topics)  # type: ignore[no-any-return]

@@ -1,0 +1,81 @@
+"""Helpers shared by backends: receipts, lease tokens, stored message records."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .._errors import ConfigurationError
+from .._message import ErrorInfo, HistoryEntry, Message, from_ms
+
+__all__ = [
+    "check_queue_name",
+    "lease_expired_entry",
+    "make_receipt",
+    "message_from_record",
+    "new_token",
+    "parse_receipt",
+]
+
+
+def new_token() -> str:
+    """A random lease token."""
+    return os.urandom(8).hex()
+
+
+def make_receipt(message_id: str, token: str) -> str:
+    """The opaque receipt of one lease."""
+    return f"{message_id}.{token}"
+
+
+def parse_receipt(receipt: str) -> tuple[str, str]:
+    """Split a receipt into message id and lease token."""
+    message_id, _, token = receipt.rpartition(".")
+    if not message_id or not token:
+        raise ConfigurationError(f"malformed receipt {receipt!r}")
+    return message_id, token
+
+
+def check_queue_name(name: str) -> str:
+    """Validate a queue or topic name; return it."""
+    if not name or len(name) > 200 or any(c.isspace() for c in name):
+        raise ConfigurationError(
+            f"invalid name {name!r}: use 1-200 characters without spaces, "
+            "e.g. 'images.resize'"
+        )
+    return name
+
+
+def message_from_record(rec: dict[str, Any]) -> Message:
+    """Build a Message from a flat stored record (times in ms, headers as JSON)."""
+    headers = rec["headers"]
+    if isinstance(headers, (str, bytes)):
+        headers = json.loads(headers)
+    return Message(
+        id=rec["id"],
+        queue=rec["queue"],
+        body=rec["body"],
+        headers=headers,
+        enqueued_at=from_ms(int(rec["enqueued_at"])),
+        available_at=from_ms(int(rec["available_at"])),
+        attempts=int(rec["attempts"]),
+        dedup_key=rec.get("dedup_key") or None,
+        redrives=int(rec.get("redrives") or 0),
+    )
+
+
+def lease_expired_entry(now: int, consumer: str) -> HistoryEntry:
+    """The history entry recorded when a consumer's lease ran out."""
+    return HistoryEntry(
+        at=from_ms(now),
+        consumer=consumer,
+        outcome="lease_expired",
+        error=ErrorInfo(
+            type="LeaseExpired",
+            message=(
+                f"the lease held by {consumer or 'a consumer'} expired: the worker "
+                "crashed, was killed or hung past the visibility timeout"
+            ),
+        ),
+    )

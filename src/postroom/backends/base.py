@@ -1,0 +1,275 @@
+"""The backend seam: one abstract class that every storage engine implements.
+
+The client, worker, pusher, HTTP server and CLI only ever talk to a :class:`Backend`.
+A backend stores queue policies, messages with their leases, dead letters and topic
+subscriptions, and makes each operation atomic in the broker's own terms (a SQL
+transaction, a Lua script).
+
+Rules every backend follows (the contract suite in ``tests/contract`` checks them):
+
+- ``claim`` leases messages (``attempts += 1``); nothing is deleted before ``ack``.
+- Receipts are opaque strings. ``ack``/``retry``/``dead_letter``/``extend`` with a
+  receipt whose lease was taken over by another claim raise :class:`LeaseLost` and
+  change nothing. Acting on an expired lease that nobody re-claimed is allowed.
+- Expired leases are resolved lazily, by ``claim``, ``stats`` and ``dead_letters``:
+  a message whose ``attempts >= max_attempts`` (from the stored policy) becomes a dead
+  letter with reason ``lease_expired``; any other becomes visible again. Either way a
+  history entry with outcome ``lease_expired`` is recorded.
+- Times are wall-clock milliseconds (``now_ms()``), shared by every process.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+import anyio
+
+from .._errors import ConfigurationError, MissingDependency, NotSupported
+from .._message import (
+    DeadLetter,
+    Delivery,
+    HistoryEntry,
+    Message,
+    QueuePolicy,
+    QueueStats,
+    Subscription,
+)
+
+COUNTERS = ("sent", "acked", "retried", "dead_lettered", "redriven")
+
+__all__ = [
+    "COUNTERS",
+    "Backend",
+    "Capabilities",
+    "TopicInfo",
+    "open_backend",
+    "register_scheme",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend does natively; the core adapts to what it lacks."""
+
+    durable: bool = True
+    cross_process: bool = True
+    native_wakeups: bool = False
+    transactional_send: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """A topic: how many subscriptions it has and how much was published to it."""
+
+    topic: str
+    subscriptions: int
+    published: int
+    unrouted: int
+
+
+class Backend(ABC):
+    """Abstract storage and transport of queues, dead letters and subscriptions."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open connections and create what the backend needs (idempotent)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    # -- queues --------------------------------------------------------------------
+
+    @abstractmethod
+    async def declare_queue(
+        self, queue: str, policy: QueuePolicy, *, replace: bool = True
+    ) -> QueuePolicy:
+        """Create ``queue`` with ``policy``; return the stored policy.
+
+        With ``replace`` an existing queue's policy is overwritten; without it an
+        existing queue keeps its policy (used by ``send`` to an unknown name).
+        """
+
+    @abstractmethod
+    async def get_policy(self, queue: str) -> QueuePolicy | None:
+        """The stored policy of ``queue``, or ``None`` when it does not exist."""
+
+    @abstractmethod
+    async def list_queues(self) -> list[str]:
+        """Names of every declared queue, sorted."""
+
+    # -- messages ------------------------------------------------------------------
+
+    @abstractmethod
+    async def enqueue(
+        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        """Store ``messages`` (already built, ``available_at`` set) durably.
+
+        Returns one id per message: its own, or for a message whose ``dedup_key`` is
+        still known on ``queue`` (message present, or within ``dedup_window_ms`` of
+        the first send) the first message's id, and that message is not stored.
+        """
+
+    @abstractmethod
+    async def claim(
+        self, queue: str, max_messages: int, lease_ms: int, consumer: str
+    ) -> list[Delivery]:
+        """Lease up to ``max_messages`` visible messages, oldest first."""
+
+    async def wait(self, queue: str, timeout: float) -> None:
+        """Block until ``queue`` may have a visible message, or ``timeout`` seconds.
+
+        May return early spuriously. The default sleeps a short poll interval;
+        backends with wake-ups (LISTEN/NOTIFY, blocking pops) override it.
+        """
+        await anyio.sleep(min(timeout, 0.05))
+
+    @abstractmethod
+    async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Delete the messages; return the deliveries whose lease was lost."""
+
+    @abstractmethod
+    async def retry(
+        self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
+    ) -> None:
+        """Make the message visible after ``delay_ms``, recording ``entry``."""
+
+    @abstractmethod
+    async def dead_letter(
+        self, delivery: Delivery, reason: str, entry: HistoryEntry
+    ) -> None:
+        """Move the message to its queue's dead letters, recording ``entry``."""
+
+    @abstractmethod
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Make messages visible at once without counting the attempt (shutdown).
+
+        Deliveries whose lease was lost are skipped silently.
+        """
+
+    @abstractmethod
+    async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
+        """Set the lease to expire ``lease_ms`` from now; return the new delivery."""
+
+    @abstractmethod
+    async def peek(self, queue: str, limit: int) -> list[Message]:
+        """Messages of ``queue`` (any state but dead), oldest first, untouched."""
+
+    @abstractmethod
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Depths of the named queues, in the same order."""
+
+    @abstractmethod
+    async def purge(self, queue: str, *, dead: bool) -> int:
+        """Delete every message of ``queue`` (or its dead letters); return the count."""
+
+    @abstractmethod
+    async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Lifetime counters of the named queues, kept in the backend so that every
+        process's work counts: ``sent``, ``acked``, ``retried``, ``dead_lettered``
+        and ``redriven`` (counted on the source queue)."""
+
+    # -- dead letters --------------------------------------------------------------
+
+    @abstractmethod
+    async def dead_letters(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        reason: str | None = None,
+        error_contains: str | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[DeadLetter]:
+        """Dead letters whose source is ``queue``, oldest death first, filtered."""
+
+    @abstractmethod
+    async def redrive(
+        self, queue: str, *, ids: Sequence[str] | None, to: str, limit: int
+    ) -> list[str]:
+        """Atomically move up to ``limit`` dead letters of ``queue`` onto ``to``.
+
+        The messages keep id, body and headers, get ``attempts = 0`` and
+        ``redrives + 1``, and are visible at once. Returns the moved ids.
+        """
+
+    # -- topics --------------------------------------------------------------------
+
+    @abstractmethod
+    async def put_subscription(self, subscription: Subscription) -> Subscription:
+        """Store a subscription; an existing one of that name is returned unchanged."""
+
+    @abstractmethod
+    async def list_subscriptions(self, topic: str | None = None) -> list[Subscription]:
+        """Subscriptions of ``topic`` (or of every topic), sorted by topic and name."""
+
+    @abstractmethod
+    async def delete_subscription(self, topic: str, name: str) -> bool:
+        """Delete a subscription (and its queue's messages); whether it existed."""
+
+    @abstractmethod
+    async def record_publish(self, topic: str, copies: int) -> None:
+        """Count one publish to ``topic`` that was copied into ``copies`` queues."""
+
+    @abstractmethod
+    async def list_topics(self) -> list[TopicInfo]:
+        """Every topic that has subscriptions or was published to, sorted."""
+
+    # -- optional ------------------------------------------------------------------
+
+    async def sweep(self, queue: str) -> None:
+        """Resolve expired leases of ``queue`` now (normally done lazily)."""
+        raise NotSupported(f"{type(self).__name__} has no explicit sweep")
+
+
+_SCHEMES: dict[str, tuple[str, str, str]] = {
+    "memory": ("postroom.backends.memory", "MemoryBackend", ""),
+    "sqlite": ("postroom.backends.sqlite", "SqliteBackend", ""),
+    "redis": ("postroom.backends.redis", "RedisBackend", "redis"),
+    "rediss": ("postroom.backends.redis", "RedisBackend", "redis"),
+    "valkey": ("postroom.backends.redis", "RedisBackend", "redis"),
+}
+
+
+def register_scheme(scheme: str, module: str, cls: str, extra: str = "") -> None:
+    """Make ``open_backend`` open ``scheme://`` URLs with ``module.cls``."""
+    _SCHEMES[scheme] = (module, cls, extra)
+
+
+def open_backend(url: str) -> Backend:
+    """Build (not yet connect) the backend for ``url``, chosen by its scheme."""
+    scheme = urlsplit(url).scheme.lower()
+    if not scheme or "://" not in url:
+        raise ConfigurationError(
+            f"{url!r} is not a postroom URL: use e.g. sqlite:///postroom.db, "
+            "memory://, or redis://localhost:6379/0"
+        )
+    try:
+        module_name, cls_name, extra = _SCHEMES[scheme]
+    except KeyError:
+        known = ", ".join(f"{s}://" for s in sorted(_SCHEMES))
+        raise ConfigurationError(
+            f"unknown URL scheme {scheme!r} in {url!r}: postroom supports {known}"
+        ) from None
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if extra and exc.name and not exc.name.startswith("postroom"):
+            raise MissingDependency(
+                f"the {scheme}:// backend needs {exc.name!r}: "
+                f"pip install 'postroom[{extra}]'"
+            ) from exc
+        raise
+    backend_cls: type[Backend] = getattr(module, cls_name)
+    return backend_cls(url)

@@ -1,0 +1,437 @@
+"""``memory://``: an honest in-process backend with the full delivery contract.
+
+State lives in the process (shared by every client that opens the same URL, e.g.
+``memory://`` or ``memory://tests-1``) and is lost when it exits. Use it for unit
+tests of code that uses postroom.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from .._errors import LeaseLost
+from .._message import (
+    DeadLetter,
+    Delivery,
+    HistoryEntry,
+    Message,
+    QueuePolicy,
+    QueueStats,
+    Subscription,
+    from_ms,
+    now_ms,
+)
+from ._common import lease_expired_entry, make_receipt, new_token, parse_receipt
+from .base import COUNTERS, Backend, Capabilities, TopicInfo
+
+__all__ = ["MemoryBackend"]
+
+
+@dataclass(slots=True)
+class _Record:
+    message: Message
+    available_ms: int
+    token: str | None = None
+    lease_ms: int = 0
+    consumer: str = ""
+    history: list[HistoryEntry] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Queue:
+    policy: QueuePolicy
+    messages: dict[str, _Record] = field(default_factory=dict)
+    dead: dict[str, DeadLetter] = field(default_factory=dict)
+    dedup: dict[str, tuple[str, int]] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+
+
+@dataclass(slots=True)
+class _Store:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    queues: dict[str, _Queue] = field(default_factory=dict)
+    subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
+    topics: dict[str, list[int]] = field(default_factory=dict)
+    waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(
+        default_factory=set
+    )
+
+
+_STORES: dict[str, _Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def _store_for(url: str) -> _Store:
+    parts = urlsplit(url)
+    key = parts.netloc + parts.path
+    with _STORES_LOCK:
+        return _STORES.setdefault(key, _Store())
+
+
+class MemoryBackend(Backend):
+    """In-process backend; same contract as the durable ones, no durability."""
+
+    capabilities = Capabilities(durable=False, cross_process=False, native_wakeups=True)
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._s = _store_for(url)
+
+    def _q(self, queue: str) -> _Queue:
+        return self._s.queues[queue]
+
+    def _wake(self) -> None:
+        for loop, event in list(self._s.waiters):
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # loop closed
+                self._s.waiters.discard((loop, event))
+
+    # -- queues --------------------------------------------------------------------
+
+    async def declare_queue(
+        self, queue: str, policy: QueuePolicy, *, replace: bool = True
+    ) -> QueuePolicy:
+        with self._s.lock:
+            q = self._s.queues.get(queue)
+            if q is None:
+                self._s.queues[queue] = _Queue(policy)
+                return policy
+            if replace:
+                q.policy = policy
+            return q.policy
+
+    async def get_policy(self, queue: str) -> QueuePolicy | None:
+        q = self._s.queues.get(queue)
+        return q.policy if q else None
+
+    async def list_queues(self) -> list[str]:
+        return sorted(self._s.queues)
+
+    # -- messages ------------------------------------------------------------------
+
+    async def enqueue(
+        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        now = now_ms()
+        ids: list[str] = []
+        with self._s.lock:
+            q = self._q(queue)
+            for m in messages:
+                if m.dedup_key is not None:
+                    known = q.dedup.get(m.dedup_key)
+                    if known and (known[1] > now or known[0] in q.messages):
+                        ids.append(known[0])
+                        continue
+                    q.dedup[m.dedup_key] = (m.id, now + dedup_window_ms)
+                available = int(m.available_at.timestamp() * 1000)
+                q.messages[m.id] = _Record(m, available)
+                q.counters["sent"] += 1
+                ids.append(m.id)
+        self._wake()
+        return ids
+
+    def _expire(self, q: _Queue, now: int) -> None:
+        for rec in list(q.messages.values()):
+            if rec.token is None or rec.lease_ms > now:
+                continue
+            rec.history.append(lease_expired_entry(now, rec.consumer))
+            if rec.message.attempts >= q.policy.max_attempts:
+                self._bury(q, rec, "lease_expired", now)
+            else:
+                rec.token, rec.available_ms = None, now
+
+    def _bury(self, q: _Queue, rec: _Record, reason: str, now: int) -> None:
+        del q.messages[rec.message.id]
+        q.counters["dead_lettered"] += 1
+        last = rec.history[-1].error if rec.history else None
+        q.dead[rec.message.id] = DeadLetter(
+            message=rec.message,
+            queue=rec.message.queue,
+            reason=reason,
+            error=last,
+            history=list(rec.history),
+            attempts=rec.message.attempts,
+            dead_at=from_ms(now),
+        )
+
+    async def claim(
+        self, queue: str, max_messages: int, lease_ms: int, consumer: str
+    ) -> list[Delivery]:
+        now = now_ms()
+        out: list[Delivery] = []
+        with self._s.lock:
+            q = self._q(queue)
+            self._expire(q, now)
+            for rec in q.messages.values():
+                if len(out) >= max_messages:
+                    break
+                if rec.token is not None or rec.available_ms > now:
+                    continue
+                rec.token = new_token()
+                rec.lease_ms = now + lease_ms
+                rec.consumer = consumer
+                rec.message = replace(rec.message, attempts=rec.message.attempts + 1)
+                out.append(
+                    Delivery(
+                        rec.message,
+                        make_receipt(rec.message.id, rec.token),
+                        from_ms(rec.lease_ms),
+                        consumer,
+                    )
+                )
+        return out
+
+    def _next_due(self, queue: str) -> int | None:
+        q = self._s.queues.get(queue)
+        if q is None:
+            return None
+        dues = [r.lease_ms if r.token else r.available_ms for r in q.messages.values()]
+        return min(dues, default=None)
+
+    async def wait(self, queue: str, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        key = (loop, event)
+        with self._s.lock:
+            due = self._next_due(queue)
+            self._s.waiters.add(key)
+        if due is not None:
+            timeout = max(0.0, min(timeout, (due - now_ms()) / 1000))
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._s.lock:
+                self._s.waiters.discard(key)
+
+    def _held(self, q: _Queue, delivery: Delivery) -> _Record:
+        mid, token = parse_receipt(delivery.receipt)
+        rec = q.messages.get(mid)
+        if rec is None or rec.token != token:
+            raise LeaseLost(
+                f"lease of message {mid} was lost (it expired and the message was "
+                "delivered again, or it was already acked): raise the queue's "
+                "visibility_timeout or call extend() during long work"
+            )
+        return rec
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        lost: list[Delivery] = []
+        with self._s.lock:
+            for d in deliveries:
+                q = self._s.queues.get(d.queue)
+                try:
+                    if q is None:
+                        raise LeaseLost(d.id)
+                    rec = self._held(q, d)
+                except LeaseLost:
+                    lost.append(d)
+                    continue
+                del q.messages[rec.message.id]
+                q.counters["acked"] += 1
+        return lost
+
+    async def retry(
+        self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
+    ) -> None:
+        with self._s.lock:
+            q = self._q(delivery.queue)
+            rec = self._held(q, delivery)
+            rec.history.append(entry)
+            q.counters["retried"] += 1
+            rec.token = None
+            rec.available_ms = now_ms() + delay_ms
+        self._wake()
+
+    async def dead_letter(
+        self, delivery: Delivery, reason: str, entry: HistoryEntry
+    ) -> None:
+        with self._s.lock:
+            q = self._q(delivery.queue)
+            rec = self._held(q, delivery)
+            rec.history.append(entry)
+            self._bury(q, rec, reason, now_ms())
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        now = now_ms()
+        with self._s.lock:
+            for d in deliveries:
+                q = self._s.queues.get(d.queue)
+                try:
+                    rec = self._held(q, d) if q else None
+                except LeaseLost:
+                    continue
+                if rec is None:
+                    continue
+                rec.token, rec.available_ms = None, now
+                rec.message = replace(
+                    rec.message, attempts=max(0, rec.message.attempts - 1)
+                )
+        self._wake()
+
+    async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
+        with self._s.lock:
+            rec = self._held(self._q(delivery.queue), delivery)
+            rec.lease_ms = now_ms() + lease_ms
+            return replace(delivery, lease_expires_at=from_ms(rec.lease_ms))
+
+    async def peek(self, queue: str, limit: int) -> list[Message]:
+        with self._s.lock:
+            return [r.message for r in list(self._q(queue).messages.values())[:limit]]
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        now = now_ms()
+        out = []
+        with self._s.lock:
+            for name in queues:
+                q = self._q(name)
+                self._expire(q, now)
+                ready = delayed = in_flight = 0
+                oldest: int | None = None
+                for r in q.messages.values():
+                    if r.token is not None:
+                        in_flight += 1
+                    elif r.available_ms > now:
+                        delayed += 1
+                    else:
+                        ready += 1
+                    enq = int(r.message.enqueued_at.timestamp() * 1000)
+                    oldest = enq if oldest is None else min(oldest, enq)
+                age = None if oldest is None else max(0.0, (now - oldest) / 1000)
+                out.append(
+                    QueueStats(name, ready, delayed, in_flight, len(q.dead), age)
+                )
+        return out
+
+    async def purge(self, queue: str, *, dead: bool) -> int:
+        with self._s.lock:
+            q = self._q(queue)
+            target = q.dead if dead else q.messages
+            n = len(target)
+            target.clear()
+            return n
+
+    async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        with self._s.lock:
+            return {name: dict(self._q(name).counters) for name in queues}
+
+    # -- dead letters --------------------------------------------------------------
+
+    async def dead_letters(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        reason: str | None = None,
+        error_contains: str | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[DeadLetter]:
+        with self._s.lock:
+            q = self._q(queue)
+            self._expire(q, now_ms())
+            wanted = set(ids) if ids is not None else None
+            out: list[DeadLetter] = []
+            for dl in q.dead.values():
+                if len(out) >= limit:
+                    break
+                if wanted is not None and dl.id not in wanted:
+                    continue
+                if reason is not None and dl.reason != reason:
+                    continue
+                if error_contains is not None and not _error_matches(
+                    dl, error_contains
+                ):
+                    continue
+                out.append(dl)
+            return out
+
+    async def redrive(
+        self, queue: str, *, ids: Sequence[str] | None, to: str, limit: int
+    ) -> list[str]:
+        now = now_ms()
+        moved: list[str] = []
+        with self._s.lock:
+            src, dst = self._q(queue), self._q(to)
+            candidates = list(ids) if ids is not None else list(src.dead)
+            for mid in candidates:
+                if len(moved) >= limit:
+                    break
+                dl = src.dead.pop(mid, None)
+                if dl is None:
+                    continue
+                msg = replace(
+                    dl.message,
+                    queue=to,
+                    attempts=0,
+                    redrives=dl.message.redrives + 1,
+                    available_at=from_ms(now),
+                )
+                dst.messages[mid] = _Record(msg, now)
+                src.counters["redriven"] += 1
+                moved.append(mid)
+        self._wake()
+        return moved
+
+    # -- topics --------------------------------------------------------------------
+
+    async def put_subscription(self, subscription: Subscription) -> Subscription:
+        key = (subscription.topic, subscription.name)
+        with self._s.lock:
+            existing = self._s.subscriptions.get(key)
+            if existing is not None:
+                return existing
+            self._s.subscriptions[key] = subscription
+            self._s.topics.setdefault(subscription.topic, [0, 0])
+            return subscription
+
+    async def list_subscriptions(self, topic: str | None = None) -> list[Subscription]:
+        with self._s.lock:
+            subs = [
+                s
+                for (t, _), s in sorted(self._s.subscriptions.items())
+                if topic is None or t == topic
+            ]
+        return subs
+
+    async def delete_subscription(self, topic: str, name: str) -> bool:
+        with self._s.lock:
+            sub = self._s.subscriptions.pop((topic, name), None)
+            if sub is None:
+                return False
+            self._s.queues.pop(sub.queue, None)
+            return True
+
+    async def record_publish(self, topic: str, copies: int) -> None:
+        with self._s.lock:
+            counts = self._s.topics.setdefault(topic, [0, 0])
+            counts[0] += 1
+            if copies == 0:
+                counts[1] += 1
+
+    async def list_topics(self) -> list[TopicInfo]:
+        with self._s.lock:
+            subs: dict[str, int] = {}
+            for t, _ in self._s.subscriptions:
+                subs[t] = subs.get(t, 0) + 1
+            return [
+                TopicInfo(t, subs.get(t, 0), c[0], c[1])
+                for t, c in sorted(self._s.topics.items())
+            ]
+
+    async def sweep(self, queue: str) -> None:
+        with self._s.lock:
+            self._expire(self._q(queue), now_ms())
+
+
+def _error_matches(dl: DeadLetter, needle: str) -> bool:
+    needle = needle.lower()
+    err = dl.error
+    if err is None:
+        return False
+    return needle in err.message.lower() or needle in err.type.lower()

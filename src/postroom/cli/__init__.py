@@ -1,0 +1,62 @@
+"""The ``postroom`` command line."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated
+
+import click
+import typer
+
+from .._errors import PostroomError
+from ._common import err_console, state
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="postroom",
+    help="Asynchronous messaging for Python microservices: queues, topics, "
+    "dead letters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks on errors.")
+    ] = False,
+) -> None:
+    if debug:
+        state.debug = True
+
+
+def _register() -> None:
+    from . import queues
+
+    queues.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``postroom`` command."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except PostroomError as exc:
+        if state.debug:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
