@@ -7,6 +7,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, overload
@@ -480,19 +481,20 @@ class AsyncClient:
         now = now_ms()
         event_id = new_id()
         headers = {**(headers or {}), "postroom-topic": topic}
+        event = self._build(
+            topic,
+            body,
+            delay_ms=0,
+            headers=headers,
+            dedup_key=None,
+            now=now,
+            message_id=event_id,
+        )
         copies = 0
         for sub in subs:
-            msg = self._build(
-                sub.queue,
-                body,
-                delay_ms=0,
-                headers=headers,
-                dedup_key=None,
-                now=now,
-                message_id=event_id,
-            )
-            if not sub.matches(msg.headers):
+            if not sub.matches(event.headers):
                 continue
+            msg = replace(event, queue=sub.queue)
             await backend.enqueue(sub.queue, [msg], dedup_window_ms=0)
             copies += 1
         await backend.record_publish(topic, copies)
