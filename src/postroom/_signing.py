@@ -2,7 +2,8 @@
 
 The signature header is ``Postroom-Signature: t=<unix time>,v1=<hex>``, where
 ``hex`` is the HMAC-SHA256 of ``f"{t}.".encode() + body`` keyed with the
-subscription's secret.
+subscription's secret (UTF-8). A header may carry several ``v1`` entries (while a
+secret is being rotated); a receiver accepts the request when any of them matches.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
 
 __all__ = [
     "SIGNATURE_HEADER",
+    "parse_signature_header",
     "sign",
     "signature_header",
     "validate_endpoint",
@@ -38,9 +40,39 @@ def signature_header(secret: str, body: bytes, timestamp: int | None = None) -> 
     return f"t={t},v1={sign(secret, t, body)}"
 
 
+def parse_signature_header(value: str) -> tuple[int | None, list[str]]:
+    """Split a ``Postroom-Signature`` value into its timestamp and ``v1`` digests.
+
+    The timestamp is ``None`` when missing or not an integer.
+    """
+    timestamp: int | None = None
+    digests: list[str] = []
+    for part in value.split(","):
+        key, sep, val = part.strip().partition("=")
+        if not sep:
+            continue
+        if key == "t":
+            try:
+                timestamp = int(val)
+            except ValueError:
+                return None, []
+        elif key == "v1":
+            digests.append(val.strip())
+    return timestamp, digests
+
+
+def _header(headers: Mapping[str, str] | Iterable[tuple[str, str]], name: str) -> str:
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    wanted = name.lower()
+    for key, val in items:
+        if key.lower() == wanted:
+            return val
+    return ""
+
+
 def verify_signature(
     secret: str,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
     body: bytes,
     *,
     tolerance: float = 300.0,
@@ -48,35 +80,46 @@ def verify_signature(
 ) -> bool:
     """Whether ``body`` carries a valid ``Postroom-Signature`` made with ``secret``.
 
-    ``headers`` is any mapping of the request's headers (case is ignored). A
-    signature older or newer than ``tolerance`` seconds is refused (replay guard).
+    ``headers`` is any mapping (or list of pairs) of the request's headers; case
+    is ignored. ``body`` must be the raw request body, byte for byte. A signature
+    more than ``tolerance`` seconds away from ``now`` is refused (replay guard).
     """
-    value = None
-    for key, val in headers.items():
-        if key.lower() == SIGNATURE_HEADER.lower():
-            value = val
-            break
+    value = _header(headers, SIGNATURE_HEADER)
     if not value:
         return False
-    parts = dict(p.strip().split("=", 1) for p in value.split(",") if "=" in p)
-    try:
-        t = int(parts["t"])
-    except (KeyError, ValueError):
+    timestamp, digests = parse_signature_header(value)
+    if timestamp is None or not digests:
         return False
     current = time.time() if now is None else now
-    if abs(current - t) > tolerance:
+    if abs(current - timestamp) > tolerance:
         return False
-    expected = sign(secret, t, body)
-    candidates = [v for k, v in parts.items() if k == "v1"]
-    return any(hmac.compare_digest(expected, c) for c in candidates)
+    expected = sign(secret, timestamp, bytes(body))
+    # compare every candidate (no early exit) so timing says nothing about which
+    return any([hmac.compare_digest(expected, d) for d in digests])
 
 
 def validate_endpoint(url: str) -> str:
-    """Check a push endpoint is an absolute http(s) URL; return it."""
-    parts = urlsplit(url)
+    """Check a push endpoint is an absolute http(s) URL; return it.
+
+    Raises :class:`~postroom.ConfigurationError` saying what is wrong otherwise.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError("push endpoint must be a non-empty http(s) URL")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ConfigurationError(
+            f"push endpoint {url!r} contains whitespace or control characters"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"push endpoint {url!r} is not a valid URL: {exc}"
+        ) from exc
     if parts.scheme not in ("http", "https"):
         raise ConfigurationError(
-            f"push endpoint {url!r} must be an http:// or https:// URL"
+            f"push endpoint {url!r} must be an http:// or https:// URL, "
+            "e.g. https://example.com/hooks/postroom"
         )
     if not parts.hostname:
         raise ConfigurationError(f"push endpoint {url!r} has no host name")
