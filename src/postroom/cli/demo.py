@@ -1,0 +1,219 @@
+"""``postroom demo``: the thumbnail pipeline end to end, drawn with rich."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from .._errors import MissingDependency
+from .._message import DeadLetter
+from ._common import Json, console, print_json
+
+if TYPE_CHECKING:
+    from ..demo._report import Snapshot
+
+__all__ = ["register"]
+
+_DEMO_MODULES = ("PIL", "starlette", "uvicorn", "multipart")
+_SHOWN_DEAD = 12
+
+
+def _check_dependencies() -> None:
+    missing = [m for m in _DEMO_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependency(
+            f"postroom demo needs {', '.join(missing)}: pip install 'postroom[demo]'"
+        )
+
+
+class _Quiet:
+    """Reports nothing (``--json``: only the summary is printed)."""
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def phase(self, phase: str, detail: str) -> None:
+        """Ignored."""
+
+    def progress(self, snapshot: Snapshot) -> None:
+        """Ignored."""
+
+    def dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Ignored."""
+
+
+class _Live:
+    """A live display: progress bars, queue depths, and a line per step."""
+
+    def __init__(self, images: int) -> None:
+        self.bars = Progress(
+            TextColumn("{task.description:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+        )
+        self.uploads = self.bars.add_task("uploaded", total=images)
+        self.ended = self.bars.add_task("jobs ended", total=None)
+        self.indexed = self.bars.add_task("in gallery", total=None)
+        self.live = Live(self._render(None), console=console, refresh_per_second=8)
+
+    def _render(self, snap: Snapshot | None) -> Group:
+        if snap is None:
+            return Group(self.bars)
+        line = (
+            f"[dim]images.resize[/]  ready {snap.ready}  retrying {snap.delayed}  "
+            f"in flight {snap.in_flight}  dead {snap.dead}  retried {snap.retried}"
+        )
+        return Group(self.bars, line)
+
+    def __enter__(self) -> _Live:
+        self.live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.live.__exit__(exc_type, exc, tb)
+
+    def phase(self, phase: str, detail: str) -> None:
+        """Print one line per step above the bars."""
+        console.print(f"[bold cyan]>[/] {detail}")
+
+    def progress(self, snapshot: Snapshot) -> None:
+        """Move the bars to the backend's counts."""
+        p = self.bars
+        p.update(self.uploads, completed=snapshot.uploaded)
+        ended = snapshot.acked + snapshot.dead
+        p.update(self.ended, completed=ended, total=snapshot.jobs)
+        p.update(self.indexed, completed=snapshot.gallery, total=max(snapshot.acked, 1))
+        self.live.update(self._render(snapshot))
+
+    def dead_letters(self, letters: list[DeadLetter]) -> None:
+        """A table of the dead letters with their reasons."""
+        console.print(_dead_letter_table(letters))
+
+
+def _dead_letter_table(letters: list[DeadLetter]) -> Table:
+    by_reason = Counter(d.reason for d in letters)
+    counts = ", ".join(f"{r} {n}" for r, n in sorted(by_reason.items()))
+    table = Table(title=f"dead letters of images.resize: {len(letters)} ({counts})")
+    for column in ("id", "reason", "attempts", "error"):
+        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
+    shown = sorted(letters, key=lambda d: (d.reason, d.id))
+    for d in shown[:_SHOWN_DEAD]:
+        error = d.error.message if d.error else ""
+        table.add_row(d.id, d.reason, str(d.attempts), error[:110])
+    if len(letters) > _SHOWN_DEAD:
+        table.caption = f"and {len(letters) - _SHOWN_DEAD} more"
+    return table
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{r} {n}" for r, n in counts.items()) or "none"
+
+
+def _summary_table(s: dict[str, Any]) -> Table:
+    up = s["uploads"]
+    lat = s["latency_ms"]
+    table = Table.grid(padding=(0, 2))
+    rows = [
+        ("uploaded", f"{s['uploaded']}  ({_reasons(up)})"),
+        ("outdated jobs", str(s["malformed_jobs"])),
+        (
+            "processed",
+            f"{s['processed']}  ({s['processed_first_pass']} first pass, "
+            f"{s['redriven_processed']} after redrive)",
+        ),
+        ("retried", f"{s['retried']}  (attempts that failed and were retried)"),
+        (
+            "dead-lettered",
+            f"{sum(s['dead_lettered'].values())}  ({_reasons(s['dead_lettered'])})",
+        ),
+        ("redriven", f"{s['redriven']}  ({s['redriven_processed']} processed)"),
+        (
+            "still dead",
+            f"{sum(s['dead_at_end'].values())}  ({_reasons(s['dead_at_end'])})",
+        ),
+        ("throughput", f"{s['throughput_per_second']} images/s (first pass)"),
+        ("latency", f"p50 {lat['p50']} ms, p99 {lat['p99']} ms (upload to gallery)"),
+        ("elapsed", f"{s['elapsed_seconds']} s"),
+        ("folder", s["dir"]),
+    ]
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", value)
+    return table
+
+
+def demo(
+    images: Annotated[
+        int, typer.Option("--images", "-n", min=1, help="How many images to upload.")
+    ] = 200,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=1, help="Resize worker processes.")
+    ] = 2,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Leave everything running until Ctrl-C."),
+    ] = False,
+    folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Run in this folder (kept) instead of a new temporary one.",
+            file_okay=False,
+        ),
+    ] = None,
+    json: Json = False,
+) -> None:
+    """Run the thumbnail pipeline end to end on SQLite: uploads, workers, retries,
+    dead letters, a fix and a redrive, then a summary."""
+    _check_dependencies()
+    from ..demo.runner import DemoOptions, DemoRun
+
+    options = DemoOptions(images=images, workers=workers, folder=folder)
+    reporter: _Live | _Quiet = _Quiet() if json else _Live(images)
+    with reporter, DemoRun(options, reporter) as run:
+        summary = run.run().to_dict()
+        if json:
+            print_json(summary)
+        else:
+            console.print(_summary_table(summary))
+            _print_hints(summary["url"])
+        if keep:
+            _print_keep(run.service_url)
+            run.wait_until_interrupted()
+
+
+def _print_hints(url: str) -> None:
+    console.print(
+        "\nLook around: "
+        f"[bold]postroom dlq list images.resize --url {url}[/]\n"
+        f"             [bold]postroom queues --url {url}[/]"
+    )
+
+
+def _print_keep(service_url: str) -> None:
+    console.print(
+        f"\nStill running (Ctrl-C stops it): the thumbnail service on {service_url} "
+        f"(try {service_url}/images)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``postroom demo`` to the command line."""
+    app.command("demo")(demo)
