@@ -39,19 +39,31 @@ def _register() -> None:
 
     queues.register(app)
 
+    from . import topics
+
+    topics.register(app)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``postroom`` command."""
     _register()
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
+        # without standalone mode, typer returns the code of a typer.Exit
+        code = app(args=argv, standalone_mode=False)
+    except (click.exceptions.Abort, typer.Abort):
         err_console.print("aborted")
         sys.exit(1)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors of typer's vendored click
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"error: {exc.format_message()}", markup=False)
         sys.exit(exc.exit_code)
     except PostroomError as exc:
         if state.debug:
@@ -60,3 +72,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
