@@ -43,6 +43,10 @@ def _register() -> None:
 
     topics.register(app)
 
+    from . import worker
+
+    worker.register(app)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``postroom`` command."""
