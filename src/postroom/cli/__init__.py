@@ -47,6 +47,10 @@ def _register() -> None:
 
     worker.register(app)
 
+    from . import serve
+
+    serve.register(app)
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``postroom`` command."""

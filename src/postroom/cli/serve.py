@@ -1,0 +1,78 @@
+"""``postroom serve``: run the HTTP API and dashboard with uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .._errors import MissingDependency
+from ._common import Url, err_console
+
+if TYPE_CHECKING:
+    from ..server import Token
+
+__all__ = ["register"]
+
+
+def _tokens(tokens_file: Path | None) -> list[Token]:
+    from ..server import load_tokens_file, parse_tokens_env
+
+    tokens: list[Token] = []
+    if tokens_file is not None:
+        tokens.extend(load_tokens_file(tokens_file))
+    env = os.environ.get("POSTROOM_TOKENS", "")
+    if env.strip():
+        tokens.extend(parse_tokens_env(env))
+    return tokens
+
+
+def serve(
+    url: Url = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    tokens_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokens-file",
+            help="TOML or JSON file of bearer tokens (also POSTROOM_TOKENS).",
+            dir_okay=False,
+        ),
+    ] = None,
+    no_push: Annotated[
+        bool, typer.Option("--no-push", help="Do not deliver push subscriptions.")
+    ] = False,
+    max_body: Annotated[
+        int, typer.Option("--max-body", help="Largest request body in bytes.")
+    ] = 256 * 1024,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the HTTP API, dashboard, /metrics and /healthz."""
+    try:
+        import uvicorn
+
+        from ..server import check_bind, create_app
+    except ModuleNotFoundError as exc:
+        raise MissingDependency(
+            f"postroom serve needs {exc.name!r}: pip install 'postroom[server]'"
+        ) from exc
+    tokens = _tokens(tokens_file)
+    check_bind(host, tokens)
+    app = create_app(url, tokens=tokens, push=not no_push, max_body_bytes=max_body)
+    mode = f"{len(tokens)} token(s)" if tokens else "no tokens (loopback only)"
+    err_console.print(f"postroom serve on http://{host}:{port} with {mode}")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``postroom serve`` to the command line."""
+    app.command("serve")(serve)

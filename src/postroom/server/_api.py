@@ -1,0 +1,252 @@
+"""The queue and message operations of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._message import ErrorInfo, QueuePolicy, now_ms
+from .._retry import Backoff
+from ._models import (
+    BackoffModel,
+    BatchSendRequest,
+    BatchSendResponse,
+    DeclareQueueRequest,
+    ExtendRequest,
+    ExtendResponse,
+    Health,
+    Ok,
+    PolicyModel,
+    QueueDetail,
+    QueueList,
+    QueueStatsModel,
+    ReceiptRequest,
+    ReceivedMessage,
+    ReceiveRequest,
+    ReceiveResponse,
+    RejectRequest,
+    RetryRequest,
+    SendRequest,
+    SendResponse,
+    body_fields,
+)
+from ._receipts import HttpReceipt
+from ._routing import Api, Ctx, HttpProblem
+
+__all__ = ["api"]
+
+api = Api()
+Q = "/v1/queues/{queue}"
+
+
+@api.op("GET", "/healthz", scope="public", resource=None, response=Health, tag="meta")
+async def healthz(ctx: Ctx, _: None) -> Health:
+    """Whether the server and its backend answer."""
+    await ctx.client.queues()
+    return Health(status="ok", backend=ctx.client.url.split("://", 1)[0])
+
+
+@api.op(
+    "GET", "/v1/queues", scope="any", resource=None, response=QueueList, tag="queues"
+)
+async def list_queues(ctx: Ctx, _: None) -> QueueList:
+    """Every queue the token covers, with depths and counters."""
+    names = [n for n in await ctx.client.queues() if ctx.visible(n)]
+    return QueueList(queues=await queue_stats(ctx, names))
+
+
+async def queue_stats(ctx: Ctx, names: list[str]) -> list[QueueStatsModel]:
+    """Stats and counters of ``names`` in two backend round trips."""
+    if not names:
+        return []
+    backend = ctx.client.backend
+    stats = await backend.stats(names)
+    counters = await backend.counters(names)
+    return [QueueStatsModel.of(s, counters.get(s.queue, {})) for s in stats]
+
+
+def _policy_model(p: QueuePolicy) -> PolicyModel:
+    return PolicyModel(
+        max_attempts=p.max_attempts,
+        visibility_timeout=p.visibility_timeout,
+        backoff=BackoffModel(**p.backoff.to_dict()),
+        dead_letter=p.dead_letter,
+        dedup_window=p.dedup_window,
+    )
+
+
+@api.op("GET", Q, scope="any", response=QueueDetail, tag="queues", errors=(404,))
+async def get_queue(ctx: Ctx, _: None) -> QueueDetail:
+    """A queue's depths, counters and policy."""
+    queue = ctx.params["queue"]
+    policy = await ctx.client.queue_policy(queue)
+    [stats] = await queue_stats(ctx, [queue])
+    return QueueDetail(**stats.model_dump(), policy=_policy_model(policy))
+
+
+@api.op(
+    "PUT",
+    Q,
+    scope="admin",
+    body=DeclareQueueRequest,
+    response=QueueDetail,
+    tag="queues",
+)
+async def declare_queue(ctx: Ctx, req: DeclareQueueRequest) -> QueueDetail:
+    """Create a queue or update its policy (idempotent)."""
+    queue = ctx.params["queue"]
+    b = req.backoff or BackoffModel()
+    await ctx.client.declare_queue(
+        queue,
+        max_attempts=req.max_attempts,
+        visibility_timeout=req.visibility_timeout,
+        backoff=Backoff(initial=b.initial, factor=b.factor, max=b.max, jitter=b.jitter),
+        dead_letter=req.dead_letter,
+        dedup_window=req.dedup_window,
+    )
+    return await get_queue(ctx, None)
+
+
+@api.op(
+    "POST", Q + "/messages", scope="send", body=SendRequest, response=SendResponse,
+    status=201, tag="messages",
+)  # fmt: skip
+async def send(ctx: Ctx, req: SendRequest) -> SendResponse:
+    """Send one message (creates the queue with the default policy if needed)."""
+    mid = await ctx.client.send(
+        ctx.params["queue"],
+        req.payload(),
+        delay=req.delay,
+        headers=req.headers,
+        dedup_key=req.dedup_key,
+    )
+    return SendResponse(id=mid)
+
+
+@api.op(
+    "POST", Q + "/messages:batch", scope="send", body=BatchSendRequest,
+    response=BatchSendResponse, status=201, tag="messages", errors=(413,),
+)  # fmt: skip
+async def send_batch(ctx: Ctx, req: BatchSendRequest) -> BatchSendResponse:
+    """Send several messages in one round trip."""
+    if len(req.messages) > ctx.settings.max_batch:
+        raise HttpProblem(
+            413,
+            f"a batch holds at most {ctx.settings.max_batch} messages "
+            f"(got {len(req.messages)}): split it",
+        )
+    ids = await ctx.client.send_many(
+        ctx.params["queue"],
+        [m.payload() for m in req.messages],
+        delay=req.delay,
+        headers=req.headers,
+    )
+    return BatchSendResponse(ids=ids)
+
+
+@api.op(
+    "POST", Q + "/receive", scope="receive", body=ReceiveRequest,
+    response=ReceiveResponse, tag="messages", errors=(404,),
+)  # fmt: skip
+async def receive(ctx: Ctx, req: ReceiveRequest) -> ReceiveResponse:
+    """Lease up to ``max_messages``; ``wait`` long-polls up to 20 s."""
+    got = await ctx.client.receive(
+        ctx.params["queue"],
+        max_messages=req.max_messages,
+        visibility_timeout=req.visibility_timeout,
+        wait=req.wait,
+    )
+    leased_at = now_ms()
+    return ReceiveResponse(
+        messages=[
+            ReceivedMessage(
+                id=d.id,
+                queue=d.queue,
+                headers=d.headers,
+                attempts=d.attempts,
+                redrives=d.message.redrives,
+                enqueued_at=d.message.enqueued_at,
+                available_at=d.message.available_at,
+                receipt=HttpReceipt.from_delivery(d, leased_at).encode(),
+                lease_expires_at=d.lease_expires_at,
+                **body_fields(d.message),
+            )
+            for d in got
+        ]
+    )
+
+
+def _receipt(ctx: Ctx, req: ReceiptRequest) -> HttpReceipt:
+    rc = HttpReceipt.decode(req.receipt)
+    if rc.queue != ctx.params["queue"]:
+        raise HttpProblem(
+            400, f"this receipt is for queue {rc.queue!r}, not {ctx.params['queue']!r}"
+        )
+    if req.id is not None and req.id != rc.message_id:
+        raise HttpProblem(400, f"this receipt is for message {rc.message_id!r}")
+    return rc
+
+
+def _observe(ctx: Ctx, rc: HttpReceipt, outcome: str) -> None:
+    seconds = max(0.0, (now_ms() - rc.leased_at_ms) / 1000)
+    ctx.state.metrics.observe_handler(rc.queue, outcome, seconds)
+
+
+def _error(value: Any) -> ErrorInfo | str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return ErrorInfo(value.type, value.message, value.traceback)
+
+
+_RECEIPT_ERRORS = (400, 404, 409)
+
+
+@api.op(
+    "POST", Q + "/ack", scope="receive", body=ReceiptRequest, response=Ok,
+    tag="messages", errors=_RECEIPT_ERRORS,
+)  # fmt: skip
+async def ack(ctx: Ctx, req: ReceiptRequest) -> Ok:
+    """Delete a received message (409 when its lease was lost)."""
+    rc = _receipt(ctx, req)
+    await ctx.client.ack(rc.delivery())
+    _observe(ctx, rc, "acked")
+    return Ok()
+
+
+@api.op(
+    "POST", Q + "/retry", scope="receive", body=RetryRequest, response=Ok,
+    tag="messages", errors=_RECEIPT_ERRORS,
+)  # fmt: skip
+async def retry(ctx: Ctx, req: RetryRequest) -> Ok:
+    """Give a message back after ``delay`` (default: backoff); counts the attempt."""
+    rc = _receipt(ctx, req)
+    await ctx.client.retry(rc.delivery(), delay=req.delay, error=_error(req.error))
+    _observe(ctx, rc, "retried")
+    return Ok()
+
+
+@api.op(
+    "POST", Q + "/reject", scope="receive", body=RejectRequest, response=Ok,
+    tag="messages", errors=_RECEIPT_ERRORS,
+)  # fmt: skip
+async def reject(ctx: Ctx, req: RejectRequest) -> Ok:
+    """Move a received message to the dead letter queue at once."""
+    rc = _receipt(ctx, req)
+    await ctx.client.reject(rc.delivery(), _error(req.error) or "rejected")
+    _observe(ctx, rc, "rejected")
+    return Ok()
+
+
+@api.op(
+    "POST", Q + "/extend", scope="receive", body=ExtendRequest,
+    response=ExtendResponse, tag="messages", errors=_RECEIPT_ERRORS,
+)  # fmt: skip
+async def extend(ctx: Ctx, req: ExtendRequest) -> ExtendResponse:
+    """Lease a received message for ``seconds`` more from now."""
+    rc = _receipt(ctx, req)
+    new = await ctx.client.extend(rc.delivery(), req.seconds)
+    receipt = HttpReceipt(
+        rc.queue, rc.message_id, new.receipt, rc.attempts, rc.consumer, rc.leased_at_ms
+    )
+    return ExtendResponse(
+        receipt=receipt.encode(), lease_expires_at=new.lease_expires_at
+    )

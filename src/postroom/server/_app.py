@@ -1,0 +1,167 @@
+"""``create_app``: the ASGI application of ``postroom serve``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .._client import AsyncClient
+from . import _admin  # noqa: F401 - registers the admin operations
+from ._api import api
+from ._auth import Token
+from ._dashboard import dashboard_routes
+from ._metrics import CONTENT_TYPE, Metrics
+from ._openapi import openapi_document
+from ._routing import HttpProblem, Settings, problem_response
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+_PACKAGE = files("postroom.server")
+
+
+class BodyLimit:
+    """Answer 413 to request bodies over ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (
+            not declared.isdigit() or int(declared) > self.limit
+        ):
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HttpProblem(413, self._detail())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _detail(self) -> str:
+        return (
+            f"the request body is larger than {self.limit} bytes: send smaller "
+            "messages (put large payloads in object storage and send a reference)"
+        )
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await problem_response(413, self._detail())(scope, receive, send)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, HttpProblem):
+        return problem_response(exc.status, exc.detail, exc.kind)
+    assert isinstance(exc, HTTPException)
+    return problem_response(
+        exc.status_code, exc.detail or "error", headers=dict(exc.headers or {})
+    )
+
+
+def _meta_routes(secured: bool) -> list[BaseRoute]:
+    templates = Jinja2Templates(directory=str(_PACKAGE / "templates"))
+    doc = openapi_document(api.operations, secured=secured)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(doc)
+
+    async def docs(request: Request) -> Response:
+        return templates.TemplateResponse(
+            request, "docs.html", {"ops": api.operations, "secured": secured}
+        )
+
+    async def metrics(request: Request) -> Response:
+        body = await request.app.state.metrics.render(request.app.state.client)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    return [
+        Route("/openapi.json", openapi),
+        Route("/docs", docs),
+        Route("/metrics", metrics),
+    ]
+
+
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    state = app.state
+    client: AsyncClient = state.client
+    await client.connect()
+    try:
+        async with anyio.create_task_group() as tg:
+            stop = anyio.Event()
+            if state.push:
+                from .._push import run_pusher
+
+                tg.start_soon(functools.partial(run_pusher, client, stop=stop))
+                log.info("push delivery started")
+            yield
+            stop.set()
+    finally:
+        if state.owns_client:
+            await client.aclose()
+
+
+def create_app(
+    url: str | None = None,
+    *,
+    tokens: Sequence[Token] = (),
+    client: AsyncClient | None = None,
+    push: bool = True,
+    max_body_bytes: int = 256 * 1024,
+    max_batch: int = 100,
+) -> Starlette:
+    """The ASGI app serving the HTTP API, dashboard, ``/metrics`` and ``/healthz``.
+
+    ``url`` picks the backend (else ``POSTROOM_URL``, else the SQLite default);
+    pass ``client`` to share an :class:`AsyncClient` (it is then not closed).
+    Without ``tokens`` every request is allowed: listen on loopback only (see
+    :func:`postroom.server.check_bind`). ``push`` runs the HTTP push pusher.
+    """
+    settings = Settings(
+        list(tokens), max_body_bytes=max_body_bytes, max_batch=max_batch
+    )
+    routes: list[BaseRoute] = [
+        *api.routes(),
+        *_meta_routes(secured=not settings.open),
+        *dashboard_routes(),
+        Mount(
+            "/static", StaticFiles(directory=str(_PACKAGE / "static")), name="static"
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=_lifespan,
+        middleware=[Middleware(BodyLimit, limit=max_body_bytes)],
+        exception_handlers={HTTPException: _http_error, HttpProblem: _http_error},
+    )
+    app.state.settings = settings
+    app.state.client = client or AsyncClient(url)
+    app.state.owns_client = client is None
+    app.state.metrics = Metrics()
+    app.state.push = push
+    return app

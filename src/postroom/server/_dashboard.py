@@ -1,0 +1,206 @@
+"""The web dashboard: server-rendered pages plus a small script polling depths.
+
+Pages need the ``admin`` scope. A browser signs in once with its token, which is
+kept in an ``HttpOnly``, ``SameSite=Strict`` cookie; forms that change state also
+check the ``Origin`` header, so another site cannot submit them.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.templating import Jinja2Templates
+
+from .._client import AsyncClient, DeadLetterNotFound
+from .._errors import QueueNotFound
+from .._message import DEAD_REASONS, DeadLetter, Message
+from ._api import queue_stats
+from ._auth import find_token
+from ._routing import Ctx, HttpProblem, Settings, bearer
+
+__all__ = ["dashboard_routes"]
+
+COOKIE = "postroom_token"
+_templates = Jinja2Templates(directory=str(files("postroom.server") / "templates"))
+
+
+def _pretty(body: bytes) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"<{len(body)} bytes of binary data>"
+
+
+_templates.env.filters["pretty"] = _pretty
+_templates.env.filters["q"] = lambda s: quote(str(s), safe="")
+
+
+class _Login(Exception):
+    """The browser has no admin token: send it to the sign-in page."""
+
+
+def _ctx(request: Request) -> Ctx:
+    settings: Settings = request.app.state.settings
+    token = None
+    if not settings.open:
+        presented = bearer(request)
+        token = find_token(settings.tokens, presented) if presented else None
+        if token is None or not token.allows("admin", None):
+            raise _Login()
+    params = {k: str(v) for k, v in request.path_params.items()}
+    return Ctx(request.app.state.client, settings, token, params, request.app.state)
+
+
+def _check_origin(request: Request) -> None:
+    origin = request.headers.get("origin")
+    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise HttpProblem(403, "cross-site form submission refused")
+
+
+def _page(request: Request, name: str, **context: Any) -> Response:
+    ctx = {"open": request.app.state.settings.open, **context}
+    return _templates.TemplateResponse(request, name, ctx)
+
+
+async def _overview(ctx: Ctx) -> dict[str, Any]:
+    client: AsyncClient = ctx.client
+    names = [n for n in await client.queues() if ctx.visible(n)]
+    queues = await queue_stats(ctx, names)
+    subs = [s for s in await client.subscriptions() if ctx.visible(s.topic)]
+    topics = [t for t in await client.topics() if ctx.visible(t.topic)]
+    return {
+        "queues": [q.model_dump(mode="json") for q in queues],
+        "topics": [
+            {"topic": t.topic, "subscriptions": t.subscriptions,
+             "published": t.published, "unrouted": t.unrouted}
+            for t in topics
+        ],
+        "subscriptions": [s.to_dict(include_secret=False) for s in subs],
+    }  # fmt: skip
+
+
+async def index(request: Request) -> Response:
+    """The overview: queues, topics, subscriptions."""
+    ctx = _ctx(request)
+    return _page(request, "index.html", **(await _overview(ctx)))
+
+
+async def overview_json(request: Request) -> Response:
+    """What the overview's script polls."""
+    return JSONResponse(await _overview(_ctx(request)))
+
+
+async def queue_page(request: Request) -> Response:
+    """A queue: depths, policy, waiting messages and filtered dead letters."""
+    ctx = _ctx(request)
+    queue = ctx.params["queue"]
+    client = ctx.client
+    policy = await client.queue_policy(queue)
+    [stats] = await queue_stats(ctx, [queue])
+    reason = request.query_params.get("reason") or None
+    if reason not in (None, *DEAD_REASONS):
+        raise HttpProblem(400, f"unknown reason {reason!r}")
+    contains = request.query_params.get("error_contains") or None
+    dead: list[DeadLetter] = await client.dead_letters(
+        queue, limit=200, reason=reason, error_contains=contains
+    )
+    waiting: list[Message] = await client.peek(queue, 20)
+    return _page(
+        request, "queue.html", queue=queue, stats=stats, policy=policy, dead=dead,
+        waiting=waiting, reasons=DEAD_REASONS, reason=reason or "",
+        error_contains=contains or "", notice=request.query_params.get("notice", ""),
+    )  # fmt: skip
+
+
+async def dead_letter_page(request: Request) -> Response:
+    """One dead letter: body, headers, error with traceback, attempt history."""
+    ctx = _ctx(request)
+    dl = await ctx.client.dead_letter(ctx.params["queue"], ctx.params["id"])
+    return _page(request, "dead_letter.html", queue=ctx.params["queue"], dl=dl)
+
+
+def _back(queue: str, notice: str) -> Response:
+    query = urlencode({"notice": notice})
+    return RedirectResponse(f"/ui/queues/{quote(queue, safe='')}?{query}", 303)
+
+
+async def redrive_action(request: Request) -> Response:
+    """Redrive the selected dead letters (or all of them)."""
+    ctx = _ctx(request)
+    _check_origin(request)
+    form = await request.form()
+    ids = [str(v) for v in form.getlist("id")] or None
+    moved = await ctx.client.redrive(ctx.params["queue"], ids=ids)
+    return _back(ctx.params["queue"], f"redrove {len(moved)} message(s)")
+
+
+async def purge_action(request: Request) -> Response:
+    """Purge the queue's messages or its dead letters."""
+    ctx = _ctx(request)
+    _check_origin(request)
+    form = await request.form()
+    dead = form.get("dead") == "1"
+    n = await ctx.client.purge(ctx.params["queue"], dead=dead)
+    what = "dead letter(s)" if dead else "message(s)"
+    return _back(ctx.params["queue"], f"purged {n} {what}")
+
+
+async def login(request: Request) -> Response:
+    """Sign in with an admin token (kept in an HttpOnly cookie)."""
+    settings: Settings = request.app.state.settings
+    if request.method == "GET":
+        return _page(request, "login.html", error="")
+    _check_origin(request)
+    form = await request.form()
+    value = str(form.get("token", ""))
+    token = find_token(settings.tokens, value) if value else None
+    if token is None or not token.allows("admin", None):
+        page = _page(request, "login.html", error="not a valid admin token")
+        page.status_code = 401
+        return page
+    resp = RedirectResponse("/", 303)
+    resp.set_cookie(
+        COOKIE, value, httponly=True, samesite="strict",
+        secure=request.url.scheme == "https",
+    )  # fmt: skip
+    return resp
+
+
+def _guard(
+    endpoint: Any,
+) -> Any:
+    async def guarded(request: Request) -> Response:
+        try:
+            response: Response = await endpoint(request)
+        except _Login:
+            if request.method == "GET" and not request.url.path.endswith(".json"):
+                return RedirectResponse("/ui/login", 303)
+            raise HttpProblem(401, "sign in with an admin token") from None
+        except (QueueNotFound, DeadLetterNotFound) as exc:
+            raise HttpProblem(404, str(exc)) from exc
+        return response
+
+    return guarded
+
+
+def dashboard_routes() -> list[BaseRoute]:
+    """The dashboard's routes."""
+    q = "/ui/queues/{queue}"
+    return [
+        Route("/", _guard(index)),
+        Route("/ui/overview.json", _guard(overview_json)),
+        Route(q, _guard(queue_page)),
+        Route(q + "/dead/{id}", _guard(dead_letter_page)),
+        Route(q + "/redrive", _guard(redrive_action), methods=["POST"]),
+        Route(q + "/purge", _guard(purge_action), methods=["POST"]),
+        Route("/ui/login", login, methods=["GET", "POST"]),
+    ]
