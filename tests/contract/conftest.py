@@ -24,9 +24,34 @@ def _sqlite(tmp_path: Path, uid: str) -> str:
     return f"sqlite:///{tmp_path}/postroom.db"
 
 
+_REDIS_PREFIXES: list[str] = []
+
+
+def _redis(tmp_path: Path, uid: str) -> str:
+    require_service("redis", "127.0.0.1", 6379)
+    _REDIS_PREFIXES.append(uid)
+    return f"redis://127.0.0.1:6379/0?prefix={uid}"
+
+
+@pytest.fixture(autouse=True)
+def _redis_cleanup() -> Iterator[None]:
+    """Delete the keys of the Redis prefixes a test used."""
+    yield
+    if not _REDIS_PREFIXES:
+        return
+    import redis
+
+    with redis.Redis(host="127.0.0.1", port=6379, db=0) as r:
+        while _REDIS_PREFIXES:
+            keys = list(r.scan_iter(match=f"{{{_REDIS_PREFIXES.pop()}[:}}]*"))
+            if keys:
+                r.delete(*keys)
+
+
 BACKENDS: dict[str, Callable[[Path, str], str]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "redis": _redis,
 }
 
 # Backends whose state is shared across processes (used by real-process tests).

@@ -1,0 +1,459 @@
+"""``redis://``, ``rediss://``, ``valkey://``: the Redis (>= 6.2) and Valkey backend.
+
+Every operation family is one atomic Lua script over the keys of one queue, which
+share the hash tag ``{prefix:queue}``. Consumers resolve expired leases themselves
+(inside ``claim``, ``stats`` and ``dead_letters``); waiting consumers block on a
+per-queue notification list (``BLPOP``) that every state change pushes to, with a
+timeout bounded by the next due delayed message or lease expiry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis.exceptions
+from redis.asyncio import Redis
+
+from ..._errors import BackendError, LeaseLost
+from ..._message import (
+    DeadLetter,
+    Delivery,
+    HistoryEntry,
+    Message,
+    QueuePolicy,
+    QueueStats,
+    from_ms,
+    now_ms,
+    to_ms_dt,
+)
+from .._common import new_token, parse_receipt
+from ..base import COUNTERS, Backend, Capabilities
+from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys
+from ._records import (
+    dead_letter_from,
+    deliveries_from,
+    encode_message,
+    rewrite_for_redrive,
+)
+from ._scripts import Call, Scripts
+from ._topics import TopicsMixin
+from ._translate import translated
+
+__all__ = ["RedisBackend"]
+
+log = logging.getLogger(__name__)
+
+_SEND_CHUNK = 1000  # messages per enqueue script call (keeps each call short)
+_CLAIM_MAX = 1000
+_SAFE_POLICIES = ("noeviction",)
+_DEAD_PAGE = 200
+
+
+def _lost(mid: str) -> LeaseLost:
+    return LeaseLost(
+        f"lease of message {mid} was lost (it expired and the message was delivered "
+        "again, or it was already acked): raise the queue's visibility_timeout or "
+        "call extend() during long work"
+    )
+
+
+class RedisBackend(TopicsMixin, Backend):
+    """Queues, dead letters and topics in Redis or Valkey, one Lua script per step."""
+
+    capabilities = Capabilities(durable=True, cross_process=True, native_wakeups=True)
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._redis_url, self.prefix = parse_url(url)
+        self.where = self._redis_url.split("@")[-1].split("?")[0]
+        self.glob = GlobalKeys(self.prefix)
+        self._r: Redis | None = None
+        self._scripts: Scripts | None = None
+        self._keys: dict[str, list[str]] = {}
+        self._due: dict[str, int] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @translated
+    async def connect(self) -> None:
+        """Connect, load the scripts and check the eviction policy."""
+        if self._r is not None:
+            return
+        r = Redis.from_url(self._redis_url, decode_responses=False)
+        try:
+            scripts = Scripts(r)
+            await scripts.load()
+            await self._check_eviction(r)
+        except BaseException:
+            await r.aclose()
+            raise
+        self._r, self._scripts = r, scripts
+
+    async def _check_eviction(self, r: Redis) -> None:
+        try:
+            got = await r.config_get("maxmemory-policy")
+        except redis.exceptions.ResponseError as exc:  # CONFIG renamed or disabled
+            log.debug("cannot read maxmemory-policy from Redis: %s", exc)
+            return
+        policy = _text(next(iter(dict(got).values()), b""))
+        # postroom sets no TTLs, so volatile-* policies never evict its keys.
+        safe = policy in _SAFE_POLICIES or policy.startswith("volatile")
+        if policy and not safe:
+            log.warning(
+                "Redis at %s has maxmemory-policy=%s: when memory runs out Redis may "
+                "evict postroom's keys and lose messages. Set `maxmemory-policy "
+                "noeviction` (CONFIG SET, or in redis.conf)",
+                self.where,
+                policy,
+            )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        r, self._r, self._scripts = self._r, None, None
+        if r is not None:
+            try:
+                await r.aclose()
+            except (redis.exceptions.RedisError, OSError) as exc:
+                log.debug("closing Redis connections failed: %s", exc)
+
+    @property
+    def redis(self) -> Redis:
+        """The redis-py client (connected)."""
+        if self._r is None:
+            raise BackendError("the Redis backend is not connected: call connect()")
+        return self._r
+
+    @property
+    def scripts(self) -> Scripts:
+        """The loaded scripts."""
+        if self._scripts is None:
+            raise BackendError("the Redis backend is not connected: call connect()")
+        return self._scripts
+
+    def keys(self, queue: str) -> list[str]:
+        """The keys of ``queue`` in script order."""
+        keys = self._keys.get(queue)
+        if keys is None:
+            keys = self._keys[queue] = queue_keys(self.prefix, queue)
+        return keys
+
+    def key(self, queue: str, kind: str) -> str:
+        """One key of ``queue``."""
+        return self.keys(queue)[QUEUE_KEY_KINDS.index(kind)]
+
+    # -- queues --------------------------------------------------------------------
+
+    @translated
+    async def declare_queue(
+        self, queue: str, policy: QueuePolicy, *, replace: bool = True
+    ) -> QueuePolicy:
+        data = json.dumps(policy.to_dict())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.key(queue, "policy"), data, nx=not replace)
+            pipe.get(self.key(queue, "policy"))
+            pipe.sadd(self.glob.queues, queue)
+            _, stored, _ = await pipe.execute()
+        return QueuePolicy.from_dict(json.loads(stored)) if stored else policy
+
+    @translated
+    async def get_policy(self, queue: str) -> QueuePolicy | None:
+        stored = await self.redis.get(self.key(queue, "policy"))
+        return QueuePolicy.from_dict(json.loads(stored)) if stored else None
+
+    @translated
+    async def list_queues(self) -> list[str]:
+        members = await self.redis.smembers(self.glob.queues)
+        return sorted(_text(m) for m in members)
+
+    # -- messages ------------------------------------------------------------------
+
+    @translated
+    async def enqueue(
+        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        calls = [
+            self._enqueue_call(
+                queue, messages[i : i + _SEND_CHUNK], dedup_window_ms, "send"
+            )
+            for i in range(0, len(messages), _SEND_CHUNK)
+        ]
+        results = await self.scripts.run_many(calls)
+        return [mid.decode() for chunk in results for mid in chunk]
+
+    def _enqueue_call(
+        self, queue: str, messages: Sequence[Message], window_ms: int, mode: str
+    ) -> Call:
+        args: list[Any] = [now_ms(), window_ms, mode]
+        for m in messages:
+            args += (
+                m.id,
+                to_ms_dt(m.available_at),
+                to_ms_dt(m.enqueued_at),
+                m.dedup_key or "",
+                encode_message(m),
+            )
+        return ("enqueue", self.keys(queue), args)
+
+    @translated
+    async def claim(
+        self, queue: str, max_messages: int, lease_ms: int, consumer: str
+    ) -> list[Delivery]:
+        token = new_token()
+        n = min(max_messages, _CLAIM_MAX)
+        args = (now_ms(), n, lease_ms, token, consumer)
+        at, flat = await self.scripts.run("claim", self.keys(queue), args)
+        if not flat:
+            self._due[queue] = int(at)
+            return []
+        return deliveries_from(queue, flat, token, int(at), consumer)
+
+    @translated
+    async def wait(self, queue: str, timeout: float) -> None:
+        due = self._due.pop(queue, -1)
+        if due >= 0:
+            timeout = min(timeout, (due - now_ms()) / 1000)
+        if timeout <= 0:
+            return
+        # BLPOP's timeout is in seconds with millisecond precision; 0 would block
+        # forever, so never pass less than 1 ms.
+        await self.redis.blpop([self.key(queue, "notify")], max(timeout, 0.001))
+
+    @translated
+    async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        by_queue: dict[str, list[Delivery]] = {}
+        for d in deliveries:
+            by_queue.setdefault(d.queue, []).append(d)
+        calls: list[Call] = []
+        groups: list[list[Delivery]] = []
+        for queue, group in by_queue.items():
+            for i in range(0, len(group), _SEND_CHUNK):
+                chunk = group[i : i + _SEND_CHUNK]
+                calls.append(("ack", self.keys(queue), _receipt_args(chunk)))
+                groups.append(chunk)
+        results = await self.scripts.run_many(calls)
+        return [
+            group[pos - 1]
+            for group, lost in zip(groups, results, strict=True)
+            for pos in lost
+        ]
+
+    async def _held_call(self, name: str, delivery: Delivery, *args: Any) -> int:
+        mid, token = parse_receipt(delivery.receipt)
+        result = await self.scripts.run(
+            name, self.keys(delivery.queue), (now_ms(), mid, token, *args)
+        )
+        if int(result) < 0 or (name != "extend" and int(result) == 0):
+            raise _lost(mid)
+        return int(result)
+
+    @translated
+    async def retry(
+        self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
+    ) -> None:
+        await self._held_call("retry", delivery, delay_ms, json.dumps(entry.to_dict()))
+
+    @translated
+    async def dead_letter(
+        self, delivery: Delivery, reason: str, entry: HistoryEntry
+    ) -> None:
+        await self._held_call(
+            "dead_letter", delivery, reason, json.dumps(entry.to_dict())
+        )
+
+    @translated
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        by_queue: dict[str, list[Delivery]] = {}
+        for d in deliveries:
+            by_queue.setdefault(d.queue, []).append(d)
+        now = now_ms()
+        calls: list[Call] = [
+            ("release", self.keys(q), [now, *_receipt_args(group)])
+            for q, group in by_queue.items()
+        ]
+        if calls:
+            await self.scripts.run_many(calls)
+
+    @translated
+    async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
+        expires = await self._held_call("extend", delivery, lease_ms)
+        return Delivery(
+            delivery.message, delivery.receipt, from_ms(expires), delivery.consumer
+        )
+
+    @translated
+    async def peek(self, queue: str, limit: int) -> list[Message]:
+        from ._records import decode_message
+
+        if limit < 1:
+            return []
+        ids = [
+            _text(m)
+            for m in await self.redis.zrange(self.key(queue, "live"), 0, limit - 1)
+        ]
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(self.key(queue, "msg"), ids)
+            pipe.hmget(self.key(queue, "att"), ids)
+            payloads, attempts = await pipe.execute()
+        return [
+            decode_message(mid, queue, p, int(a or 0))
+            for mid, p, a in zip(ids, payloads, attempts, strict=True)
+            if p is not None
+        ]
+
+    @translated
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        now = now_ms()
+        calls: list[Call] = [("stats", self.keys(q), [now]) for q in queues]
+        results = await self.scripts.run_many(calls) if calls else []
+        out = []
+        for name, (ready, delayed, in_flight, dead, oldest) in zip(
+            queues, results, strict=True
+        ):
+            age = None if int(oldest) < 0 else max(0.0, (now - int(oldest)) / 1000)
+            out.append(QueueStats(name, ready, delayed, in_flight, dead, age))
+        return out
+
+    @translated
+    async def purge(self, queue: str, *, dead: bool) -> int:
+        what = "dead" if dead else "live"
+        return int(await self.scripts.run("purge", self.keys(queue), [what]))
+
+    @translated
+    async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for q in queues:
+                pipe.hgetall(self.key(q, "counters"))
+            results = await pipe.execute()
+        out: dict[str, dict[str, int]] = {}
+        for q, raw in zip(queues, results, strict=True):
+            got = {k.decode(): int(v) for k, v in raw.items()}
+            out[q] = {name: got.get(name, 0) for name in COUNTERS}
+        return out
+
+    # -- dead letters --------------------------------------------------------------
+
+    @translated
+    async def dead_letters(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        reason: str | None = None,
+        error_contains: str | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[DeadLetter]:
+        await self.scripts.run("stats", self.keys(queue), [now_ms()])  # lazy sweep
+        out: list[DeadLetter] = []
+        start = 0
+        while len(out) < limit:
+            if ids is not None:
+                page = list(ids[start : start + _DEAD_PAGE])
+            else:
+                page = [
+                    _text(m)
+                    for m in await self.redis.zrange(
+                        self.key(queue, "dead"), start, start + _DEAD_PAGE - 1
+                    )
+                ]
+            if not page:
+                break
+            start += _DEAD_PAGE
+            for dl in await self._load_dead(queue, page, ordered=ids is not None):
+                if len(out) < limit and _matches(dl, reason, error_contains):
+                    out.append(dl)
+        return out
+
+    async def _load_dead(
+        self, queue: str, ids: list[str], *, ordered: bool
+    ) -> list[DeadLetter]:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zmscore(self.key(queue, "dead"), ids)
+            for kind in ("msg", "att", "dinfo", "hist"):
+                pipe.hmget(self.key(queue, kind), ids)
+            scores, payloads, attempts, reasons, histories = await pipe.execute()
+        found = [
+            dead_letter_from(
+                mid,
+                queue,
+                payload=p,
+                attempts=int(a or 0),
+                reason=r,
+                history=h,
+                dead_at=s,
+            )
+            for mid, s, p, a, r, h in zip(
+                ids, scores, payloads, attempts, reasons, histories, strict=True
+            )
+            if s is not None and p is not None
+        ]
+        if ordered:
+            found.sort(key=lambda dl: (dl.dead_at, dl.id))
+        return found
+
+    @translated
+    async def redrive(
+        self, queue: str, *, ids: Sequence[str] | None, to: str, limit: int
+    ) -> list[str]:
+        now = now_ms()
+        args = [now, "here" if to == queue else "take", limit, *(ids or ())]
+        if ids is not None and not ids:
+            return []
+        if to == queue:
+            moved = await self.scripts.run("redrive", self.keys(queue), args)
+            return [m.decode() for m in moved]
+        # Another queue may live on another Cluster slot: copy, then remove. An
+        # interruption in between leaves the message in both places (at least once).
+        taken = await self.scripts.run("redrive", self.keys(queue), args)
+        payloads: list[tuple[str, bytes, int]] = []
+        for i in range(0, len(taken), 2):
+            payload, enqueued = rewrite_for_redrive(taken[i + 1], now)
+            payloads.append((taken[i].decode(), payload, enqueued))
+        if not payloads:
+            return []
+        await self._store_redriven(to, payloads, now)
+        dropped = await self.scripts.run(
+            "redrive", self.keys(queue), [now, "drop", limit, *(p[0] for p in payloads)]
+        )
+        return [m.decode() for m in dropped]
+
+    async def _store_redriven(
+        self, to: str, payloads: list[tuple[str, bytes, int]], now: int
+    ) -> None:
+        args: list[Any] = [now, 0, "redrive"]
+        for mid, payload, enqueued in payloads:
+            args += (mid, now, enqueued, "", payload)
+        await self.scripts.run("enqueue", self.keys(to), args)
+
+    # -- optional ------------------------------------------------------------------
+
+    @translated
+    async def sweep(self, queue: str) -> None:
+        await self.scripts.run("stats", self.keys(queue), [now_ms()])
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _receipt_args(deliveries: Sequence[Delivery]) -> list[str]:
+    args: list[str] = []
+    for d in deliveries:
+        args += parse_receipt(d.receipt)
+    return args
+
+
+def _matches(dl: DeadLetter, reason: str | None, error_contains: str | None) -> bool:
+    if reason is not None and dl.reason != reason:
+        return False
+    if error_contains is None:
+        return True
+    err = dl.error
+    if err is None:
+        return False
+    needle = error_contains.lower()
+    return needle in err.message.lower() or needle in err.type.lower()

@@ -1,0 +1,79 @@
+"""Key names: every key of one queue shares the hash tag ``{prefix:queue}``."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..._errors import ConfigurationError
+
+__all__ = ["QUEUE_KEY_KINDS", "GlobalKeys", "parse_url", "queue_keys"]
+
+# The order is the order of KEYS in every script (see lib.lua).
+QUEUE_KEY_KINDS = (
+    "policy",  # string: the queue policy as JSON
+    "queued",  # zset: id -> available_at ms (ready and delayed messages)
+    "leased",  # zset: id -> lease expiry ms
+    "lease",  # hash: id -> lease token + consumer id
+    "att",  # hash: id -> attempts
+    "msg",  # hash: id -> payload (meta JSON, newline, body)
+    "hist",  # hash: id -> JSON array of history entries
+    "live",  # zset: id -> enqueued_at ms (every message not dead)
+    "dead",  # zset: id -> dead_at ms
+    "dinfo",  # hash: id -> dead letter reason
+    "counters",  # hash: counter -> value
+    "notify",  # list: wake-up tokens for blocked consumers
+    "dedup",  # hash: dedup key -> "id|window end ms"
+    "dedupx",  # zset: dedup key -> window end ms (garbage collection)
+)
+
+_SCHEMES = {
+    "redis": "redis",
+    "rediss": "rediss",
+    "valkey": "redis",
+    "valkeys": "rediss",
+}
+
+
+def queue_keys(prefix: str, queue: str) -> list[str]:
+    """The keys of ``queue``, in script order, under one hash tag."""
+    tag = f"{{{prefix}:{queue}}}"
+    return [f"{tag}:{kind}" for kind in QUEUE_KEY_KINDS]
+
+
+class GlobalKeys:
+    """Keys that are not per queue: the queue registry, topics, subscriptions."""
+
+    def __init__(self, prefix: str) -> None:
+        tag = f"{{{prefix}}}"
+        self.queues = f"{tag}:queues"
+        self.subscriptions = f"{tag}:subscriptions"
+        self.published = f"{tag}:published"
+        self.unrouted = f"{tag}:unrouted"
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """Split a postroom Redis URL into a redis-py URL and the key prefix.
+
+    ``valkey://`` is read as ``redis://``; the ``prefix`` query parameter (default
+    ``postroom``) is removed, every other parameter is passed on to redis-py.
+    """
+    parts = urlsplit(url)
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise ConfigurationError(f"{url!r} is not a redis:// or valkey:// URL")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = "postroom"
+    rest = []
+    for name, value in query:
+        if name == "prefix":
+            prefix = value
+        else:
+            rest.append((name, value))
+    if not prefix or any(c in prefix for c in "{} "):
+        raise ConfigurationError(
+            f"invalid key prefix {prefix!r}: use letters, digits, '.', '-', '_' or ':'"
+        )
+    redis_url = urlunsplit(
+        (scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)
+    )
+    return redis_url, prefix

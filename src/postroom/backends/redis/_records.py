@@ -1,0 +1,107 @@
+"""How messages, deliveries and dead letters are laid out in Redis values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..._message import (
+    DeadLetter,
+    Delivery,
+    HistoryEntry,
+    Message,
+    from_ms,
+    to_ms_dt,
+)
+
+__all__ = [
+    "dead_letter_from",
+    "decode_message",
+    "deliveries_from",
+    "encode_message",
+    "rewrite_for_redrive",
+]
+
+
+def encode_message(m: Message) -> bytes:
+    """The stored payload: compact meta JSON, a newline, the raw body.
+
+    JSON never contains a raw newline, so the first one ends the meta part. The
+    queue is not stored (it is the key's), nor are attempts (kept apart).
+    """
+    meta = {
+        "h": m.headers,
+        "e": to_ms_dt(m.enqueued_at),
+        "a": to_ms_dt(m.available_at),
+        "k": m.dedup_key,
+        "r": m.redrives,
+    }
+    return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + m.body
+
+
+def decode_message(mid: str, queue: str, payload: bytes, attempts: int) -> Message:
+    """Inverse of :func:`encode_message`."""
+    head, _, body = payload.partition(b"\n")
+    meta = json.loads(head)
+    return Message(
+        id=mid,
+        queue=queue,
+        body=body,
+        headers=meta["h"] or {},
+        enqueued_at=from_ms(int(meta["e"])),
+        available_at=from_ms(int(meta["a"])),
+        attempts=attempts,
+        dedup_key=meta.get("k"),
+        redrives=int(meta.get("r") or 0),
+    )
+
+
+def rewrite_for_redrive(payload: bytes, now: int) -> tuple[bytes, int]:
+    """The payload of a redriven copy (``redrives + 1``, visible ``now``) and its
+    enqueue time."""
+    head, _, body = payload.partition(b"\n")
+    meta = json.loads(head)
+    meta["r"] = int(meta.get("r") or 0) + 1
+    meta["a"] = now
+    return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body, int(
+        meta["e"]
+    )
+
+
+def deliveries_from(
+    queue: str, flat: list[Any], receipt_token: str, expires: int, consumer: str
+) -> list[Delivery]:
+    """Build deliveries from a claim reply ``[id, payload, attempts, ...]``."""
+    lease_end = from_ms(expires)
+    out: list[Delivery] = []
+    for i in range(0, len(flat), 3):
+        payload = flat[i + 1]
+        if payload is None:  # stored data vanished (purged meanwhile)
+            continue
+        mid = flat[i].decode()
+        msg = decode_message(mid, queue, payload, int(flat[i + 2]))
+        out.append(Delivery(msg, f"{mid}.{receipt_token}", lease_end, consumer))
+    return out
+
+
+def dead_letter_from(
+    mid: str,
+    queue: str,
+    *,
+    payload: bytes,
+    attempts: int,
+    reason: bytes | None,
+    history: bytes | None,
+    dead_at: float,
+) -> DeadLetter:
+    """Build a dead letter from its stored parts."""
+    entries = [HistoryEntry.from_dict(h) for h in json.loads(history or b"[]")]
+    return DeadLetter(
+        message=decode_message(mid, queue, payload, attempts),
+        queue=queue,
+        reason=(reason or b"failed").decode(),
+        error=entries[-1].error if entries else None,
+        history=entries,
+        attempts=attempts,
+        dead_at=from_ms(int(dead_at)),
+    )

@@ -1,0 +1,96 @@
+"""The Lua scripts: read with importlib.resources, registered once per client.
+
+Each operation family is one script; ``lib.lua`` (key layout and helpers) is
+prepended to each. Calls go by EVALSHA; after a server restart or SCRIPT FLUSH the
+scripts are loaded again and only the calls that were refused are repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+__all__ = ["SCRIPT_NAMES", "Call", "Scripts"]
+
+SCRIPT_NAMES = (
+    "enqueue",
+    "claim",
+    "ack",
+    "retry",
+    "dead_letter",
+    "release",
+    "extend",
+    "redrive",
+    "purge",
+    "stats",
+)
+
+Call = tuple[str, Sequence[str], Sequence[Any]]
+
+
+def _source(name: str) -> str:
+    pkg = resources.files(__package__ or "postroom.backends.redis")
+    lib = pkg.joinpath("lib.lua").read_text(encoding="utf-8")
+    body = pkg.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    return f"{lib}\n{body}"
+
+
+_SOURCES: dict[str, str] = {}
+
+
+class Scripts:
+    """The registered scripts of one Redis client."""
+
+    def __init__(self, redis: Redis) -> None:
+        if not _SOURCES:
+            _SOURCES.update({name: _source(name) for name in SCRIPT_NAMES})
+        self._redis = redis
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(src) for name, src in _SOURCES.items()
+        }
+
+    async def load(self) -> None:
+        """Load every script into the server's script cache (one round trip)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for script in self._scripts.values():
+                pipe.script_load(script.script)
+            await pipe.execute()
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run one script (one round trip)."""
+        sha = self._scripts[name].sha
+        try:
+            return await self._redis.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.load()
+            return await self._redis.evalsha(sha, len(keys), *keys, *args)
+
+    async def run_many(self, calls: Sequence[Call]) -> list[Any]:
+        """Run several scripts in one pipelined round trip; results in order.
+
+        Raises the first error other than a missing script.
+        """
+        if len(calls) == 1:
+            return [await self.run(*calls[0])]
+        results = await self._pipeline(calls)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            await self.load()
+            again = await self._pipeline([calls[i] for i in missing])
+            for i, r in zip(missing, again, strict=True):
+                results[i] = r
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
+
+    async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name, keys, args in calls:
+                pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))

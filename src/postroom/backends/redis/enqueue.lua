@@ -1,0 +1,58 @@
+-- enqueue(now, dedup_window_ms, mode, [id, available_ms, enqueued_ms, dedup_key,
+-- payload]...): store messages; returns one id per message (the first message's id
+-- for a known dedup key). mode 'send' counts `sent`; mode 'redrive' (the second
+-- step of a redrive to another queue) skips ids already live, so a repeat is harmless.
+local now, window, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+
+-- Forget a few dedup keys whose window passed and whose message is gone.
+local stale = redis.call('ZRANGEBYSCORE', K_DEDUPX, '-inf', now, 'LIMIT', 0, 20)
+for _, key in ipairs(stale) do
+  local known = redis.call('HGET', K_DEDUP, key)
+  local kid = known and string.match(known, '^(.*)|')
+  if kid and redis.call('ZSCORE', K_LIVE, kid) then
+    redis.call('ZADD', K_DEDUPX, now + window, key)
+  else
+    redis.call('HDEL', K_DEDUP, key)
+    redis.call('ZREM', K_DEDUPX, key)
+  end
+end
+
+local function known_duplicate(key)
+  local known = redis.call('HGET', K_DEDUP, key)
+  if not known then return nil end
+  local kid, kexp = string.match(known, '^(.*)|(%d+)$')
+  if tonumber(kexp) > now or redis.call('ZSCORE', K_LIVE, kid) then return kid end
+  return nil
+end
+
+local out, added = {}, 0
+for i = 4, #ARGV, 5 do
+  local id, key = ARGV[i], ARGV[i + 3]
+  local dup = nil
+  if key ~= '' then
+    dup = known_duplicate(key)
+    if not dup then
+      redis.call('HSET', K_DEDUP, key, id .. '|' .. string.format('%d', now + window))
+      redis.call('ZADD', K_DEDUPX, now + window, key)
+    end
+  end
+  if mode == 'redrive' and redis.call('ZSCORE', K_LIVE, id) then dup = id end
+  if dup then
+    out[#out + 1] = dup
+  else
+    redis.call('HSET', K_MSG, id, ARGV[i + 4])
+    redis.call('ZADD', K_QUEUED, ARGV[i + 1], id)
+    redis.call('ZADD', K_LIVE, ARGV[i + 2], id)
+    if mode == 'redrive' then
+      redis.call('HDEL', K_ATT, id)
+      redis.call('HDEL', K_HIST, id)
+    end
+    added = added + 1
+    out[#out + 1] = id
+  end
+end
+if added > 0 then
+  if mode == 'send' then redis.call('HINCRBY', K_COUNTERS, 'sent', added) end
+  notify(added)
+end
+return out
