@@ -1,0 +1,184 @@
+"""SQLite plumbing: URL settings, the named queries, connections and transactions."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from urllib.parse import parse_qsl, urlsplit
+
+from ..._errors import BackendError, ConfigurationError
+
+__all__ = [
+    "QUERIES",
+    "SCHEMA_VERSION",
+    "SqliteSettings",
+    "init_schema",
+    "load_queries",
+    "open_connection",
+    "translate",
+    "write",
+]
+
+SCHEMA_VERSION = 1
+MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
+_SYNC_MODES = ("off", "normal", "full", "extra")
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+def load_queries() -> dict[str, str]:
+    """The named blocks of ``queries.sql`` (``-- name: x`` starts block ``x``)."""
+    text = resources.files(__package__).joinpath("queries.sql").read_text("utf-8")
+    parts = _NAME.split(text)
+    return {
+        name: body.strip().removesuffix(";")
+        for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+QUERIES = load_queries()
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteSettings:
+    """Where the database is and how connections to it behave.
+
+    From the URL ``sqlite:///relative/path.db`` or ``sqlite:////abs/path.db`` with
+    optional query parameters ``busy_timeout`` (seconds a writer waits for the
+    lock, default 5), ``synchronous`` (``full`` by default: a commit is on disk
+    before ``send`` returns; ``normal`` survives process crashes but may lose the
+    last commits on power loss) and ``poll_interval`` (seconds between checks
+    for commits by other processes while a consumer waits, default 0.002).
+    """
+
+    path: str
+    busy_timeout: float = 5.0
+    synchronous: str = "full"
+    poll_interval: float = 0.002
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteSettings:
+        """Parse a ``sqlite://`` URL."""
+        parts = urlsplit(url)
+        hint = "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        if parts.netloc:
+            raise ConfigurationError(
+                f"{url!r} names a host; a sqlite URL has none: {hint}"
+            )
+        raw = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not raw or raw == ":memory:" or raw.endswith("/"):
+            raise ConfigurationError(
+                f"{url!r} names no database file: {hint} (or memory:// for an "
+                "in-process store)"
+            )
+        params = dict(parse_qsl(parts.query))
+        unknown = set(params) - {"busy_timeout", "synchronous", "poll_interval"}
+        if unknown:
+            raise ConfigurationError(
+                f"unknown sqlite URL option(s) {', '.join(sorted(unknown))} in "
+                f"{url!r}: known are busy_timeout, synchronous and poll_interval"
+            )
+        try:
+            busy = float(params.get("busy_timeout", 5.0))
+            poll = float(params.get("poll_interval", 0.002))
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"{url!r}: {exc}; give seconds, e.g. 2.5"
+            ) from None
+        sync = params.get("synchronous", "full").lower()
+        if sync not in _SYNC_MODES or busy < 0 or not 0 < poll <= 1:
+            raise ConfigurationError(
+                f"{url!r}: synchronous must be one of {', '.join(_SYNC_MODES)}, "
+                "busy_timeout >= 0 and 0 < poll_interval <= 1 (seconds)"
+            )
+        return cls(os.path.abspath(raw), busy, sync, poll)
+
+
+def open_connection(
+    settings: SqliteSettings, *, busy: bool = True
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit).
+
+    ``busy=False`` makes every lock conflict fail at once instead of waiting (for
+    the watcher, which must never block the event loop).
+    """
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise BackendError(
+            f"postroom needs SQLite >= 3.35 for UPDATE ... RETURNING, this Python "
+            f"has {sqlite3.sqlite_version}: use a Python built with a newer SQLite"
+        )
+    folder = os.path.dirname(settings.path)
+    if not os.path.isdir(folder):
+        raise ConfigurationError(
+            f"cannot open {settings.path}: the directory {folder} does not exist; "
+            "create it or fix the sqlite:// URL"
+        )
+    try:
+        conn = sqlite3.connect(
+            settings.path,
+            timeout=settings.busy_timeout if busy else 0.0,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=64,
+        )
+        conn.execute(f"PRAGMA synchronous = {settings.synchronous}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -16000")
+    except sqlite3.Error as exc:
+        raise translate(exc, settings.path) from exc
+    return conn
+
+
+def init_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Switch to WAL and create the tables (idempotent, safe to race)."""
+    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if str(mode).lower() != "wal":
+        raise BackendError(
+            f"could not switch {path} to WAL mode (it is in {mode!r} mode): postroom "
+            "needs a local filesystem that supports shared memory, not a network share"
+        )
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise BackendError(
+            f"{path} was created by a newer postroom (schema {version}, this one "
+            f"knows {SCHEMA_VERSION}): upgrade postroom"
+        )
+    if version == SCHEMA_VERSION:
+        return
+    with write(conn):
+        for statement in QUERIES["schema"].split(";\n"):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+@contextmanager
+def write(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: ``BEGIN IMMEDIATE`` takes the lock up front."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def translate(exc: sqlite3.Error, path: str) -> BackendError:
+    """A driver error as a postroom error that says what to do."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return BackendError(
+            f"SQLite database {path} stayed locked by another process beyond the "
+            "busy timeout: raise it with ?busy_timeout=SECONDS in the URL, or move "
+            f"heavy traffic to a server backend ({text})"
+        )
+    if "unable to open" in text:
+        return BackendError(
+            f"cannot open SQLite database {path}: check the path and its "
+            f"permissions ({text})"
+        )
+    return BackendError(f"SQLite error on {path}: {text}")

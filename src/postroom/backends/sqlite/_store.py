@@ -1,0 +1,331 @@
+"""The synchronous SQLite operations: each call is one transaction.
+
+The backend runs every method of :class:`Store` in its own thread, one at a time,
+on one connection. Rules copied from ``memory.py``: nothing is deleted before an
+ack, expired leases are resolved lazily (claim, stats, dead letters), and every
+attempt leaves a history entry.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Sequence
+
+from ..._errors import QueueNotFound
+from ..._message import (
+    Delivery,
+    HistoryEntry,
+    Message,
+    QueuePolicy,
+    QueueStats,
+    from_ms,
+    now_ms,
+)
+from .._common import lease_expired_entry, make_receipt, new_token, parse_receipt
+from ..base import COUNTERS
+from ._conn import QUERIES as Q
+from ._conn import write
+from ._records import dumps, lease_lost, message_from_row, message_row
+
+__all__ = ["Store"]
+
+_PRUNE_EVERY_MS = 60_000
+
+
+class _SomeLost(Exception):
+    """A batched ack matched fewer rows than deliveries (some leases were lost)."""
+
+
+class Store:
+    """Queue and message operations on one connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._pruned: dict[str, int] = {}
+
+    # -- queues --------------------------------------------------------------------
+
+    def max_attempts(self, queue: str) -> int:
+        """The queue's ``max_attempts``; raises :class:`QueueNotFound`."""
+        row = self.conn.execute(Q["get_queue"], (queue,)).fetchone()
+        if row is None:
+            raise QueueNotFound(queue)
+        return int(row[1])
+
+    def declare_queue(
+        self, queue: str, policy: QueuePolicy, replace: bool
+    ) -> QueuePolicy:
+        """Create or update a queue; return the stored policy."""
+        conn = self.conn
+        if not replace:
+            row = conn.execute(Q["get_queue"], (queue,)).fetchone()
+            if row is not None:
+                return QueuePolicy.from_dict(json.loads(row[0]))
+        params = (queue, dumps(policy.to_dict()), policy.max_attempts)
+        with write(conn):
+            conn.execute(Q["upsert_queue" if replace else "insert_queue"], params)
+            row = conn.execute(Q["get_queue"], (queue,)).fetchone()
+        return QueuePolicy.from_dict(json.loads(row[0]))
+
+    def get_policy(self, queue: str) -> QueuePolicy | None:
+        """The stored policy, or ``None``."""
+        row = self.conn.execute(Q["get_queue"], (queue,)).fetchone()
+        return None if row is None else QueuePolicy.from_dict(json.loads(row[0]))
+
+    def list_queues(self) -> list[str]:
+        """Every queue name, sorted."""
+        return [r[0] for r in self.conn.execute(Q["list_queues"]).fetchall()]
+
+    # -- sending -------------------------------------------------------------------
+
+    def enqueue(
+        self, queue: str, messages: Sequence[Message], dedup_window_ms: int
+    ) -> list[str]:
+        """Store messages in one transaction; dedup keys as ``memory.py`` does."""
+        conn = self.conn
+        now = now_ms()
+        with write(conn):
+            self.max_attempts(queue)
+            if all(m.dedup_key is None for m in messages):
+                conn.executemany(
+                    Q["insert_message"], [message_row(queue, m) for m in messages]
+                )
+                ids = [m.id for m in messages]
+                stored = len(ids)
+            else:
+                ids, stored = self._enqueue_dedup(queue, messages, dedup_window_ms, now)
+            if stored:
+                conn.execute(Q["count_sent"], (stored, queue))
+        return ids
+
+    def _enqueue_dedup(
+        self, queue: str, messages: Sequence[Message], window_ms: int, now: int
+    ) -> tuple[list[str], int]:
+        conn = self.conn
+        if now - self._pruned.get(queue, 0) > _PRUNE_EVERY_MS:
+            conn.execute(Q["dedup_prune"], (queue, now))
+            self._pruned[queue] = now
+        ids: list[str] = []
+        stored = 0
+        for m in messages:
+            if m.dedup_key is not None:
+                known = conn.execute(Q["dedup_get"], (queue, m.dedup_key)).fetchone()
+                if known is not None and (known[1] > now or known[2]):
+                    ids.append(known[0])
+                    continue
+                conn.execute(
+                    Q["dedup_put"], (queue, m.dedup_key, m.id, now + window_ms)
+                )
+            conn.execute(Q["insert_message"], message_row(queue, m))
+            ids.append(m.id)
+            stored += 1
+        return ids, stored
+
+    # -- leases --------------------------------------------------------------------
+
+    def claim(
+        self, queue: str, max_messages: int, lease_ms: int, consumer: str
+    ) -> list[Delivery]:
+        """Lease up to ``max_messages`` visible messages in one UPDATE ... RETURNING."""
+        conn = self.conn
+        max_attempts = self.max_attempts(queue)
+        now = now_ms()
+        args = {"queue": queue, "now": now}
+        if not conn.execute(Q["claimable"], args).fetchone()[0]:
+            return []
+        token = new_token()
+        until = now + lease_ms
+        with write(conn):
+            self.expire(queue, now, max_attempts)
+            rows = conn.execute(
+                Q["claim"],
+                {
+                    **args,
+                    "token": token,
+                    "until": until,
+                    "consumer": consumer,
+                    "limit": max_messages,
+                },
+            ).fetchall()
+        rows.sort(key=lambda r: r[0])
+        expires = from_ms(until)
+        return [
+            Delivery(message_from_row(r), make_receipt(r[2], token), expires, consumer)
+            for r in rows
+        ]
+
+    def expire(self, queue: str, now: int, max_attempts: int) -> None:
+        """Resolve the queue's expired leases (call inside a write transaction)."""
+        conn = self.conn
+        rows = conn.execute(Q["expired"], (queue, now)).fetchall()
+        if not rows:
+            return
+        requeue: list[tuple[int, str, int]] = []
+        bury: list[tuple[int, HistoryEntry]] = []
+        for seq, attempts, consumer in rows:
+            entry = lease_expired_entry(now, consumer)
+            if attempts >= max_attempts:
+                bury.append((seq, entry))
+            else:
+                requeue.append((now, dumps(entry.to_dict()), seq))
+        conn.executemany(Q["requeue_expired"], requeue)
+        self.bury(queue, bury, "lease_expired", now)
+
+    def bury(
+        self, queue: str, rows: list[tuple[int, HistoryEntry]], reason: str, now: int
+    ) -> None:
+        """Move messages (by seq) to the dead letters, each with a final entry."""
+        if not rows:
+            return
+        conn = self.conn
+        conn.executemany(
+            Q["bury"],
+            [
+                {
+                    "seq": seq,
+                    "reason": reason,
+                    "error": dumps(e.error.to_dict()) if e.error else None,
+                    "entry": dumps(e.to_dict()),
+                    "now": now,
+                }
+                for seq, e in rows
+            ],
+        )
+        conn.executemany(Q["delete_seq"], [(seq,) for seq, _ in rows])
+        conn.execute(Q["count_dead_lettered"], (len(rows), queue))
+
+    def _lost(self, queue: str, message_id: str) -> Exception:
+        self.max_attempts(queue)
+        return lease_lost(message_id)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Delete leased messages in one batch; return the deliveries whose lease was
+        lost."""
+        conn = self.conn
+        keys = [(d.queue, *parse_receipt(d.receipt)) for d in deliveries]
+        try:
+            with write(conn):
+                if conn.executemany(Q["ack"], keys).rowcount != len(keys):
+                    raise _SomeLost
+                for queue, n in Counter(k[0] for k in keys).items():
+                    conn.execute(Q["count_acked"], (n, queue))
+        except _SomeLost:
+            # Rolled back: redo one by one to learn which leases were lost.
+            return self._ack_one_by_one(deliveries, keys)
+        return []
+
+    def _ack_one_by_one(
+        self, deliveries: Sequence[Delivery], keys: list[tuple[str, str, str]]
+    ) -> list[Delivery]:
+        conn = self.conn
+        lost: list[Delivery] = []
+        acked: Counter[str] = Counter()
+        with write(conn):
+            for d, key in zip(deliveries, keys, strict=True):
+                if conn.execute(Q["ack"], key).rowcount:
+                    acked[key[0]] += 1
+                else:
+                    lost.append(d)
+            for queue, n in acked.items():
+                conn.execute(Q["count_acked"], (n, queue))
+        return lost
+
+    def retry(self, delivery: Delivery, delay_ms: int, entry: HistoryEntry) -> None:
+        """Make the message visible after ``delay_ms``, recording ``entry``."""
+        conn = self.conn
+        mid, token = parse_receipt(delivery.receipt)
+        params = (
+            now_ms() + delay_ms,
+            dumps(entry.to_dict()),
+            delivery.queue,
+            mid,
+            token,
+        )
+        with write(conn):
+            if not conn.execute(Q["retry"], params).rowcount:
+                raise self._lost(delivery.queue, mid)
+            conn.execute(Q["count_retried"], (1, delivery.queue))
+
+    def dead_letter(self, delivery: Delivery, reason: str, entry: HistoryEntry) -> None:
+        """Move the leased message to the dead letters, recording ``entry``."""
+        conn = self.conn
+        mid, token = parse_receipt(delivery.receipt)
+        with write(conn):
+            row = conn.execute(Q["held"], (delivery.queue, mid, token)).fetchone()
+            if row is None:
+                raise self._lost(delivery.queue, mid)
+            self.bury(delivery.queue, [(row[0], entry)], reason, now_ms())
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give messages back now, the attempt uncounted; lost leases are skipped."""
+        now = now_ms()
+        params = [(now, d.queue, *parse_receipt(d.receipt)) for d in deliveries]
+        with write(self.conn):
+            self.conn.executemany(Q["release"], params)
+
+    def extend(self, delivery: Delivery, lease_ms: int) -> int:
+        """Move the lease's end to ``lease_ms`` from now; return it."""
+        conn = self.conn
+        mid, token = parse_receipt(delivery.receipt)
+        until = now_ms() + lease_ms
+        with write(conn):
+            if not conn.execute(
+                Q["extend"], (until, delivery.queue, mid, token)
+            ).rowcount:
+                raise self._lost(delivery.queue, mid)
+        return until
+
+    # -- inspection ----------------------------------------------------------------
+
+    def peek(self, queue: str, limit: int) -> list[Message]:
+        """Messages of the queue in the order they were stored, untouched."""
+        self.max_attempts(queue)
+        rows = self.conn.execute(Q["peek"], (queue, limit)).fetchall()
+        return [message_from_row(r) for r in rows]
+
+    def resolve_expired(self, queue: str, now: int) -> None:
+        """Resolve expired leases, taking the write lock only when there are some."""
+        max_attempts = self.max_attempts(queue)
+        if self.conn.execute(Q["expired"], (queue, now)).fetchone() is None:
+            return
+        with write(self.conn):
+            self.expire(queue, now, max_attempts)
+
+    def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Depths of the named queues, in order."""
+        out: list[QueueStats] = []
+        for name in queues:
+            now = now_ms()
+            self.resolve_expired(name, now)
+            args = {"queue": name, "now": now}
+            ready, delayed, leased, dead, oldest = self.conn.execute(
+                Q["depths"], args
+            ).fetchone()
+            age = None if oldest is None else max(0.0, (now - oldest) / 1000)
+            out.append(QueueStats(name, ready, delayed, leased, dead, age))
+        return out
+
+    def purge(self, queue: str, dead: bool) -> int:
+        """Delete the queue's messages (or dead letters); return how many."""
+        self.max_attempts(queue)
+        with write(self.conn):
+            q = Q["purge_dead" if dead else "purge_messages"]
+            return int(self.conn.execute(q, (queue,)).rowcount)
+
+    def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Lifetime counters per queue."""
+        out: dict[str, dict[str, int]] = {}
+        for name in queues:
+            row = self.conn.execute(Q["counters"], (name,)).fetchone()
+            if row is None:
+                raise QueueNotFound(name)
+            out[name] = dict(zip(COUNTERS, row, strict=True))
+        return out
+
+    def next_due(self, queue: str) -> int | None:
+        """When the queue next has a visible message or an expiring lease."""
+        row = self.conn.execute(Q["next_due"], {"queue": queue}).fetchone()
+        dues = [d for d in row if d is not None]
+        return min(dues) if dues else None

@@ -1,0 +1,295 @@
+-- The SQL of the sqlite:// backend, one named block per statement.
+--
+-- A block starts with a line "-- name: <name>" and runs to the next one; the
+-- comment lines after the name say what the statement is for. Times are
+-- milliseconds since the epoch. A message row is either visible from "due" on
+-- (token IS NULL) or leased until "due" (token IS NOT NULL).
+
+-- name: schema
+-- Tables and indexes; every statement is idempotent (run by connect()).
+CREATE TABLE IF NOT EXISTS postroom_queues (
+    name TEXT PRIMARY KEY,
+    policy TEXT NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    acked INTEGER NOT NULL DEFAULT 0,
+    retried INTEGER NOT NULL DEFAULT 0,
+    dead_lettered INTEGER NOT NULL DEFAULT 0,
+    redriven INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS postroom_messages (
+    seq INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    available_at INTEGER NOT NULL,
+    due INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    dedup_key TEXT,
+    redrives INTEGER NOT NULL DEFAULT 0,
+    token TEXT,
+    consumer TEXT NOT NULL DEFAULT '',
+    history TEXT NOT NULL DEFAULT '[]'
+);
+CREATE UNIQUE INDEX IF NOT EXISTS postroom_messages_key
+    ON postroom_messages (queue, id);
+CREATE INDEX IF NOT EXISTS postroom_messages_visible
+    ON postroom_messages (queue, due, seq) WHERE token IS NULL;
+CREATE INDEX IF NOT EXISTS postroom_messages_leased
+    ON postroom_messages (queue, due) WHERE token IS NOT NULL;
+CREATE TABLE IF NOT EXISTS postroom_dead (
+    seq INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    available_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    dedup_key TEXT,
+    redrives INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    error TEXT,
+    history TEXT NOT NULL,
+    dead_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS postroom_dead_key ON postroom_dead (queue, id);
+CREATE INDEX IF NOT EXISTS postroom_dead_queue ON postroom_dead (queue);
+CREATE TABLE IF NOT EXISTS postroom_dedup (
+    queue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (queue, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS postroom_subscriptions (
+    topic TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (topic, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS postroom_topics (
+    topic TEXT PRIMARY KEY,
+    published INTEGER NOT NULL DEFAULT 0,
+    unrouted INTEGER NOT NULL DEFAULT 0
+);
+
+-- name: get_queue
+-- The stored policy (JSON) and max_attempts of one queue.
+SELECT policy, max_attempts FROM postroom_queues WHERE name = ?;
+
+-- name: insert_queue
+-- Create a queue unless it exists (send to an unknown name).
+INSERT OR IGNORE INTO postroom_queues (name, policy, max_attempts) VALUES (?, ?, ?);
+
+-- name: upsert_queue
+-- Create a queue or replace its policy, keeping its counters.
+INSERT INTO postroom_queues (name, policy, max_attempts) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE
+SET policy = excluded.policy, max_attempts = excluded.max_attempts;
+
+-- name: list_queues
+SELECT name FROM postroom_queues ORDER BY name;
+
+-- name: delete_queue
+DELETE FROM postroom_queues WHERE name = ?;
+
+-- name: insert_message
+-- Store one message, visible from its available_at. A row with the same
+-- (queue, id) is replaced, as the in-memory backend does.
+INSERT OR REPLACE INTO postroom_messages
+    (queue, id, body, headers, enqueued_at, available_at, due, attempts,
+     dedup_key, redrives)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: dedup_get
+-- The first message of a dedup key, when that key's window ends, and whether
+-- that message is still on the queue.
+SELECT d.id, d.expires_at, EXISTS (
+    SELECT 1 FROM postroom_messages AS m WHERE m.queue = d.queue AND m.id = d.id
+)
+FROM postroom_dedup AS d WHERE d.queue = ? AND d.key = ?;
+
+-- name: dedup_put
+INSERT OR REPLACE INTO postroom_dedup (queue, key, id, expires_at) VALUES (?, ?, ?, ?);
+
+-- name: dedup_prune
+-- Forget keys whose window ended and whose message is gone.
+DELETE FROM postroom_dedup
+WHERE queue = ? AND expires_at <= ? AND NOT EXISTS (
+    SELECT 1 FROM postroom_messages AS m
+    WHERE m.queue = postroom_dedup.queue AND m.id = postroom_dedup.id
+);
+
+-- name: count_sent
+UPDATE postroom_queues SET sent = sent + ? WHERE name = ?;
+
+-- name: count_acked
+UPDATE postroom_queues SET acked = acked + ? WHERE name = ?;
+
+-- name: count_retried
+UPDATE postroom_queues SET retried = retried + ? WHERE name = ?;
+
+-- name: count_dead_lettered
+UPDATE postroom_queues SET dead_lettered = dead_lettered + ? WHERE name = ?;
+
+-- name: count_redriven
+UPDATE postroom_queues SET redriven = redriven + ? WHERE name = ?;
+
+-- name: claimable
+-- Whether a claim has anything to do: a visible message or an expired lease.
+-- Read outside any write transaction, so an idle poll never takes the lock.
+SELECT EXISTS (
+    SELECT 1 FROM postroom_messages
+    WHERE queue = :queue AND token IS NULL AND due <= :now
+) OR EXISTS (
+    SELECT 1 FROM postroom_messages
+    WHERE queue = :queue AND token IS NOT NULL AND due <= :now
+);
+
+-- name: claim
+-- Lease up to :limit visible messages, earliest visible first, in one statement.
+UPDATE postroom_messages
+SET token = :token, due = :until, consumer = :consumer, attempts = attempts + 1
+WHERE seq IN (
+    SELECT seq FROM postroom_messages
+    WHERE queue = :queue AND token IS NULL AND due <= :now
+    ORDER BY due, seq
+    LIMIT :limit
+)
+RETURNING seq, queue, id, body, headers, enqueued_at, available_at, attempts,
+    dedup_key, redrives;
+
+-- name: expired
+-- Leases that ran out: resolved lazily by claim, stats and dead_letters.
+SELECT seq, attempts, consumer FROM postroom_messages
+WHERE queue = ? AND token IS NOT NULL AND due <= ?;
+
+-- name: requeue_expired
+-- An expired lease with attempts left: visible again, with a history entry.
+UPDATE postroom_messages
+SET token = NULL, due = ?, history = json_insert(history, '$[#]', json(?))
+WHERE seq = ?;
+
+-- name: bury
+-- Copy a message into the dead letters with its final history entry.
+INSERT OR REPLACE INTO postroom_dead
+    (queue, id, body, headers, enqueued_at, available_at, attempts, dedup_key,
+     redrives, reason, error, history, dead_at)
+SELECT queue, id, body, headers, enqueued_at, available_at, attempts, dedup_key,
+    redrives, :reason, :error, json_insert(history, '$[#]', json(:entry)), :now
+FROM postroom_messages WHERE seq = :seq;
+
+-- name: delete_seq
+DELETE FROM postroom_messages WHERE seq = ?;
+
+-- name: held
+-- The row of a message whose lease has this token (else the lease was lost).
+SELECT seq FROM postroom_messages WHERE queue = ? AND id = ? AND token = ?;
+
+-- name: ack
+DELETE FROM postroom_messages WHERE queue = ? AND id = ? AND token = ?;
+
+-- name: retry
+UPDATE postroom_messages
+SET token = NULL, due = ?, history = json_insert(history, '$[#]', json(?))
+WHERE queue = ? AND id = ? AND token = ?;
+
+-- name: release
+-- Give a leased message back at once; the attempt does not count.
+UPDATE postroom_messages
+SET token = NULL, due = ?, attempts = max(0, attempts - 1)
+WHERE queue = ? AND id = ? AND token = ?;
+
+-- name: extend
+UPDATE postroom_messages SET due = ? WHERE queue = ? AND id = ? AND token = ?;
+
+-- name: next_due
+-- When the queue next needs a consumer: the earliest visibility or lease end.
+SELECT
+    (SELECT min(due) FROM postroom_messages WHERE queue = :queue AND token IS NULL),
+    (SELECT min(due) FROM postroom_messages
+     WHERE queue = :queue AND token IS NOT NULL);
+
+-- name: peek
+SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
+    dedup_key, redrives
+FROM postroom_messages WHERE queue = ? ORDER BY seq LIMIT ?;
+
+-- name: depths
+SELECT
+    (SELECT count(*) FROM postroom_messages
+     WHERE queue = :queue AND token IS NULL AND due <= :now),
+    (SELECT count(*) FROM postroom_messages
+     WHERE queue = :queue AND token IS NULL AND due > :now),
+    (SELECT count(*) FROM postroom_messages
+     WHERE queue = :queue AND token IS NOT NULL),
+    (SELECT count(*) FROM postroom_dead WHERE queue = :queue),
+    (SELECT min(enqueued_at) FROM postroom_messages WHERE queue = :queue);
+
+-- name: purge_messages
+DELETE FROM postroom_messages WHERE queue = ?;
+
+-- name: purge_dead
+DELETE FROM postroom_dead WHERE queue = ?;
+
+-- name: purge_dedup
+DELETE FROM postroom_dedup WHERE queue = ?;
+
+-- name: counters
+SELECT sent, acked, retried, dead_lettered, redriven
+FROM postroom_queues WHERE name = ?;
+
+-- name: dead_letters
+-- Dead letters of a queue in order of death, optionally of one reason and
+-- among some ids (a JSON array, or NULL for all).
+SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
+    dedup_key, redrives, reason, error, history, dead_at
+FROM postroom_dead
+WHERE queue = :queue
+    AND (:reason IS NULL OR reason = :reason)
+    AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+ORDER BY seq
+LIMIT :limit;
+
+-- name: redrive_insert
+-- Put a dead letter back on a queue: same id, body and headers, attempts reset,
+-- one more redrive, visible now, a fresh history.
+INSERT OR REPLACE INTO postroom_messages
+    (queue, id, body, headers, enqueued_at, available_at, due, attempts,
+     dedup_key, redrives)
+SELECT :to, id, body, headers, enqueued_at, :now, :now, 0, dedup_key, redrives + 1
+FROM postroom_dead WHERE seq = :seq;
+
+-- name: delete_dead_seq
+DELETE FROM postroom_dead WHERE seq = ?;
+
+-- name: put_subscription
+INSERT OR IGNORE INTO postroom_subscriptions (topic, name, data) VALUES (?, ?, ?);
+
+-- name: get_subscription
+SELECT data FROM postroom_subscriptions WHERE topic = ? AND name = ?;
+
+-- name: list_subscriptions
+SELECT data FROM postroom_subscriptions
+WHERE :topic IS NULL OR topic = :topic
+ORDER BY topic, name;
+
+-- name: delete_subscription
+DELETE FROM postroom_subscriptions WHERE topic = ? AND name = ?;
+
+-- name: touch_topic
+INSERT OR IGNORE INTO postroom_topics (topic) VALUES (?);
+
+-- name: record_publish
+INSERT INTO postroom_topics (topic, published, unrouted) VALUES (:topic, 1, :unrouted)
+ON CONFLICT (topic) DO UPDATE
+SET published = published + 1, unrouted = unrouted + :unrouted;
+
+-- name: list_topics
+SELECT t.topic,
+    (SELECT count(*) FROM postroom_subscriptions AS s WHERE s.topic = t.topic),
+    t.published, t.unrouted
+FROM postroom_topics AS t ORDER BY t.topic;
