@@ -16,6 +16,8 @@ from typing import Any
 
 import redis.exceptions
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from ..._errors import BackendError, LeaseLost
 from ..._message import (
@@ -82,7 +84,10 @@ class RedisBackend(TopicsMixin, Backend):
         """Connect, load the scripts and check the eviction policy."""
         if self._r is not None:
             return
-        r = Redis.from_url(self._redis_url, decode_responses=False)
+        # A pooled connection that the server closed (restart, failover, idle
+        # timeout) is reopened and the command sent again, a few times.
+        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
+        r = Redis.from_url(self._redis_url, decode_responses=False, retry=retry)
         try:
             scripts = Scripts(r)
             await scripts.load()
