@@ -26,7 +26,7 @@ from ._auth import Token
 from ._dashboard import dashboard_routes
 from ._metrics import CONTENT_TYPE, Metrics
 from ._openapi import openapi_document
-from ._routing import HttpProblem, Settings, problem_response
+from ._routing import HttpProblem, Settings, authenticate, problem_response
 
 __all__ = ["create_app"]
 
@@ -96,6 +96,7 @@ def _meta_routes(secured: bool) -> list[BaseRoute]:
         )
 
     async def metrics(request: Request) -> Response:
+        authenticate(request, request.app.state.settings)
         body = await request.app.state.metrics.render(request.app.state.client)
         return Response(body, media_type=CONTENT_TYPE)
 
