@@ -17,7 +17,10 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 import postroom
 from postroom import AsyncClient, Backoff
 from postroom._push import Pusher, run_pusher
-from tests.contract.conftest import BACKENDS
+from tests.contract.conftest import (
+    BACKENDS,
+    _redis_cleanup,  # noqa: F401 - autouse: drop keys
+)
 from tests.push.conftest import Receiver, eventually
 
 pytestmark = pytest.mark.anyio
