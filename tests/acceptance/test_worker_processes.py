@@ -1,0 +1,146 @@
+"""Real ``postroom worker`` processes: SIGKILL, crash loops, SIGTERM, bad targets.
+
+SPEC §2.5 (a lease that expires is redelivered), §2.6 (a message that kills its
+worker every time ends as a dead letter), §2.13 (graceful shutdown releases work
+without counting an attempt).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import postroom
+from tests.acceptance.conftest import POSTROOM, Workers, wait_until
+
+pytestmark = pytest.mark.slow
+
+LEASE = 1.0  # short, so that leases of killed workers expire quickly
+NO_BACKOFF = postroom.Backoff(initial=0.0, jitter=False)
+
+
+def declare(client: postroom.Client, max_attempts: int = 5) -> None:
+    client.declare_queue(
+        "jobs",
+        visibility_timeout=LEASE,
+        max_attempts=max_attempts,
+        backoff=NO_BACKOFF,
+    )
+
+
+def test_worker_killed_mid_handler_loses_nothing(
+    workers: Workers, durable_client: postroom.Client
+) -> None:
+    declare(durable_client)
+    mid = durable_client.send("jobs", {"action": "hang_first"})
+    first = workers.start()
+    wait_until(lambda: workers.started(mid, 1))
+    first.send_signal(signal.SIGKILL)
+    assert first.wait(10) == -signal.SIGKILL
+    assert not workers.done(mid)
+
+    workers.start()
+    wait_until(lambda: workers.done(mid))
+    wait_until(lambda: durable_client.stats("jobs").in_flight == 0)
+    st = durable_client.stats("jobs")
+    assert (st.ready, st.delayed, st.dead) == (0, 0, 0)
+    assert (workers.marks / f"{mid}.done").read_text() == "2"
+
+
+def test_message_that_kills_its_worker_ends_as_lease_expired_dead_letter(
+    workers: Workers, durable_client: postroom.Client
+) -> None:
+    declare(durable_client, max_attempts=3)
+    mid = durable_client.send("jobs", {"action": "die"})
+
+    def dead() -> bool:
+        return durable_client.stats("jobs").dead == 1
+
+    for _ in range(8):  # restart workers as a supervisor would
+        proc = workers.start()
+        wait_until(lambda p=proc: p.poll() is not None or dead())  # type: ignore[misc]
+        if dead():
+            break
+        assert proc.returncode == -signal.SIGKILL, workers.log(proc)
+    assert dead()
+    [letter] = durable_client.dead_letters("jobs")
+    assert (letter.id, letter.reason, letter.attempts) == (mid, "lease_expired", 3)
+    assert [h.outcome for h in letter.history] == ["lease_expired"] * 3
+    assert all(workers.started(mid, n) for n in (1, 2, 3))
+    assert not workers.started(mid, 4)
+
+
+def test_sigterm_releases_unfinished_work_without_counting_an_attempt(
+    workers: Workers, durable_client: postroom.Client
+) -> None:
+    declare(durable_client)
+    mid = durable_client.send("jobs", {"action": "hang"})
+    proc = workers.start("--grace", "0.5")
+    wait_until(lambda: workers.started(mid, 1))
+    assert durable_client.peek("jobs")[0].attempts == 1
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0, workers.log(proc)
+    log = workers.log(proc)
+    assert "released 1 unfinished message" in log
+    assert "Traceback" not in log
+    st = durable_client.stats("jobs")
+    assert (st.ready, st.in_flight, st.dead) == (1, 0, 0)
+    [msg] = durable_client.peek("jobs")
+    assert (msg.id, msg.attempts) == (mid, 0)
+
+
+def test_sigterm_lets_a_running_handler_finish_within_grace(
+    workers: Workers, durable_client: postroom.Client
+) -> None:
+    declare(durable_client)
+    ids = durable_client.send_many("jobs", [{"action": "quick"} for _ in range(5)])
+    proc = workers.start("--grace", "10")
+    wait_until(lambda: all(workers.done(i) for i in ids))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0, workers.log(proc)
+    st = durable_client.stats("jobs")
+    assert (st.ready, st.in_flight, st.dead) == (0, 0, 0)
+
+
+def test_worker_processes_share_work_and_stop_on_sigterm(
+    workers: Workers, durable_client: postroom.Client
+) -> None:
+    declare(durable_client)
+    ids = durable_client.send_many("jobs", [{"action": "quick"} for _ in range(20)])
+    parent = workers.start("--processes", "2", "--grace", "5")
+    wait_until(lambda: all(workers.done(i) for i in ids))
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(20) == 0, workers.log(parent)
+    log = workers.log(parent)
+    assert log.count("worker stopped") == 2, log
+    st = durable_client.stats("jobs")
+    assert (st.ready, st.in_flight, st.dead) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("no_such_module:app", "cannot import module 'no_such_module'"),
+        ("tasks:nope", "module 'tasks' has no attribute 'nope'"),
+        ("broken:app", "needs 'not_installed_anywhere', which is not installed"),
+    ],
+)
+def test_worker_with_a_bad_target_exits_1_with_a_clear_message(
+    tmp_path: Path, target: str, expected: str
+) -> None:
+    (tmp_path / "tasks.py").write_text("import postroom\napp = postroom.App()\n")
+    (tmp_path / "broken.py").write_text("import not_installed_anywhere\n")
+    done = subprocess.run(
+        [POSTROOM, "worker", target, "--url", "memory://"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    err = " ".join(done.stderr.split())  # undo the console's line wrapping
+    assert expected in err
+    assert "Traceback" not in done.stderr
