@@ -35,6 +35,10 @@ def _root(
 
 
 def _register() -> None:
+    from . import demo
+
+    demo.register(app)
+
     from . import queues
 
     queues.register(app)

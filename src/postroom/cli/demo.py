@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from collections import Counter
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _DEMO_MODULES = ("PIL", "starlette", "uvicorn", "multipart")
-_SHOWN_DEAD = 12
 
 
 def _check_dependencies() -> None:
@@ -89,6 +87,8 @@ class _Live:
         tb: TracebackType | None,
     ) -> None:
         self.live.__exit__(exc_type, exc, tb)
+        if not console.is_terminal:
+            console.print()
 
     def phase(self, phase: str, detail: str) -> None:
         """Print one line per step above the bars."""
@@ -109,17 +109,24 @@ class _Live:
 
 
 def _dead_letter_table(letters: list[DeadLetter]) -> Table:
-    by_reason = Counter(d.reason for d in letters)
-    counts = ", ".join(f"{r} {n}" for r, n in sorted(by_reason.items()))
-    table = Table(title=f"dead letters of images.resize: {len(letters)} ({counts})")
-    for column in ("id", "reason", "attempts", "error"):
-        table.add_column(column, overflow="fold" if column == "error" else "ellipsis")
-    shown = sorted(letters, key=lambda d: (d.reason, d.id))
-    for d in shown[:_SHOWN_DEAD]:
-        error = d.error.message if d.error else ""
-        table.add_row(d.id, d.reason, str(d.attempts), error[:110])
-    if len(letters) > _SHOWN_DEAD:
-        table.caption = f"and {len(letters) - _SHOWN_DEAD} more"
+    """The dead letters grouped by reason and error type, with one error each."""
+    groups: dict[tuple[str, str], list[DeadLetter]] = {}
+    for d in sorted(letters, key=lambda d: d.id):
+        key = (d.reason, d.error.type if d.error else "")
+        groups.setdefault(key, []).append(d)
+    table = Table(
+        title=f"{len(letters)} dead letters on images.resize", title_justify="left"
+    )
+    table.add_column("reason", no_wrap=True)
+    table.add_column("count", justify="right")
+    table.add_column("tries", justify="right")
+    table.add_column("last error (of the first)", overflow="fold")
+    for (reason, _), group in sorted(groups.items()):
+        first = group[0]
+        error = f"{first.error.type}: {first.error.message}" if first.error else ""
+        line = error.splitlines()[0] if error else ""
+        table.add_row(reason, str(len(group)), str(first.attempts), line[:160])
+    table.caption = "each of them: postroom dlq list images.resize (--url of the run)"
     return table
 
 
@@ -178,6 +185,15 @@ def demo(
             file_okay=False,
         ),
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Run on this backend instead of a new SQLite database in the "
+            "folder (it must be empty).",
+            show_default=False,
+        ),
+    ] = None,
     json: Json = False,
 ) -> None:
     """Run the thumbnail pipeline end to end on SQLite: uploads, workers, retries,
@@ -185,10 +201,11 @@ def demo(
     _check_dependencies()
     from ..demo.runner import DemoOptions, DemoRun
 
-    options = DemoOptions(images=images, workers=workers, folder=folder)
+    options = DemoOptions(images=images, workers=workers, folder=folder, url=url)
     reporter: _Live | _Quiet = _Quiet() if json else _Live(images)
-    with reporter, DemoRun(options, reporter) as run:
-        summary = run.run().to_dict()
+    with DemoRun(options, reporter) as run:
+        with reporter:
+            summary = run.run().to_dict()
         if json:
             print_json(summary)
         else:
@@ -200,11 +217,9 @@ def demo(
 
 
 def _print_hints(url: str) -> None:
-    console.print(
-        "\nLook around: "
-        f"[bold]postroom dlq list images.resize --url {url}[/]\n"
-        f"             [bold]postroom queues --url {url}[/]"
-    )
+    console.print("\nLook around (the folder is kept):")
+    for command in ("queues", "dlq list images.resize"):
+        console.print(f"  postroom {command} --url {url}", soft_wrap=True)
 
 
 def _print_keep(service_url: str) -> None:

@@ -49,6 +49,7 @@ class DemoOptions:
     images: int = 200
     workers: int = 2
     folder: Path | None = None
+    url: str | None = None  # default: a SQLite database in the folder
 
     @property
     def malformed_jobs(self) -> int:
@@ -77,7 +78,7 @@ class DemoRun:
         folder = options.folder or Path(tempfile.mkdtemp(prefix="postroom-demo-"))
         self.data = DataDir(folder.resolve())
         self.data.create()
-        self.url = f"sqlite:///{self.data.root / 'postroom.db'}"
+        self.url = options.url or f"sqlite:///{self.data.root / 'postroom.db'}"
         self.port = free_port()
         self.service_url = f"http://127.0.0.1:{self.port}"
         env = {"POSTROOM_URL": self.url, DATA_DIR_ENV: str(self.data.root)}
@@ -124,6 +125,12 @@ class DemoRun:
     async def _main(self) -> Summary:
         started = time.monotonic()
         async with AsyncClient(self.url) as client:
+            if RESIZE_QUEUE in await client.queues():
+                raise DemoError(
+                    f"{self.url} already has a {RESIZE_QUEUE} queue: the demo counts "
+                    "what it does, so it needs a fresh backend (a new --dir, or an "
+                    "empty database for --url)"
+                )
             await declare(client)
             await self._start()
             first = await self._first_pass(client)
@@ -300,4 +307,24 @@ class DemoRun:
         if first_pass:
             last = max(e["indexed_at"] for e in first_pass)
             s.first_pass_seconds = (last - self._first_upload_ms) / 1000
-        self.reporter.phase("done", "every upload is accounted for")
+        self._account({e["image"] for e in entries}, {d.id for d in letters})
+
+    def _account(self, indexed: set[str], dead: set[str]) -> None:
+        """Check that every upload ended in the gallery or as a dead letter."""
+        lost = [
+            u
+            for u in self.uploads
+            if u.image not in indexed and u.message_id not in dead
+        ]
+        s = self.summary
+        ended = s.processed + sum(s.dead_at_end.values())
+        if lost or ended != self.jobs:
+            raise DemoError(
+                f"{len(lost)} uploads neither processed nor dead-lettered, "
+                f"{ended} of {self.jobs} jobs ended: see {self.data.root / 'logs'}"
+            )
+        self.reporter.phase(
+            "done",
+            f"every job is accounted for: {s.processed} processed + "
+            f"{sum(s.dead_at_end.values())} dead letters = {self.jobs} jobs",
+        )

@@ -59,15 +59,16 @@ def resize_files(job: ResizeJob, data: DataDir) -> Resized:
     mark = None
     if job.watermark:
         if not data.watermark.exists():
+            where = data.watermark.relative_to(data.root)
             raise MissingAsset(
-                f"watermark asset {data.watermark} is missing: put a PNG there and "
-                f"redrive the dead letters of {RESIZE_QUEUE}"
+                f"watermark asset {where} is missing (add it, then redrive the "
+                f"dead letters of {RESIZE_QUEUE})"
             )
         mark = data.watermark.read_bytes()
     try:
         thumbs = make_thumbnails(original, job.sizes, mark)
     except UndecodableImage as exc:
-        raise Reject(f"image {job.image}: {exc}") from exc
+        raise Reject(str(exc)) from exc
     folder = data.thumbnails / job.image
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[int, str] = {}
