@@ -205,15 +205,21 @@ def demo(
     reporter: _Live | _Quiet = _Quiet() if json else _Live(images)
     with DemoRun(options, reporter) as run:
         with reporter:
-            summary = run.run().to_dict()
-        if json:
-            print_json(summary)
-        else:
-            console.print(_summary_table(summary))
-            _print_hints(summary["url"])
+            run.run()
         if keep:
-            _print_keep(run.service_url)
+            _show(run.summary.to_dict(), json)
+            _print_keep(run.service_url, run.start_dashboard())
             run.wait_until_interrupted()
+    if not keep:  # shown once everything stopped, with the exit codes
+        _show(run.summary.to_dict(), json)
+
+
+def _show(summary: dict[str, Any], json: bool) -> None:
+    if json:
+        print_json(summary)
+        return
+    console.print(_summary_table(summary))
+    _print_hints(summary["url"])
 
 
 def _print_hints(url: str) -> None:
@@ -222,11 +228,15 @@ def _print_hints(url: str) -> None:
         console.print(f"  postroom {command} --url {url}", soft_wrap=True)
 
 
-def _print_keep(service_url: str) -> None:
+def _print_keep(service_url: str, dashboard: str | None) -> None:
     console.print(
-        f"\nStill running (Ctrl-C stops it): the thumbnail service on {service_url} "
-        f"(try {service_url}/images)"
+        f"\nStill running until Ctrl-C: the thumbnail service on {service_url} "
+        f"(GET {service_url}/images is the gallery)"
     )
+    if dashboard:
+        console.print(f"and the postroom dashboard on {dashboard}")
+    else:
+        console.print("(pip install 'postroom[server]' to get the dashboard too)")
 
 
 def register(app: typer.Typer) -> None:

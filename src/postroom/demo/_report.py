@@ -101,6 +101,7 @@ class Summary:
     elapsed_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     service_url: str = ""
+    processes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
@@ -135,4 +136,5 @@ class Summary:
             },
             "first_pass_seconds": round(self.first_pass_seconds, 2),
             "elapsed_seconds": round(self.elapsed_seconds, 2),
+            "processes": list(self.processes),
         }

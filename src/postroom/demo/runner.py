@@ -9,6 +9,7 @@ redrives the dead letters that the fix cures, waits again, and returns a
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import tempfile
 import time
@@ -40,6 +41,7 @@ __all__ = ["DemoError", "DemoOptions", "DemoRun", "upload_kind"]
 EVENTS_QUEUE = subscription_queue_name(RESIZED_TOPIC, GALLERY_SUBSCRIPTION)
 _UPLOAD_CONCURRENCY = 8
 _POLL_SECONDS = 0.2
+_SERVER_MODULES = ("starlette", "uvicorn", "jinja2", "prometheus_client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +106,37 @@ class DemoRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.reporter.phase("stop", "stopping the service and the workers")
+        self.reporter.phase("stop", "stopping every process the demo started")
         self.processes.stop()
+        self.summary.processes = [
+            {"name": c.name, "pid": c.proc.pid, "exit_code": c.proc.returncode}
+            for c in self.processes.children
+            if c.proc is not None
+        ]
 
     def run(self) -> Summary:
         """Run the whole scenario; the processes keep running until exit."""
         return anyio.run(self._main)
+
+    def start_dashboard(self) -> str | None:
+        """Start ``postroom serve`` on the demo's backend; its URL, or ``None``
+        when the ``server`` extra is not installed."""
+        if any(importlib.util.find_spec(m) is None for m in _SERVER_MODULES):
+            return None
+        port = free_port()
+        self.processes.start(
+            "dashboard",
+            postroom_command(
+                "serve",
+                "--url",
+                self.url,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ),
+        )
+        return f"http://127.0.0.1:{port}/"
 
     def wait_until_interrupted(self) -> None:
         """Block until Ctrl-C (``--keep``), or until a child process dies."""
