@@ -1,0 +1,142 @@
+"""The dashboard in a real headless Chromium (Debian's package, driven by
+Playwright): it loads, shows depths, a dead letter's traceback, and redrives."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from .conftest import ADMIN, Server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "resize.py", line 12, in resize\n'
+    "    image = Image.open(path)\n"
+    "PIL.UnidentifiedImageError: cannot identify image file 'corrupt.png'"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page that accepts every confirmation dialog."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    p = context.new_page()
+    p.on("dialog", lambda dialog: dialog.accept())
+    yield p
+    context.close()
+
+
+def _seed(http: httpx.Client, queue: str) -> str:
+    """Three waiting messages and one dead letter with a traceback; its id."""
+    for i in range(3):
+        http.post(f"/v1/queues/{queue}/messages", json={"body": {"n": i}})
+    http.post(f"/v1/queues/{queue}/messages", json={"body": {"image": "corrupt.png"}})
+    got = http.post(f"/v1/queues/{queue}/receive", json={"max_messages": 4}).json()
+    [bad] = [m for m in got["messages"] if m["body"].get("image")]
+    for m in got["messages"]:
+        if m is not bad:
+            http.post(
+                f"/v1/queues/{queue}/retry", json={"receipt": m["receipt"], "delay": 0}
+            )
+    error: dict[str, Any] = {
+        "type": "UnidentifiedImageError",
+        "message": "cannot identify image file 'corrupt.png'",
+        "traceback": TRACEBACK,
+    }
+    http.post(
+        f"/v1/queues/{queue}/reject", json={"receipt": bad["receipt"], "error": error}
+    )
+    return str(bad["id"])
+
+
+@pytest.mark.slow
+def test_dashboard_depths_traceback_and_redrive(
+    server: Server, http: httpx.Client, page: Page
+) -> None:
+    queue = "images.resize"
+    http.post("/v1/topics/images.resized/subscriptions", json={"name": "gallery"})
+    dead_id = _seed(http, queue)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    page.goto(server.base + "/")
+    row = page.locator(f'tr[data-queue="{queue}"]')
+    expect(row.locator('[data-field="ready"]')).to_have_text("3")
+    expect(row.locator('[data-field="dead"]')).to_have_text("1")
+    expect(page.locator("#updated")).to_contain_text("updated")  # live poll ran
+    http.post(f"/v1/queues/{queue}/messages", json={"body": {"n": 3}})
+    expect(row.locator('[data-field="ready"]')).to_have_text("4")  # live update
+    page.screenshot(path=str(SHOTS / "dashboard-queues.png"), full_page=True)
+
+    row.get_by_role("link", name=queue).click()
+    expect(page.locator("#depth-dead")).to_have_text("1")
+    page.get_by_role("link", name=dead_id).click()
+    expect(page.locator("#traceback")).to_contain_text("UnidentifiedImageError")
+    expect(page.locator("#history")).to_contain_text("rejected")
+    page.screenshot(path=str(SHOTS / "dashboard-dead-letter.png"), full_page=True)
+
+    page.locator("#redrive-one").click()
+    expect(page.locator(".notice")).to_have_text("redrove 1 message(s)")
+    expect(page.locator("#depth-dead")).to_have_text("0")
+    expect(page.locator("#depth-ready")).to_have_text("5")
+    page.screenshot(path=str(SHOTS / "dashboard-queue.png"), full_page=True)
+    stats = http.get(f"/v1/queues/{queue}").json()
+    assert (stats["dead"], stats["ready"], stats["counters"]["redriven"]) == (0, 5, 1)
+
+
+@pytest.mark.slow
+def test_dashboard_filters_and_purge(
+    server: Server, http: httpx.Client, page: Page
+) -> None:
+    queue = "emails.send"
+    _seed(http, queue)
+    page.goto(f"{server.base}/ui/queues/{queue}")
+    page.select_option("select[name=reason]", "lease_expired")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("main")).to_contain_text("No dead letters match the filter")
+    page.select_option("select[name=reason]", "rejected")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#dead-letters tbody tr")).to_have_count(1)
+    page.locator("#purge-dead").click()
+    expect(page.locator(".notice")).to_have_text("purged 1 dead letter(s)")
+    assert http.get(f"/v1/queues/{queue}").json()["dead"] == 0
+
+
+@pytest.mark.slow
+def test_dashboard_sign_in_with_admin_token(secured: Server, page: Page) -> None:
+    page.goto(secured.base + "/")
+    expect(page).to_have_url(secured.base + "/ui/login")
+    page.fill("input[name=token]", "not-the-right-token-at-all")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("[role=alert]")).to_contain_text("not a valid admin token")
+    page.fill("input[name=token]", ADMIN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(secured.base + "/")
+    expect(page.locator("h1")).to_have_text("Queues")
