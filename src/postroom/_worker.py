@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -230,11 +230,19 @@ class Worker:
                     self.running,
                 )
                 with anyio.move_on_after(self.grace) as self._grace_scope:
-                    await self._wait_idle()
+                    await self._wait_while(self._handlers_running)
             self._cancel_jobs()
+        # Handlers are done or cancelled; let the last batched acks complete.
+        await self._wait_while(self._acks_pending)
 
-    async def _wait_idle(self) -> None:
-        while any(not j.finished for r in self.runners for j in r.jobs):
+    def _handlers_running(self) -> bool:
+        return any(not j.finished for r in self.runners for j in r.jobs)
+
+    def _acks_pending(self) -> bool:
+        return any(j.finished for r in self.runners for j in r.jobs)
+
+    async def _wait_while(self, busy: Callable[[], bool]) -> None:
+        while busy():
             self._left = anyio.Event()
             await self._left.wait()
 

@@ -10,6 +10,7 @@ and their graceful shutdown.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -48,7 +49,6 @@ class Job:
     scope: anyio.CancelScope | None = None
     cancelled: bool = False
     finished: bool = False
-    acked: anyio.Event | None = None
 
     def cancel(self) -> None:
         """Stop the handler (shutdown); the delivery is then released, not failed."""
@@ -168,6 +168,11 @@ class QueueRunner:
         if outcome is None:  # cancelled by shutdown: released by the worker
             return
         job.finished = True
+        if outcome.kind == "ok":  # the ack loop acks it, batched, then lets it go
+            self._ack_batch.append(job)
+            assert self._ack_ready is not None
+            self._ack_ready.set()
+            return
         try:
             await self._settle(job, outcome)
         except LeaseLost:
@@ -203,29 +208,31 @@ class QueueRunner:
         except Exception as exc:  # e.g. an annotation pydantic cannot validate
             return Outcome("failed", exc)
         timeout = self.spec.timeout
-        with anyio.CancelScope() as scope:
+        deadline = anyio.current_time() + timeout if timeout is not None else math.inf
+        # One scope serves both ends: the deadline (timeout) and job.cancel()
+        # (shutdown), told apart by job.cancelled.
+        with anyio.CancelScope(deadline=deadline) as scope:
             job.scope = scope
             if job.cancelled:
                 scope.cancel()
             try:
-                with anyio.move_on_after(timeout) as timer:
-                    await self._call(body)
-                    return Outcome("ok")
-                assert timer.cancelled_caught
-                return Outcome(
-                    "timeout",
-                    TimeoutError(
-                        f"handler {self.spec.name} did not finish within "
-                        f"{timeout:g} s (its timeout)"
-                    ),
-                )
+                await self._call(body)
+                return Outcome("ok")
             except Retry as exc:
                 return Outcome("retry", exc)
             except Reject as exc:
                 return Outcome("reject", exc)
             except Exception as exc:
                 return Outcome("failed", exc)
-        return None
+        if job.cancelled or not scope.cancelled_caught:
+            return None
+        return Outcome(
+            "timeout",
+            TimeoutError(
+                f"handler {self.spec.name} did not finish within {timeout:g} s "
+                "(its timeout)"
+            ),
+        )
 
     async def _call(self, body: Any) -> None:
         if self.spec.is_async:
@@ -242,9 +249,7 @@ class QueueRunner:
 
     async def _settle(self, job: Job, outcome: Outcome) -> None:
         d, exc, client = job.delivery, outcome.error, self.client
-        if outcome.kind == "ok":
-            await self._ack(job)
-        elif outcome.kind == "retry":
+        if outcome.kind == "retry":
             assert isinstance(exc, Retry)
             await client.fail(d, exc, delay=exc.delay)
         elif outcome.kind == "reject":
@@ -259,14 +264,6 @@ class QueueRunner:
             await client.fail(d, exc)
 
     # -- acks, batched -------------------------------------------------------------
-
-    async def _ack(self, job: Job) -> None:
-        job.acked = anyio.Event()
-        self._ack_batch.append(job)
-        assert self._ack_ready is not None
-        self._ack_ready.set()
-        with anyio.CancelScope(shield=True):
-            await job.acked.wait()
 
     async def ack_loop(self) -> None:
         """Ack, in one round trip, every handler that succeeded since the last one."""
@@ -288,8 +285,7 @@ class QueueRunner:
                     self.queue,
                 )
             for job in batch:
-                assert job.acked is not None
-                job.acked.set()
+                self._leave(job)
 
     # -- leases --------------------------------------------------------------------
 
