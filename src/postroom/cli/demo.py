@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -203,6 +204,9 @@ def demo(
 
     options = DemoOptions(images=images, workers=workers, folder=folder, url=url)
     reporter: _Live | _Quiet = _Quiet() if json else _Live(images)
+    # SIGTERM and SIGHUP stop the demo as Ctrl-C does: its children are stopped too.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     with DemoRun(options, reporter) as run:
         with reporter:
             run.run()
@@ -212,6 +216,10 @@ def demo(
             run.wait_until_interrupted()
     if not keep:  # shown once everything stopped, with the exit codes
         _show(run.summary.to_dict(), json)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _show(summary: dict[str, Any], json: bool) -> None:
