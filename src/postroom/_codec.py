@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 from typing import Any, get_origin
 
@@ -60,6 +61,20 @@ def _load_json(message: Message) -> Any:
         ) from exc
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_adapter(annotation: Any) -> pydantic.TypeAdapter[Any]:
+    return pydantic.TypeAdapter(annotation)
+
+
+def _adapter(annotation: Any) -> pydantic.TypeAdapter[Any]:
+    """A TypeAdapter for ``annotation``, built once per type (building one costs
+    far more than validating a small body)."""
+    try:
+        return _cached_adapter(annotation)
+    except TypeError:  # unhashable annotation
+        return pydantic.TypeAdapter(annotation)
+
+
 def decode_body(delivery: Delivery, annotation: Any) -> Any:
     """Decode a delivery's body into ``annotation`` (the handler's parameter type).
 
@@ -88,8 +103,8 @@ def decode_body(delivery: Delivery, annotation: Any) -> Any:
             return annotation.model_validate_json(message.body)
         if annotation is dict or get_origin(annotation) is dict:
             data = _load_json(message)
-            return pydantic.TypeAdapter(annotation).validate_python(data)
-        return pydantic.TypeAdapter(annotation).validate_json(message.body)
+            return _adapter(annotation).validate_python(data)
+        return _adapter(annotation).validate_json(message.body)
     except pydantic.ValidationError as exc:
         raise DecodeError(
             f"message {message.id}: body does not validate as "
