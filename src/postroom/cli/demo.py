@@ -131,6 +131,10 @@ def _dead_letter_table(letters: list[DeadLetter]) -> Table:
     return table
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
 def _reasons(counts: dict[str, int]) -> str:
     return ", ".join(f"{r} {n}" for r, n in counts.items()) or "none"
 
@@ -158,7 +162,10 @@ def _summary_table(s: dict[str, Any]) -> Table:
             f"{sum(s['dead_at_end'].values())}  ({_reasons(s['dead_at_end'])})",
         ),
         ("throughput", f"{s['throughput_per_second']} images/s (first pass)"),
-        ("latency", f"p50 {lat['p50']} ms, p99 {lat['p99']} ms (upload to gallery)"),
+        (
+            "latency",
+            f"p50 {_ms(lat['p50'])}, p99 {_ms(lat['p99'])} (upload to gallery)",
+        ),
         ("elapsed", f"{s['elapsed_seconds']} s"),
         ("folder", s["dir"]),
     ]
@@ -226,6 +233,7 @@ def _show(summary: dict[str, Any], json: bool) -> None:
     if json:
         print_json(summary)
         return
+    console.print("\n[bold]Summary[/]")
     console.print(_summary_table(summary))
     _print_hints(summary["url"])
 
