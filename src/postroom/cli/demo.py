@@ -16,18 +16,28 @@ from rich.table import Table
 
 from .._errors import MissingDependency
 from .._message import DeadLetter
-from ._common import Json, console, print_json
+from ._common import Json, console, err_console, print_json
 
 if TYPE_CHECKING:
     from ..demo._report import Snapshot
 
 __all__ = ["register"]
 
-_DEMO_MODULES = ("PIL", "starlette", "uvicorn", "multipart")
+# module -> the package that provides it
+_DEMO_MODULES = {
+    "PIL": "pillow",
+    "starlette": "starlette",
+    "uvicorn": "uvicorn",
+    "multipart": "python-multipart",
+}
 
 
 def _check_dependencies() -> None:
-    missing = [m for m in _DEMO_MODULES if importlib.util.find_spec(m) is None]
+    missing = [
+        package
+        for module, package in _DEMO_MODULES.items()
+        if importlib.util.find_spec(module) is None
+    ]
     if missing:
         raise MissingDependency(
             f"postroom demo needs {', '.join(missing)}: pip install 'postroom[demo]'"
@@ -67,6 +77,7 @@ class _Live:
         self.ended = self.bars.add_task("jobs ended", total=None)
         self.indexed = self.bars.add_task("in gallery", total=None)
         self.live = Live(self._render(None), console=console, refresh_per_second=8)
+        self.started = False
 
     def _render(self, snap: Snapshot | None) -> Group:
         if snap is None:
@@ -78,8 +89,7 @@ class _Live:
         return Group(self.bars, line)
 
     def __enter__(self) -> _Live:
-        self.live.__enter__()
-        return self
+        return self  # the display starts with the first progress
 
     def __exit__(
         self,
@@ -87,6 +97,8 @@ class _Live:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if not self.started:
+            return
         self.live.__exit__(exc_type, exc, tb)
         if not console.is_terminal:
             console.print()
@@ -97,6 +109,9 @@ class _Live:
 
     def progress(self, snapshot: Snapshot) -> None:
         """Move the bars to the backend's counts."""
+        if not self.started:
+            self.live.__enter__()
+            self.started = True
         p = self.bars
         p.update(self.uploads, completed=snapshot.uploaded)
         ended = snapshot.acked + snapshot.dead
@@ -245,14 +260,15 @@ def _print_hints(url: str) -> None:
 
 
 def _print_keep(service_url: str, dashboard: str | None) -> None:
-    console.print(
+    # On stderr: with --json, stdout carries only the summary.
+    err_console.print(
         f"\nStill running until Ctrl-C: the thumbnail service on {service_url} "
         f"(GET {service_url}/images is the gallery)"
     )
     if dashboard:
-        console.print(f"and the postroom dashboard on {dashboard}")
+        err_console.print(f"and the postroom dashboard on {dashboard}")
     else:
-        console.print("(pip install 'postroom[server]' to get the dashboard too)")
+        err_console.print("(pip install 'postroom[server]' to get the dashboard too)")
 
 
 def register(app: typer.Typer) -> None:

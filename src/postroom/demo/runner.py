@@ -106,7 +106,8 @@ class DemoRun:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.reporter.phase("stop", "stopping every process the demo started")
+        if self.processes.children:
+            self.reporter.phase("stop", "stopping every process the demo started")
         self.processes.stop()
         self.summary.processes = [
             {"name": c.name, "pid": c.proc.pid, "exit_code": c.proc.returncode}
@@ -154,9 +155,9 @@ class DemoRun:
         async with AsyncClient(self.url) as client:
             if RESIZE_QUEUE in await client.queues():
                 raise DemoError(
-                    f"{self.url} already has a {RESIZE_QUEUE} queue: the demo counts "
-                    "what it does, so it needs a fresh backend (a new --dir, or an "
-                    "empty database for --url)"
+                    f"{self.url} already has the queue {RESIZE_QUEUE}: the demo "
+                    "counts what it does, so it needs a fresh backend (a new --dir, "
+                    "or an empty database for --url)"
                 )
             await declare(client)
             await self._start()
