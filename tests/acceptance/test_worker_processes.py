@@ -15,6 +15,9 @@ import pytest
 
 import postroom
 from tests.acceptance.conftest import POSTROOM, Workers, wait_until
+from tests.push.conftest import Receiver, receiver
+
+__all__ = ["receiver"]
 
 pytestmark = pytest.mark.slow
 
@@ -117,6 +120,26 @@ def test_worker_processes_share_work_and_stop_on_sigterm(
     log = workers.log(parent)
     assert log.count("worker stopped") == 2, log
     st = durable_client.stats("jobs")
+    assert (st.ready, st.in_flight, st.dead) == (0, 0, 0)
+
+
+def test_worker_push_option_delivers_push_subscriptions(
+    workers: Workers, durable_client: postroom.Client, receiver: Receiver
+) -> None:
+    sub = durable_client.create_subscription(
+        "images.resized", "webhook", push_endpoint=receiver.endpoint()
+    )
+    event_id = durable_client.publish("images.resized", {"image": "cat.png"})
+    proc = workers.start("--push", "--grace", "5")
+    wait_until(lambda: receiver.count() == 1)
+    [request] = receiver.got()
+    assert request.headers["ce-id"] == event_id
+    assert request.body == b'{"image":"cat.png"}'
+    wait_until(lambda: durable_client.stats(sub.queue).in_flight == 0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0, workers.log(proc)
+    assert "delivering push subscriptions" in workers.log(proc)
+    st = durable_client.stats(sub.queue)
     assert (st.ready, st.in_flight, st.dead) == (0, 0, 0)
 
 
