@@ -131,3 +131,10 @@ def test_validate_endpoint_accepts_http_and_https(url: str) -> None:
 def test_validate_endpoint_refuses_other_urls(url: str, why: str) -> None:
     with pytest.raises(postroom.ConfigurationError, match=why):
         validate_endpoint(url)
+
+
+def test_documented_test_vector() -> None:
+    # docs/push.md gives this header as a test vector for other languages
+    assert sign("whsec_example", 1764198001, b'{"image":"cat.png"}') == (
+        "4322208b638628a2e795b2c5bcd3f733efd988b838969b96246e2f4dcae1bbd2"
+    )
