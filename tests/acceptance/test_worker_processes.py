@@ -123,6 +123,39 @@ def test_worker_processes_share_work_and_stop_on_sigterm(
     assert (st.ready, st.in_flight, st.dead) == (0, 0, 0)
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_worker_processes_stop_when_their_parent_is_killed(
+    workers: Workers, durable_client: postroom.Client
+) -> None:
+    declare(durable_client)
+    parent = workers.start("--processes", "2", "--grace", "1")
+    wait_until(lambda: len(_children(parent.pid)) == 2)
+    children = _children(parent.pid)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    wait_until(lambda: not any(_alive(pid) for pid in children))
+    assert "parent process" in workers.log(parent)
+
+
 def test_worker_push_option_delivers_push_subscriptions(
     workers: Workers, durable_client: postroom.Client, receiver: Receiver
 ) -> None:
