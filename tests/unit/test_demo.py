@@ -158,3 +158,43 @@ def test_percentile_is_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 99)) == (50.0, 99.0)
     assert percentile([], 50) is None
+
+
+def test_cli_renders_the_summary_and_the_dead_letters() -> None:
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from postroom.cli.demo import _dead_letter_table, _summary_table
+    from postroom.demo._report import Summary
+
+    summary = Summary(folder="/tmp/x", url="sqlite:///x.db", workers=2)
+    summary.uploads = Counter(ok=17, corrupt=1, watermark=2)
+    summary.dead_lettered = Counter(failed=2, rejected=1)
+    summary.latencies_ms = [100.0, 300.0]
+    now = datetime.now(UTC)
+    message = postroom.Message(
+        id="01ABC",
+        queue=RESIZE_QUEUE,
+        body=b"{}",
+        headers={},
+        enqueued_at=now,
+        available_at=now,
+    )
+    letter = postroom.DeadLetter(
+        message=message,
+        queue=RESIZE_QUEUE,
+        reason="failed",
+        error=postroom.ErrorInfo("MissingAsset", "watermark asset is missing"),
+        history=[],
+        attempts=3,
+        dead_at=now,
+    )
+    console = Console(record=True, width=100)
+    console.print(_summary_table(summary.to_dict()))
+    console.print(_dead_letter_table([letter]))
+    text = console.export_text()
+    assert "uploaded       20  (corrupt 1, ok 17, watermark 2)" in text
+    assert "p50 100 ms, p99 300 ms" in text
+    assert "MissingAsset: watermark asset is missing" in text
