@@ -118,6 +118,6 @@ def test_demo_stops_every_process_it_started(
 ) -> None:
     summary, _ = run
     names = sorted(p["name"] for p in summary["processes"])
-    assert names == ["gallery", "service", "worker"]
+    assert names == ["gallery", "service", "worker-1", "worker-2"]
     # uvicorn re-raises the SIGTERM it handled; SIGKILL would mean a forced stop.
     assert {p["exit_code"] for p in summary["processes"]} <= {0, -signal.SIGTERM}

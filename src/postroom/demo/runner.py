@@ -10,6 +10,7 @@ redrives the dead letters that the fix cures, waits again, and returns a
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import tempfile
 import time
@@ -41,6 +42,8 @@ __all__ = ["DemoError", "DemoOptions", "DemoRun", "upload_kind"]
 EVENTS_QUEUE = subscription_queue_name(RESIZED_TOPIC, GALLERY_SUBSCRIPTION)
 _UPLOAD_CONCURRENCY = 8
 _POLL_SECONDS = 0.2
+_RESIZE_APP = "postroom.demo.worker:app"
+_GALLERY_APP = "postroom.demo.gallery:app"
 _SERVER_MODULES = ("starlette", "uvicorn", "jinja2", "prometheus_client")
 
 
@@ -176,19 +179,23 @@ class DemoRun:
             f"starting the thumbnail service on {self.service_url}, {w} resize "
             f"worker process{'es' if w > 1 else ''} and the gallery subscriber",
         )
+        # Every child watches this process: if the demo is killed outright (no
+        # chance to stop them), they stop by themselves instead of lingering.
+        me = str(os.getpid())
         self.processes.start(
             "service",
-            [sys.executable, "-m", "postroom.demo.service", "--port", str(self.port)],
+            [
+                *(sys.executable, "-m", "postroom.demo.service"),
+                *("--port", str(self.port), "--parent-pid", me),
+            ],
         )
-        self.processes.start(
-            "worker",
-            postroom_command(
-                "worker", "postroom.demo.worker:app", "--processes", str(w)
-            ),
-        )
-        self.processes.start(
-            "gallery", postroom_command("worker", "postroom.demo.gallery:app")
-        )
+        watch = ("--parent-pid", me)
+        for i in range(1, w + 1):
+            self.processes.start(
+                f"worker-{i}", postroom_command("worker", _RESIZE_APP, *watch)
+            )
+        gallery = postroom_command("worker", _GALLERY_APP, *watch)
+        self.processes.start("gallery", gallery)
         await self._wait_healthy()
 
     async def _wait_healthy(self, timeout: float = 30.0) -> None:

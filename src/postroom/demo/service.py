@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -168,6 +171,12 @@ def create_app(url: str | None = None, data: DataDir | None = None) -> Starlette
     return app
 
 
+def _stop_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the service with uvicorn."""
     import uvicorn
@@ -176,7 +185,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--parent-pid", type=int, help="Stop when this process goes away."
+    )
     args = parser.parse_args(argv)
+    if args.parent_pid:
+        threading.Thread(
+            target=_stop_with_parent, args=(args.parent_pid,), daemon=True
+        ).start()
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
 
 
