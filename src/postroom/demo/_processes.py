@@ -14,7 +14,14 @@ from typing import IO
 
 from .._errors import PostroomError
 
-__all__ = ["Child", "DemoError", "Processes", "free_port", "postroom_command"]
+__all__ = [
+    "Child",
+    "DemoError",
+    "Processes",
+    "free_port",
+    "listening_socket",
+    "postroom_command",
+]
 
 # `python -c` rather than the `postroom` script: the children run on the very
 # interpreter (and virtualenv) of the demo, wherever the script was installed.
@@ -39,6 +46,15 @@ def free_port() -> int:
     return port
 
 
+def listening_socket() -> socket.socket:
+    """A TCP socket listening on a free loopback port, to hand to a server process
+    (no window in which another process could take the port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
 @dataclass
 class Child:
     """One child process, its output going to a log file."""
@@ -49,12 +65,13 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     _log_file: IO[bytes] | None = None
 
-    def start(self, env: dict[str, str]) -> None:
+    def start(self, env: dict[str, str], pass_fds: tuple[int, ...] = ()) -> None:
         """Start the process in its own session (Ctrl-C is ours to forward)."""
         self._log_file = self.log.open("ab")
         self.proc = subprocess.Popen(
             self.argv,
             env=env,
+            pass_fds=pass_fds,
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -88,13 +105,16 @@ class Processes:
     env: dict[str, str]
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str]) -> Child:
-        """Start ``argv`` as the child ``name`` (log in ``logs/<name>.log``)."""
+    def start(
+        self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()
+    ) -> Child:
+        """Start ``argv`` as the child ``name`` (log in ``logs/<name>.log``),
+        passing it the file descriptors ``pass_fds``."""
         logs = self.folder / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         child = Child(name, argv, logs / f"{name}.log")
         self.children.append(child)
-        child.start({**os.environ, **self.env})
+        child.start({**os.environ, **self.env}, pass_fds)
         return child
 
     def check(self) -> None:

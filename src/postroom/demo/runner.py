@@ -32,7 +32,13 @@ from ._common import (
     DataDir,
     declare,
 )
-from ._processes import DemoError, Processes, free_port, postroom_command
+from ._processes import (
+    DemoError,
+    Processes,
+    free_port,
+    listening_socket,
+    postroom_command,
+)
 from ._report import Reporter, Snapshot, Summary, Upload, UploadKind
 from .gallery import GalleryIndex
 from .images import corrupt_image, generate_image, make_watermark
@@ -84,7 +90,8 @@ class DemoRun:
         self.data = DataDir(folder.resolve())
         self.data.create()
         self.url = options.url or f"sqlite:///{self.data.root / 'postroom.db'}"
-        self.port = free_port()
+        self._listener = listening_socket()
+        self.port: int = self._listener.getsockname()[1]
         self.service_url = f"http://127.0.0.1:{self.port}"
         env = {"POSTROOM_URL": self.url, DATA_DIR_ENV: str(self.data.root)}
         self.processes = Processes(self.data.root, env)
@@ -112,6 +119,7 @@ class DemoRun:
         if self.processes.children:
             self.reporter.phase("stop", "stopping every process the demo started")
         self.processes.stop()
+        self._listener.close()
         self.summary.processes = [
             {"name": c.name, "pid": c.proc.pid, "exit_code": c.proc.returncode}
             for c in self.processes.children
@@ -182,13 +190,16 @@ class DemoRun:
         # Every child watches this process: if the demo is killed outright (no
         # chance to stop them), they stop by themselves instead of lingering.
         me = str(os.getpid())
+        fd = self._listener.fileno()
         self.processes.start(
             "service",
             [
                 *(sys.executable, "-m", "postroom.demo.service"),
-                *("--port", str(self.port), "--parent-pid", me),
+                *("--fd", str(fd), "--parent-pid", me),
             ],
+            pass_fds=(fd,),
         )
+        self._listener.close()  # the service holds it now
         watch = ("--parent-pid", me)
         for i in range(1, w + 1):
             self.processes.start(

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -184,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The postroom thumbnail service.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--fd", type=int, help="Serve on this inherited listening socket instead."
+    )
     parser.add_argument("--log-level", default="warning")
     parser.add_argument(
         "--parent-pid", type=int, help="Stop when this process goes away."
@@ -193,7 +197,14 @@ def main(argv: list[str] | None = None) -> None:
         threading.Thread(
             target=_stop_with_parent, args=(args.parent_pid,), daemon=True
         ).start()
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn.Config(
+        create_app(), host=args.host, port=args.port, log_level=args.log_level
+    )
+    server = uvicorn.Server(config)
+    if args.fd is None:
+        server.run()
+    else:
+        server.run(sockets=[socket.socket(fileno=args.fd)])
 
 
 if __name__ == "__main__":
