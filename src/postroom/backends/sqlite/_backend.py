@@ -3,10 +3,10 @@
 One file in WAL mode, shared safely by every process on the machine. Claims are
 one ``UPDATE ... RETURNING`` inside ``BEGIN IMMEDIATE``; nothing is deleted
 before an ack; sends and acks are batched with ``executemany``. The blocking
-``sqlite3`` calls run in a worker thread (a limiter of one, so one connection is
-used by one call at a time), one thread hop per operation. Waiting consumers are
-woken by this process's sends at once and by other processes' commits through
-``PRAGMA data_version`` (see ``_watch.py``).
+``sqlite3`` calls run in the backend's own thread, one thread hop per operation,
+and operations that queue up meanwhile share one commit (``_executor.py``).
+Waiting consumers are woken by this process's sends at once and by other
+processes' commits through ``PRAGMA data_version`` (see ``_watch.py``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
-
-import anyio
 
 from ..._message import (
     DeadLetter,
@@ -32,6 +30,7 @@ from ..._message import (
 from ..base import Backend, Capabilities, TopicInfo
 from . import _admin
 from ._conn import SqliteSettings, init_schema, open_connection, translate
+from ._executor import Executor
 from ._store import Store
 from ._watch import Watcher, notify
 
@@ -50,7 +49,7 @@ class SqliteBackend(Backend):
         self.settings = SqliteSettings.from_url(url)
         self._store: Store | None = None
         self._watcher = Watcher(self.settings)
-        self._limiter = anyio.CapacityLimiter(1)
+        self._executor: Executor | None = None
 
     @property
     def path(self) -> str:
@@ -59,8 +58,10 @@ class SqliteBackend(Backend):
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         """Run one blocking operation in the backend's thread."""
+        if self._executor is None:
+            self._executor = Executor(f"postroom-sqlite:{self.path}")
         try:
-            return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+            return await self._executor.run(fn, *args)
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
 
@@ -84,6 +85,8 @@ class SqliteBackend(Backend):
         except BaseException:
             conn.close()
             raise
+        assert self._executor is not None
+        self._executor.conn = conn
         return Store(conn)
 
     async def connect(self) -> None:
@@ -94,9 +97,13 @@ class SqliteBackend(Backend):
     async def aclose(self) -> None:
         """Close the connections."""
         store, self._store = self._store, None
+        executor, self._executor = self._executor, None
         self._watcher.close()
-        if store is not None:
-            await self._run(store.conn.close)
+        if executor is not None:
+            if store is not None:
+                executor.conn = None
+                await executor.run(store.conn.close)
+            await executor.stop()
 
     # -- queues --------------------------------------------------------------------
 

@@ -157,7 +157,22 @@ def init_schema(conn: sqlite3.Connection, path: str) -> None:
 
 @contextmanager
 def write(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction: ``BEGIN IMMEDIATE`` takes the lock up front."""
+    """One write operation, atomic on its own.
+
+    Alone it is a transaction whose ``BEGIN IMMEDIATE`` takes the lock up front;
+    inside a group commit (see ``_executor.py``) it is a savepoint, rolled back
+    alone when it fails.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT op")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            raise
+        conn.execute("RELEASE op")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
