@@ -318,3 +318,18 @@ def test_meta_endpoints(http: httpx.Client) -> None:
     assert "/v1/queues/{queue}/messages:batch" in docs.text
     _problem(http.get("/no/such/path"), 404)
     _problem(http.delete("/healthz"), 405)
+
+
+def test_ack_batch_reports_lost_leases(http: httpx.Client, queue: str) -> None:
+    for i in range(3):
+        _send(http, queue, i)
+    got = _receive(http, queue, max_messages=3)
+    first = {"receipts": [got[0]["receipt"]]}
+    assert http.post(f"/v1/queues/{queue}/ack:batch", json=first).json()["acked"] == 1
+    every = {"receipts": [m["receipt"] for m in got]}
+    resp = http.post(f"/v1/queues/{queue}/ack:batch", json=every).json()
+    assert resp == {"acked": 2, "lost": [got[0]["id"]]}
+    assert http.get(f"/v1/queues/{queue}").json()["in_flight"] == 0
+    _problem(http.post(f"/v1/queues/{queue}/ack:batch", json={"receipts": []}), 422)
+    many = {"receipts": [got[1]["receipt"]] * 101}
+    _problem(http.post(f"/v1/queues/{queue}/ack:batch", json=many), 413)

@@ -8,6 +8,8 @@ from .._message import ErrorInfo, QueuePolicy, now_ms
 from .._retry import Backoff
 from ._models import (
     BackoffModel,
+    BatchAckRequest,
+    BatchAckResponse,
     BatchSendRequest,
     BatchSendResponse,
     DeclareQueueRequest,
@@ -176,13 +178,18 @@ async def receive(ctx: Ctx, req: ReceiveRequest) -> ReceiveResponse:
 
 
 def _receipt(ctx: Ctx, req: ReceiptRequest) -> HttpReceipt:
-    rc = HttpReceipt.decode(req.receipt)
+    rc = _decode(ctx, req.receipt)
+    if req.id is not None and req.id != rc.message_id:
+        raise HttpProblem(400, f"this receipt is for message {rc.message_id!r}")
+    return rc
+
+
+def _decode(ctx: Ctx, receipt: str) -> HttpReceipt:
+    rc = HttpReceipt.decode(receipt)
     if rc.queue != ctx.params["queue"]:
         raise HttpProblem(
             400, f"this receipt is for queue {rc.queue!r}, not {ctx.params['queue']!r}"
         )
-    if req.id is not None and req.id != rc.message_id:
-        raise HttpProblem(400, f"this receipt is for message {rc.message_id!r}")
     return rc
 
 
@@ -210,6 +217,25 @@ async def ack(ctx: Ctx, req: ReceiptRequest) -> Ok:
     await ctx.client.ack(rc.delivery())
     _observe(ctx, rc, "acked")
     return Ok()
+
+
+@api.op(
+    "POST", Q + "/ack:batch", scope="receive", body=BatchAckRequest,
+    response=BatchAckResponse, tag="messages", errors=(400, 413),
+)  # fmt: skip
+async def ack_batch(ctx: Ctx, req: BatchAckRequest) -> BatchAckResponse:
+    """Delete several received messages in one round trip."""
+    if len(req.receipts) > ctx.settings.max_batch:
+        raise HttpProblem(
+            413, f"at most {ctx.settings.max_batch} receipts per call: split them"
+        )
+    receipts = [_decode(ctx, r) for r in req.receipts]
+    lost = await ctx.client.ack_many([rc.delivery() for rc in receipts])
+    lost_ids = {d.id for d in lost}
+    for rc in receipts:
+        if rc.message_id not in lost_ids:
+            _observe(ctx, rc, "acked")
+    return BatchAckResponse(acked=len(receipts) - len(lost), lost=sorted(lost_ids))
 
 
 @api.op(

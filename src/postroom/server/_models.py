@@ -95,6 +95,12 @@ class ReceiptRequest(_In):
     id: str | None = Field(default=None, max_length=200)
 
 
+class BatchAckRequest(_In):
+    """Several receipts to ack in one round trip."""
+
+    receipts: list[str] = Field(min_length=1)
+
+
 class RetryRequest(ReceiptRequest):
     """Give a message back after ``delay`` seconds (default: the backoff policy)."""
 
@@ -263,6 +269,13 @@ class ReceiveResponse(BaseModel):
     """The leased messages (empty when none came within ``wait``)."""
 
     messages: list[ReceivedMessage]
+
+
+class BatchAckResponse(BaseModel):
+    """How many were deleted, and the ids whose lease was lost (not deleted)."""
+
+    acked: int
+    lost: list[str]
 
 
 class ExtendResponse(BaseModel):
