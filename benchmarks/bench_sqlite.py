@@ -163,7 +163,7 @@ def start_worker(tmp: Path, url: str, lat_file: Path) -> subprocess.Popen[bytes]
         cwd=tmp,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "worker.log", "wb"),  # noqa: SIM115 - closed with the process
+        stderr=open(tmp / "worker.log", "wb"),
     )
 
 

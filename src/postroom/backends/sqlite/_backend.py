@@ -92,7 +92,11 @@ class SqliteBackend(Backend):
     async def connect(self) -> None:
         """Open the connections, switch to WAL and create the schema (idempotent)."""
         if self._store is None:
-            self._store = await self._run(self._open)
+            try:
+                self._store = await self._run(self._open)
+            except BaseException:
+                await self.aclose()
+                raise
 
     async def aclose(self) -> None:
         """Close the connections."""
