@@ -34,6 +34,7 @@ from ..._message import (
 from .._common import new_token, parse_receipt
 from ..base import COUNTERS, Backend, Capabilities
 from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys
+from ._prefetch import Prefetched
 from ._records import (
     dead_letter_from,
     deliveries_from,
@@ -76,6 +77,7 @@ class RedisBackend(TopicsMixin, Backend):
         self._scripts: Scripts | None = None
         self._keys: dict[str, list[str]] = {}
         self._due: dict[str, int] = {}
+        self._ahead = Prefetched()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -116,7 +118,13 @@ class RedisBackend(TopicsMixin, Backend):
             )
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Give back deliveries claimed ahead, then close the connection pool."""
+        ahead = self._ahead.drain()
+        if ahead and self._r is not None:
+            try:
+                await self.release(ahead)
+            except BackendError as exc:
+                log.warning("could not give back %d messages: %s", len(ahead), exc)
         r, self._r, self._scripts = self._r, None, None
         if r is not None:
             try:
@@ -206,8 +214,14 @@ class RedisBackend(TopicsMixin, Backend):
     async def claim(
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
     ) -> list[Delivery]:
-        token = new_token()
         n = min(max_messages, _CLAIM_MAX)
+        ready, stale = self._ahead.take(queue, n, lease_ms, consumer)
+        if stale:
+            await self.release(stale)
+        self._ahead.args[queue] = (n, lease_ms, consumer)
+        if ready:
+            return ready
+        token = new_token()
         args = (now_ms(), n, lease_ms, token, consumer)
         at, flat = await self.scripts.run("claim", self.keys(queue), args)
         if not flat:
@@ -224,7 +238,28 @@ class RedisBackend(TopicsMixin, Backend):
             return
         # BLPOP's timeout is in seconds with millisecond precision; 0 would block
         # forever, so never pass less than 1 ms.
-        await self.redis.blpop([self.key(queue, "notify")], max(timeout, 0.001))
+        timeout = max(timeout, 0.001)
+        notify = self.key(queue, "notify")
+        args = self._ahead.args.get(queue)
+        if args is None:
+            await self.redis.blpop([notify], timeout)
+            return
+        # Claim in the same round trip, the moment the wait ends ('*': the claim
+        # reads the server's clock then). The next claim() hands the result out.
+        n, lease_ms, consumer = args
+        token = new_token()
+        call = ("claim", self.keys(queue), ("*", n, lease_ms, token, consumer))
+        result = await self.scripts.after_blpop(notify, timeout, call)
+        if result is None:
+            return
+        at, flat = result
+        if flat:
+            got = deliveries_from(queue, flat, token, int(at), consumer)
+            stale = self._ahead.put(queue, lease_ms, consumer, got)
+            if stale:
+                await self.release(stale)
+        else:
+            self._due[queue] = int(at)
 
     @translated
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:

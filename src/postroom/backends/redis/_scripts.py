@@ -89,6 +89,26 @@ class Scripts:
                 raise r
         return results
 
+    async def after_blpop(
+        self, list_key: str, timeout: float, call: Call
+    ) -> Any | None:
+        """``BLPOP list_key timeout``, then the script, in one round trip.
+
+        Redis runs the script as soon as the BLPOP returns (token or timeout).
+        Returns the script's result, or ``None`` when the script had to be loaded.
+        """
+        name, keys, args = call
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.blpop([list_key], timeout)
+            pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+            _, result = await pipe.execute(raise_on_error=False)
+        if isinstance(result, NoScriptError):
+            await self.load()
+            return None
+        if isinstance(result, Exception):
+            raise result
+        return result
+
     async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for name, keys, args in calls:

@@ -1,8 +1,13 @@
 -- claim(now, max, lease_ms, token, consumer): sweep expired leases, then lease up to
 -- `max` visible messages (due delayed messages are visible: the queued set is scored
 -- by available time). Returns {lease_expires_at, {id, payload, attempts, ...}} or,
--- when nothing was claimed, {next_due or -1, {}}.
+-- when nothing was claimed, {next_due or -1, {}}. `now` is '*' when the claim
+-- was queued behind a BLPOP: then the server's clock is read when it runs.
 local now, max = tonumber(ARGV[1]), tonumber(ARGV[2])
+if ARGV[1] == '*' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local lease_ms, token, consumer = tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local revived = sweep(now, 1000)
 local ids = {}
