@@ -7,6 +7,7 @@ without counting an attempt).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -115,6 +116,7 @@ def test_worker_processes_share_work_and_stop_on_sigterm(
     ids = durable_client.send_many("jobs", [{"action": "quick"} for _ in range(20)])
     parent = workers.start("--processes", "2", "--grace", "5")
     wait_until(lambda: all(workers.done(i) for i in ids))
+    wait_until(lambda: workers.log(parent).count("started on") == 2)
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(20) == 0, workers.log(parent)
     log = workers.log(parent)
@@ -154,6 +156,24 @@ def test_worker_processes_stop_when_their_parent_is_killed(
     parent.wait(10)
     wait_until(lambda: not any(_alive(pid) for pid in children))
     assert "parent process" in workers.log(parent)
+
+
+def test_worker_process_killed_by_a_signal_is_started_again(
+    workers: Workers, durable_client: postroom.Client
+) -> None:
+    declare(durable_client)
+    parent = workers.start("--processes", "2", "--grace", "1")
+    wait_until(lambda: workers.log(parent).count("started on") == 2)
+    victim = _children(parent.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: workers.log(parent).count("started on") == 3)
+    assert victim not in _children(parent.pid)
+    assert len(_children(parent.pid)) == 2
+    mid = durable_client.send("jobs", {"action": "quick"})
+    wait_until(lambda: workers.done(mid))
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(20) == 0, workers.log(parent)
+    assert "starting another" in workers.log(parent)
 
 
 def test_worker_push_option_delivers_push_subscriptions(

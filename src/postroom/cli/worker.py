@@ -139,6 +139,7 @@ class _Supervisor:
         self.count = count
         self.procs: list[subprocess.Popen[bytes]] = []
         self.stopping = False
+        self.forwarded: set[int] = set()
 
     def _start(self) -> subprocess.Popen[bytes]:
         # A session of its own: a terminal's Ctrl-C reaches the children only once,
@@ -147,6 +148,7 @@ class _Supervisor:
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+        self.forwarded.add(signum)
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signum)
@@ -183,6 +185,8 @@ class _Supervisor:
             time.sleep(_SUPERVISE_SECONDS)
         for proc in self.procs:
             rc = proc.wait()
+            if rc < 0 and -rc in self.forwarded:
+                rc = 0  # the signal came before its worker started: nothing held
             if rc != 0 and code == 0:
                 code = rc if rc > 0 else 128 - rc
         return code
