@@ -254,20 +254,21 @@ def test_worker_sync_handler_timeout_dead_letters_with_reason_timeout(
     assert (dead.reason, dead.attempts) == ("timeout", 1)
 
 
+@pytest.mark.slow
 def test_worker_extends_lease_of_slow_handler(client: Client, url: str) -> None:
-    client.declare_queue("q", visibility_timeout=0.6)
+    client.declare_queue("q", visibility_timeout=1.0)
     app = postroom.App(url)
     calls: list[int] = []
 
     @app.handler("q")
     async def handle(msg: postroom.Message) -> None:
         calls.append(msg.attempts)
-        await anyio.sleep(2.0)  # more than three visibility timeouts
+        await anyio.sleep(2.5)  # well past the visibility timeout
 
     client.send("q", {"n": 1})
     with running(app, url):
         wait_until(lambda: calls == [1])
-        time.sleep(1.4)
+        time.sleep(1.8)
         assert client.receive("q") == []  # still leased by the worker
         assert client.stats("q").in_flight == 1
         wait_until(lambda: settled(client, "q"))
@@ -306,7 +307,7 @@ def test_worker_concurrency_option_overrides_the_handlers(
         with lock:
             running_now.append(1)
             peak[0] = max(peak[0], len(running_now))
-        time.sleep(0.2)
+        time.sleep(0.5)
         with lock:
             running_now.pop()
 
