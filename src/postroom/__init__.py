@@ -36,6 +36,7 @@ from ._message import (
 from ._retry import Backoff
 from ._signing import verify_signature
 from ._sync import Client
+from ._worker import Worker, run_worker
 from .backends.base import Backend, Capabilities, TopicInfo, open_backend
 
 __version__ = "0.1.0"
@@ -70,10 +71,12 @@ __all__ = [
     "Subscription",
     "SubscriptionNotFound",
     "TopicInfo",
+    "Worker",
     "__version__",
     "connect",
     "connect_async",
     "open_backend",
+    "run_worker",
     "verify_signature",
 ]
 
