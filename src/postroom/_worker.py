@@ -24,6 +24,7 @@ from anyio.abc import TaskStatus
 
 from ._client import AsyncClient
 from ._errors import ConfigurationError
+from ._message import QueuePolicy
 from ._worker_runner import QueueRunner, describe_policy
 
 if TYPE_CHECKING:
@@ -184,10 +185,8 @@ class Worker:
     async def _prepare(self, client: AsyncClient) -> None:
         self.runners = []
         for spec in self.specs:
-            if spec.topic is not None and spec.subscription is not None:
-                opts = self.app.subscription_options(spec.topic, spec.subscription)
-                await client.create_subscription(spec.topic, spec.subscription, **opts)
-            policy = await client._ensure_queue(spec.queue)
+            prepare = partial(self._prepare_queue, client, spec)
+            policy = await prepare()
             concurrency = self.concurrency or spec.concurrency
             log.info("%s", describe_policy(spec, concurrency, policy))
             self.runners.append(
@@ -198,6 +197,7 @@ class Worker:
                     policy=policy,
                     is_stopping=lambda: self.stopping,
                     on_job_left=self._job_left,
+                    prepare=prepare,
                 )
             )
         if self.push:
@@ -213,6 +213,15 @@ class Worker:
             len(self.runners),
             ", delivering push subscriptions" if self.push else "",
         )
+
+    async def _prepare_queue(
+        self, client: AsyncClient, spec: HandlerSpec
+    ) -> QueuePolicy:
+        """Create the handler's subscription (subscribers) or queue if missing."""
+        if spec.topic is not None and spec.subscription is not None:
+            opts = self.app.subscription_options(spec.topic, spec.subscription)
+            await client.create_subscription(spec.topic, spec.subscription, **opts)
+        return await client._ensure_queue(spec.queue)
 
     async def _consume(self) -> None:
         while not self.runners and not self.stopping:  # a push-only worker

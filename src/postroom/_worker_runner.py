@@ -35,8 +35,10 @@ log = logging.getLogger("postroom._worker")
 
 # Longest single long-poll; ``Backend.wait`` returns earlier when work may be there.
 POLL_SECONDS = 10.0
-# Pause after an unexpected backend error before claiming again.
+# Pause after an unexpected backend error before claiming again, doubled on each
+# error in a row up to the maximum.
 ERROR_PAUSE_SECONDS = 1.0
+MAX_ERROR_PAUSE_SECONDS = 16.0
 # Shortest lease-extension tick, whatever the visibility timeout.
 MIN_TICK_SECONDS = 0.05
 
@@ -90,6 +92,7 @@ class QueueRunner:
     policy: QueuePolicy
     is_stopping: Callable[[], bool]
     on_job_left: Callable[[], None]
+    prepare: Callable[[], Awaitable[QueuePolicy]]
     jobs: set[Job] = field(default_factory=set)
     abandoned_threads: int = 0
     _wait_scope: anyio.CancelScope | None = None
@@ -132,15 +135,35 @@ class QueueRunner:
 
     async def receive_loop(self, handlers: TaskGroup) -> None:
         """Claim and start work until the worker stops; errors pause, never kill."""
+        pause = ERROR_PAUSE_SECONDS
         while not self.is_stopping():
             try:
                 await self._step(handlers)
-            except QueueNotFound:
-                log.warning("queue %r disappeared; creating it again", self.queue)
-                await self.client._ensure_queue(self.queue)
-            except Exception:
-                log.exception("receiving from %r failed; retrying", self.queue)
-                await self._idle(partial(anyio.sleep, ERROR_PAUSE_SECONDS))
+                pause = ERROR_PAUSE_SECONDS
+            except Exception as exc:
+                if await self._recover(exc):
+                    continue
+                log.error(
+                    "receiving from %r failed (%s: %s); trying again in %g s",
+                    self.queue,
+                    type(exc).__name__,
+                    exc,
+                    pause,
+                    exc_info=exc,
+                )
+                await self._idle(partial(anyio.sleep, pause))
+                pause = min(pause * 2, MAX_ERROR_PAUSE_SECONDS)
+
+    async def _recover(self, exc: Exception) -> bool:
+        """Recreate a queue (or subscription) deleted under the worker."""
+        if not isinstance(exc, QueueNotFound):
+            return False
+        log.warning("queue %r disappeared; creating it again", self.queue)
+        try:
+            await self.prepare()
+        except Exception:
+            return False
+        return True
 
     async def _step(self, handlers: TaskGroup) -> None:
         free = self.concurrency - len(self.jobs)
