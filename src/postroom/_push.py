@@ -127,6 +127,7 @@ class _Loop:
 
     subscription: Subscription
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    http: httpx.AsyncClient | None = None
 
 
 class Pusher:
@@ -136,7 +137,10 @@ class Pusher:
     the total time allowed for one request (seconds), ``refresh`` how often the
     subscriptions are listed again, ``poll`` the long-poll wait of each receive.
     ``http`` may be an ``httpx.AsyncClient`` of your own (e.g. with a proxy or
-    client certificates); otherwise one is made and closed by :meth:`run`.
+    client certificates), shared by every subscription; by default each
+    subscription gets its own, with ``concurrency`` connections: one endpoint's
+    slow connections never hold another's, and a small pool stays cheap (an
+    httpcore pool spends time linear in its connections on every request).
     """
 
     def __init__(
@@ -178,14 +182,6 @@ class Pusher:
 
     async def run(self, stop: anyio.Event | None = None) -> None:
         """Deliver until :meth:`stop` is called or ``stop`` is set."""
-        owns_http = self._http is None
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-                follow_redirects=False,
-                headers={"user-agent": "postroom-pusher"},
-            )
         try:
             async with anyio.create_task_group() as watcher:
                 if stop is not None:
@@ -198,9 +194,17 @@ class Pusher:
                 watcher.cancel_scope.cancel()
         finally:
             self._loops.clear()
-            if owns_http:
-                await self._http.aclose()
-                self._http = None
+
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout),
+            limits=httpx.Limits(
+                max_connections=self.concurrency,
+                max_keepalive_connections=self.concurrency,
+            ),
+            follow_redirects=False,
+            headers={"user-agent": "postroom-pusher"},
+        )
 
     async def _stop_when(self, stop: anyio.Event) -> None:
         await stop.wait()
@@ -226,53 +230,65 @@ class Pusher:
                 tg.start_soon(self._consume, loop)
 
     async def _consume(self, loop: _Loop) -> None:
+        loop.http = self._http or self._new_http()
+        try:
+            with loop.scope:
+                await self._receive_loop(loop)
+        finally:
+            if self._http is None:
+                with anyio.CancelScope(shield=True):
+                    await loop.http.aclose()
+
+    async def _receive_loop(self, loop: _Loop) -> None:
         slots = anyio.Semaphore(self.concurrency)
         failures = 0
-        with loop.scope:
-            async with anyio.create_task_group() as tg:
-                while not self._stopping:
-                    await slots.acquire()
-                    if self._stopping:
-                        break
-                    n = 1
-                    while n < self.concurrency and slots.value > 0:
-                        slots.acquire_nowait()
-                        n += 1
-                    got: list[Delivery] = []
-                    try:
-                        got = await self.client.receive(
-                            loop.subscription.queue, max_messages=n, wait=self.poll
-                        )
-                        failures = 0
-                    except QueueNotFound:
-                        failures = 1  # deleted: the next discovery ends this loop
-                    except Exception:
-                        failures += 1
-                        log.exception("pusher: receive failed")
-                    for d in got:
-                        tg.start_soon(self._deliver_in_slot, loop, d, slots)
-                    for _ in range(n - len(got)):
-                        slots.release()
-                    if failures:
-                        await anyio.sleep(min(_MAX_BACKOFF, 0.25 * 2**failures))
+        async with anyio.create_task_group() as tg:
+            while not self._stopping:
+                await slots.acquire()
+                if self._stopping:
+                    break
+                n = 1
+                while n < self.concurrency and slots.value > 0:
+                    slots.acquire_nowait()
+                    n += 1
+                got: list[Delivery] = []
+                try:
+                    got = await self.client.receive(
+                        loop.subscription.queue, max_messages=n, wait=self.poll
+                    )
+                    failures = 0
+                except QueueNotFound:
+                    failures = 1  # deleted: the next discovery ends this loop
+                except Exception:
+                    failures += 1
+                    log.exception("pusher: receive failed")
+                for d in got:
+                    tg.start_soon(self._deliver_in_slot, loop, d, slots)
+                for _ in range(n - len(got)):
+                    slots.release()
+                if failures:
+                    await anyio.sleep(min(_MAX_BACKOFF, 0.25 * 2**failures))
 
     async def _deliver_in_slot(
         self, loop: _Loop, delivery: Delivery, slots: anyio.Semaphore
     ) -> None:
         try:
-            await self.deliver(loop.subscription, delivery)
+            assert loop.http is not None
+            await self.deliver(loop.subscription, delivery, loop.http)
         finally:
             slots.release()
 
-    async def deliver(self, subscription: Subscription, delivery: Delivery) -> bool:
-        """POST one delivery; ack it on 2xx, else record a failed attempt.
+    async def deliver(
+        self, subscription: Subscription, delivery: Delivery, http: httpx.AsyncClient
+    ) -> bool:
+        """POST one delivery with ``http``; ack it on 2xx, else record a failure.
 
         Returns whether the endpoint accepted it. Cancelled midway, the message
         is released without counting the attempt.
         """
         try:
             delivery = await self._ensure_lease(delivery)
-            error, outcome = await self._post(subscription, delivery)
+            error, outcome = await self._post(http, subscription, delivery)
         except LeaseLost:
             return False
         except Exception:
@@ -291,9 +307,7 @@ class Pusher:
         dead = await self._settle(self.client.fail(delivery, error, outcome=outcome))
         if dead:
             self.dead_lettered += 1
-            log.warning(
-                "pusher: %s is a dead letter of %s", delivery.id, delivery.queue
-            )
+            log.warning("pusher: %s dead-lettered on %s", delivery.id, delivery.queue)
         return False
 
     async def _ensure_lease(self, delivery: Delivery) -> Delivery:
@@ -315,14 +329,13 @@ class Pusher:
         return False
 
     async def _post(
-        self, subscription: Subscription, delivery: Delivery
+        self, http: httpx.AsyncClient, subscription: Subscription, delivery: Delivery
     ) -> tuple[ErrorInfo | None, str]:
         endpoint = subscription.push_endpoint or ""
         headers = push_headers(subscription, delivery.message)
-        assert self._http is not None
         try:
             with anyio.fail_after(self.timeout):
-                async with self._http.stream(
+                async with http.stream(
                     "POST", endpoint, content=delivery.body, headers=headers
                 ) as resp:
                     status, reason = resp.status_code, resp.reason_phrase
