@@ -56,6 +56,11 @@ def _register() -> None:
     serve.register(app)
 
 
+# typer >= 0.2x vendors click: its usage errors derive from typer.TyperException,
+# not from click.ClickException (older typer raises click's own).
+_TYPER_ERROR: type[Exception] = getattr(typer, "TyperException", click.ClickException)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``postroom`` command."""
     _register()
@@ -70,13 +75,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except typer.TyperException as exc:  # usage errors of typer's vendored click
+    except _TYPER_ERROR as exc:  # usage errors of typer's vendored click
         show = getattr(exc, "show", None)
         if callable(show):
             show()
         else:
-            err_console.print(f"error: {exc.format_message()}", markup=False)
-        sys.exit(exc.exit_code)
+            err_console.print(f"error: {exc}", markup=False)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
     except PostroomError as exc:
         if state.debug:
             traceback.print_exc()
