@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,21 @@ __all__ = ["Worker", "run_worker"]
 log = logging.getLogger(__name__)
 
 PARENT_CHECK_SECONDS = 1.0
+
+
+@contextmanager
+def _plain_errors() -> Iterator[None]:
+    """Re-raise an exception group holding one error as that error, so callers
+    (and the CLI's error handling) see e.g. a ConfigurationError, not a group."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if isinstance(leaf, BaseExceptionGroup):
+            raise
+        raise leaf from None
 
 
 def select_handlers(
@@ -159,6 +175,10 @@ class Worker:
         With ``TaskGroup.start`` it reports started once subscriptions exist and
         every queue is being consumed.
         """
+        with _plain_errors():
+            await self._run(task_status)
+
+    async def _run(self, task_status: TaskStatus[None]) -> None:
         client = self._client or AsyncClient(self.url, consumer=self._consumer)
         try:
             await client.connect()
@@ -282,7 +302,8 @@ class Worker:
         The first signal stops gracefully, a second skips the grace period. With
         ``parent_pid`` the worker also stops when that process goes away.
         """
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        signals_cm = anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT)
+        with _plain_errors(), signals_cm as signals:
             async with anyio.create_task_group() as tg:
 
                 async def watch_signals() -> None:

@@ -197,26 +197,37 @@ def test_worker_push_option_delivers_push_subscriptions(
 
 
 @pytest.mark.parametrize(
-    ("target", "expected"),
+    ("args", "expected"),
     [
-        ("no_such_module:app", "cannot import module 'no_such_module'"),
-        ("tasks:nope", "module 'tasks' has no attribute 'nope'"),
-        ("broken:app", "needs 'not_installed_anywhere', which is not installed"),
+        (["no_such_module:app"], "cannot import module 'no_such_module'"),
+        (["tasks:nope"], "module 'tasks' has no attribute 'nope'"),
+        (["broken:app"], "needs 'not_installed_anywhere', which is not installed"),
+        (["tasks:app"], "the app has no handlers"),
+        (["good:app", "--queues", "other"], "no handler for 'other'"),
+        (["good:app", "--url", "bogus://x"], "unknown URL scheme 'bogus'"),
+        (
+            ["good:app", "--processes", "2", "--url", "sqlite:////no/such/dir/x.db"],
+            "cannot open /no/such/dir/x.db",
+        ),
     ],
 )
 def test_worker_with_a_bad_target_exits_1_with_a_clear_message(
-    tmp_path: Path, target: str, expected: str
+    tmp_path: Path, args: list[str], expected: str
 ) -> None:
     (tmp_path / "tasks.py").write_text("import postroom\napp = postroom.App()\n")
     (tmp_path / "broken.py").write_text("import not_installed_anywhere\n")
+    (tmp_path / "good.py").write_text(
+        "import postroom\napp = postroom.App('memory://')\n"
+        "@app.handler('jobs')\nasync def handle(body: bytes) -> None: ...\n"
+    )
     done = subprocess.run(
-        [POSTROOM, "worker", target, "--url", "memory://"],
+        [POSTROOM, "worker", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stderr
     err = " ".join(done.stderr.split())  # undo the console's line wrapping
     assert expected in err
     assert "Traceback" not in done.stderr

@@ -18,6 +18,7 @@ import typer
 from .._app import App
 from .._errors import ConfigurationError
 from .._worker import run_worker, select_handlers
+from ..backends.base import open_backend
 
 __all__ = ["load_app", "register"]
 
@@ -130,8 +131,9 @@ def _child_args(
 class _Supervisor:
     """Runs ``count`` worker processes; forwards SIGTERM/SIGINT to them.
 
-    A child killed by a signal (e.g. the OOM killer) is started again; a child that
-    exits with an error stops them all, and its exit code is returned.
+    A child that is killed (e.g. by the OOM killer) or stopped on its own is started
+    again; a child that exits with an error stops them all, and its exit code is
+    returned.
     """
 
     def __init__(self, args: list[str], count: int) -> None:
@@ -157,16 +159,13 @@ class _Supervisor:
         code = self.procs[i].poll()
         if code is None or self.stopping:
             return None
-        if code < 0:
-            log.warning(
-                "worker process %d died (signal %d): starting another",
-                self.procs[i].pid,
-                -code,
-            )
-            time.sleep(_RESTART_PAUSE_SECONDS)
-            self.procs[i] = self._start()
-            return None
-        return code
+        if code > 0:
+            return code
+        how = f"died (signal {-code})" if code < 0 else "stopped"
+        log.warning("worker process %d %s: starting another", self.procs[i].pid, how)
+        time.sleep(_RESTART_PAUSE_SECONDS)
+        self.procs[i] = self._start()
+        return None
 
     def run(self) -> int:
         """Start the children, watch them, return the exit code."""
@@ -239,6 +238,7 @@ def worker(
     app = load_app(target)  # also in the parent: a bad target fails once, early
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     select_handlers(app, names, allow_none=push)  # unknown queue names fail here
+    open_backend(url or app.url)  # and so does a malformed URL: once, not per child
     if processes > 1:
         args = _child_args(target, concurrency, grace, url, queues, push, log_level)
         raise typer.Exit(_Supervisor(args, processes).run())
