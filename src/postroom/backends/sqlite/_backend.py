@@ -56,12 +56,16 @@ class SqliteBackend(Backend):
         """The absolute path of the database file."""
         return self.settings.path
 
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run one blocking operation in the backend's thread."""
+    async def _run(
+        self, fn: Callable[..., T], *args: object, durable: bool = True
+    ) -> T:
+        """Run one blocking operation in the backend's thread (see ``_executor``)."""
         if self._executor is None:
-            self._executor = Executor(f"postroom-sqlite:{self.path}")
+            self._executor = Executor(
+                f"postroom-sqlite:{self.path}", self.settings.synchronous
+            )
         try:
-            return await self._executor.run(fn, *args)
+            return await self._executor.run(fn, *args, durable=durable)
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
 
@@ -117,10 +121,10 @@ class SqliteBackend(Backend):
         return await self._run(self._s().declare_queue, queue, policy, replace)
 
     async def get_policy(self, queue: str) -> QueuePolicy | None:
-        return await self._run(self._s().get_policy, queue)
+        return await self._run(self._s().get_policy, queue, durable=False)
 
     async def list_queues(self) -> list[str]:
-        return await self._run(self._s().list_queues)
+        return await self._run(self._s().list_queues, durable=False)
 
     # -- messages ------------------------------------------------------------------
 
@@ -160,24 +164,24 @@ class SqliteBackend(Backend):
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        await self._run(self._s().release, deliveries)
+        await self._run(self._s().release, deliveries, durable=False)
         notify(self.path, {d.queue for d in deliveries})
 
     async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
-        until = await self._run(self._s().extend, delivery, lease_ms)
+        until = await self._run(self._s().extend, delivery, lease_ms, durable=False)
         return replace(delivery, lease_expires_at=from_ms(until))
 
     async def peek(self, queue: str, limit: int) -> list[Message]:
-        return await self._run(self._s().peek, queue, limit)
+        return await self._run(self._s().peek, queue, limit, durable=False)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        return await self._run(self._s().stats, list(queues))
+        return await self._run(self._s().stats, list(queues), durable=False)
 
     async def purge(self, queue: str, *, dead: bool) -> int:
         return await self._run(self._s().purge, queue, dead)
 
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
-        return await self._run(self._s().counters, list(queues))
+        return await self._run(self._s().counters, list(queues), durable=False)
 
     # -- dead letters --------------------------------------------------------------
 
@@ -191,7 +195,14 @@ class SqliteBackend(Backend):
         ids: Sequence[str] | None = None,
     ) -> list[DeadLetter]:
         return await self._run(
-            _admin.dead_letters, self._s(), queue, limit, reason, error_contains, ids
+            _admin.dead_letters,
+            self._s(),
+            queue,
+            limit,
+            reason,
+            error_contains,
+            ids,
+            durable=False,
         )
 
     async def redrive(
@@ -208,7 +219,9 @@ class SqliteBackend(Backend):
         return await self._run(_admin.put_subscription, self._s(), subscription)
 
     async def list_subscriptions(self, topic: str | None = None) -> list[Subscription]:
-        return await self._run(_admin.list_subscriptions, self._s(), topic)
+        return await self._run(
+            _admin.list_subscriptions, self._s(), topic, durable=False
+        )
 
     async def delete_subscription(self, topic: str, name: str) -> bool:
         return await self._run(_admin.delete_subscription, self._s(), topic, name)
@@ -217,8 +230,8 @@ class SqliteBackend(Backend):
         await self._run(_admin.record_publish, self._s(), topic, copies)
 
     async def list_topics(self) -> list[TopicInfo]:
-        return await self._run(_admin.list_topics, self._s())
+        return await self._run(_admin.list_topics, self._s(), durable=False)
 
     async def sweep(self, queue: str) -> None:
         """Resolve expired leases of ``queue`` now."""
-        await self._run(self._s().resolve_expired, queue, now_ms())
+        await self._run(self._s().resolve_expired, queue, now_ms(), durable=False)

@@ -7,6 +7,11 @@ sends) run together in one ``BEGIN IMMEDIATE ... COMMIT``: one fsync instead of
 one each. Each operation opens a savepoint (see ``_conn.write``), so a failing
 one (``LeaseLost``...) is rolled back alone. Nothing is reported as done before
 the commit that made it durable.
+
+Operations that only move leases (claim, extend, release) commit with
+``synchronous = NORMAL`` even when the database is set to ``FULL``: losing one
+in a power cut only means a redelivery, and the next durable commit (the ack)
+syncs the log with them. Sends, acks, retries and dead letters stay ``FULL``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ T = TypeVar("T")
 # Most operations committed together.
 MAX_GROUP = 128
 
-_Op = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, Any]
+_Op = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, Any, bool]
+_LIGHT = {"extra": "normal", "full": "normal"}
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
@@ -48,18 +54,23 @@ def _deliver(op: _Op, result: Any, exc: BaseException | None) -> None:
 class Executor:
     """A thread that runs one backend's blocking operations in order."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, synchronous: str) -> None:
         self.conn: sqlite3.Connection | None = None
+        self._modes = (synchronous, _LIGHT.get(synchronous, synchronous))
+        self._mode = synchronous
         self._queue: SimpleQueue[_Op | None] = SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         """Run ``fn(*args)`` in the thread; a cancelled caller still waits for it
-        (operations are short), so a claim is never lost between thread and loop."""
+        (operations are short), so a claim is never lost between thread and loop.
+
+        ``durable=False`` for operations whose loss in a power cut is harmless.
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, args, loop, fut))
+        self._queue.put((fn, args, loop, fut, durable))
         with anyio.CancelScope(shield=True):
             result = await fut
         return result
@@ -93,8 +104,16 @@ class Executor:
             if stop:
                 return
 
+    def _sync(self, durable: bool) -> None:
+        """Set the commit's fsync level (outside any transaction)."""
+        mode = self._modes[0 if durable else 1]
+        if mode != self._mode and self.conn is not None:
+            self.conn.execute(f"PRAGMA synchronous = {mode}")
+            self._mode = mode
+
     def _alone(self, op: _Op) -> None:
         try:
+            self._sync(op[4])
             result = op[0](*op[1])
         except BaseException as exc:
             _deliver(op, None, exc)
@@ -104,6 +123,7 @@ class Executor:
     def _group(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
+            self._sync(any(op[4] for op in batch))
             conn.execute("BEGIN IMMEDIATE")
             for op in batch:
                 try:
