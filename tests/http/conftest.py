@@ -48,7 +48,7 @@ class Server:
 
 
 def start_server(
-    folder: Path, *, tokens: str | None = None, args: tuple[str, ...] = ()
+    folder: Path, *, tokens: str | None = None, push: bool = False
 ) -> Server:
     """Start ``postroom serve`` on SQLite in ``folder``; wait until it answers."""
     port = free_port()
@@ -60,7 +60,7 @@ def start_server(
     cmd = [sys.executable, "-m", "postroom", "serve", "--url", url, "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*cmd, "--no-push", "--log-level", "warning", *args],
+            [*cmd, *([] if push else ["--no-push"]), "--log-level", "warning"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
