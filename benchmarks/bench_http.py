@@ -47,7 +47,8 @@ def free_port() -> int:
 
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     """``postroom serve`` without push, access log off; wait for /healthz."""
-    cmd = [sys.executable, "-m", "postroom", "serve", "--url", url, "--port", str(port)]
+    cli = [sys.executable, "-c", "from postroom.cli import main; main()"]
+    cmd = [*cli, "serve", "--url", url, "--port", str(port)]
     proc = subprocess.Popen([*cmd, "--no-push", "--log-level", "warning"])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -25,6 +25,10 @@ TOKENS_ENV = (
 )
 
 
+# The ``postroom`` command, run by the interpreter of this test session.
+CLI = [sys.executable, "-c", "from postroom.cli import main; main()"]
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:
@@ -57,7 +61,7 @@ def start_server(
     if tokens:
         env["POSTROOM_TOKENS"] = tokens
     log = folder / "server.log"
-    cmd = [sys.executable, "-m", "postroom", "serve", "--url", url, "--port", str(port)]
+    cmd = [*CLI, "serve", "--url", url, "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*cmd, *([] if push else ["--no-push"]), "--log-level", "warning"],

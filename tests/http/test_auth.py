@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import httpx
 import pytest
 
-from .conftest import ADMIN, OPS, RECEIVER, SENDER, Server
+from .conftest import ADMIN, CLI, OPS, RECEIVER, SENDER, Server
 
 
 def _status(resp: httpx.Response, status: int) -> None:
@@ -112,7 +111,7 @@ def test_serve_refuses_public_bind_without_tokens(
     tmp_path: pytest.TempPathFactory,
 ) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "postroom", "serve", "--url", "memory://",
+        [*CLI, "serve", "--url", "memory://",
          "--host", "0.0.0.0", "--port", "1"],
         capture_output=True, text=True, timeout=60,
         env={"PATH": "/usr/bin:/bin"},

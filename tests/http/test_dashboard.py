@@ -24,7 +24,8 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+# POSTROOM_SCREENSHOTS=1 refreshes the screenshots of docs/http.md.
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 TRACEBACK = (
     "Traceback (most recent call last):\n"
     '  File "resize.py", line 12, in resize\n'
@@ -42,6 +43,15 @@ def browser() -> Iterator[Browser]:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b
         b.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/img when refreshing them, else a temp folder."""
+    if os.environ.get("POSTROOM_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        return DOCS_IMG
+    return tmp_path
 
 
 @pytest.fixture
@@ -79,12 +89,11 @@ def _seed(http: httpx.Client, queue: str) -> str:
 
 @pytest.mark.slow
 def test_dashboard_depths_traceback_and_redrive(
-    server: Server, http: httpx.Client, page: Page
+    server: Server, http: httpx.Client, page: Page, shots: Path
 ) -> None:
     queue = "images.resize"
     http.post("/v1/topics/images.resized/subscriptions", json={"name": "gallery"})
     dead_id = _seed(http, queue)
-    SHOTS.mkdir(parents=True, exist_ok=True)
 
     page.goto(server.base + "/")
     row = page.locator(f'tr[data-queue="{queue}"]')
@@ -93,20 +102,20 @@ def test_dashboard_depths_traceback_and_redrive(
     expect(page.locator("#updated")).to_contain_text("updated")  # live poll ran
     http.post(f"/v1/queues/{queue}/messages", json={"body": {"n": 3}})
     expect(row.locator('[data-field="ready"]')).to_have_text("4")  # live update
-    page.screenshot(path=str(SHOTS / "dashboard-queues.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-queues.png"), full_page=True)
 
     row.get_by_role("link", name=queue).click()
     expect(page.locator("#depth-dead")).to_have_text("1")
     page.get_by_role("link", name=dead_id).click()
     expect(page.locator("#traceback")).to_contain_text("UnidentifiedImageError")
     expect(page.locator("#history")).to_contain_text("rejected")
-    page.screenshot(path=str(SHOTS / "dashboard-dead-letter.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-dead-letter.png"), full_page=True)
 
     page.locator("#redrive-one").click()
     expect(page.locator(".notice")).to_have_text("redrove 1 message(s)")
     expect(page.locator("#depth-dead")).to_have_text("0")
     expect(page.locator("#depth-ready")).to_have_text("5")
-    page.screenshot(path=str(SHOTS / "dashboard-queue.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-queue.png"), full_page=True)
     stats = http.get(f"/v1/queues/{queue}").json()
     assert (stats["dead"], stats["ready"], stats["counters"]["redriven"]) == (0, 5, 1)
 
