@@ -21,6 +21,41 @@ __all__ = [
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
+# Messages of one batch share headers and times: convert each distinct value once.
+# The caches are bounded (cleared when full); the values are immutable or copied.
+_CACHE_SIZE = 512
+_headers_json: dict[tuple[tuple[str, str], ...], str] = {}
+_headers_dict: dict[str, dict[str, str]] = {}
+_datetimes: dict[int, datetime] = {}
+
+
+def _headers_to_json(headers: dict[str, str]) -> str:
+    key = tuple(headers.items())
+    text = _headers_json.get(key)
+    if text is None:
+        if len(_headers_json) >= _CACHE_SIZE:
+            _headers_json.clear()
+        text = _headers_json[key] = dumps(headers)
+    return text
+
+
+def _headers_from_json(text: str) -> dict[str, str]:
+    cached = _headers_dict.get(text)
+    if cached is None:
+        if len(_headers_dict) >= _CACHE_SIZE:
+            _headers_dict.clear()
+        cached = _headers_dict[text] = json.loads(text)
+    return dict(cached)
+
+
+def _from_ms(ms: int) -> datetime:
+    dt = _datetimes.get(ms)
+    if dt is None:
+        if len(_datetimes) >= _CACHE_SIZE:
+            _datetimes.clear()
+        dt = _datetimes[ms] = from_ms(ms)
+    return dt
+
 
 def dumps(value: Any) -> str:
     """Compact JSON."""
@@ -39,7 +74,7 @@ def message_row(queue: str, m: Message) -> tuple[Any, ...]:
         queue,
         m.id,
         m.body,
-        dumps(m.headers),
+        _headers_to_json(m.headers),
         to_ms(m.enqueued_at),
         available,
         available,
@@ -56,9 +91,9 @@ def message_from_row(row: Sequence[Any]) -> Message:
         id=row[2],
         queue=row[1],
         body=bytes(row[3]),
-        headers=json.loads(row[4]),
-        enqueued_at=from_ms(row[5]),
-        available_at=from_ms(row[6]),
+        headers=_headers_from_json(row[4]),
+        enqueued_at=_from_ms(row[5]),
+        available_at=_from_ms(row[6]),
         attempts=row[7],
         dedup_key=row[8] or None,
         redrives=row[9],
