@@ -35,6 +35,8 @@ def _root(
 
 
 def _register() -> None:
+    if app.registered_commands or app.registered_groups:
+        return  # once per process: main() may run many times (in-process tests)
     from . import demo
 
     demo.register(app)
