@@ -9,8 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 
 from postroom.server import HttpReceipt
+
+from .conftest import Server
 
 
 def _problem(resp: httpx.Response, status: int) -> dict[str, Any]:
@@ -191,6 +194,22 @@ def test_receive_long_poll_is_woken_by_send(http: httpx.Client, queue: str) -> N
     assert time.monotonic() - started < 15  # woken, not timed out
 
 
+def test_abandoned_long_poll_leases_nothing(
+    server: Server, http: httpx.Client, queue: str
+) -> None:
+    _send(http, queue, "warm-up")
+    [m] = _receive(http, queue)
+    http.post(f"/v1/queues/{queue}/ack", json={"receipt": m["receipt"]})
+    impatient = httpx.Client(base_url=server.base, timeout=0.5)
+    with impatient, pytest.raises(httpx.ReadTimeout):
+        impatient.post(f"/v1/queues/{queue}/receive", json={"wait": 15})
+    time.sleep(0.5)  # the server sees the connection close
+    _send(http, queue, "after")
+    time.sleep(0.5)  # an abandoned poll would lease it now
+    stats = http.get(f"/v1/queues/{queue}").json()
+    assert (stats["ready"], stats["in_flight"]) == (1, 0)
+
+
 def test_receive_limits_are_422(http: httpx.Client, queue: str) -> None:
     _send(http, queue, 1)
     url = f"/v1/queues/{queue}/receive"
@@ -333,3 +352,22 @@ def test_ack_batch_reports_lost_leases(http: httpx.Client, queue: str) -> None:
     _problem(http.post(f"/v1/queues/{queue}/ack:batch", json={"receipts": []}), 422)
     many = {"receipts": [got[1]["receipt"]] * 101}
     _problem(http.post(f"/v1/queues/{queue}/ack:batch", json=many), 413)
+
+
+def test_dashboard_pages_escape_message_content(http: httpx.Client, queue: str) -> None:
+    _send(http, queue, "<script>alert(1)</script>", headers={"x": "<b>h</b>"})
+    [m] = _receive(http, queue)
+    error = {"type": "E", "message": "<img src=x onerror=alert(2)>"}
+    http.post(
+        f"/v1/queues/{queue}/reject", json={"receipt": m["receipt"], "error": error}
+    )
+    for path in (f"/ui/queues/{queue}", f"/ui/queues/{queue}/dead/{m['id']}"):
+        page = http.get(path)
+        assert page.status_code == 200
+        assert "<script>alert" not in page.text
+        assert "<img src=x" not in page.text
+        assert "&lt;img src=x onerror=alert(2)&gt;" in page.text
+    assert "&lt;b&gt;h&lt;/b&gt;" in http.get(f"/ui/queues/{queue}/dead/{m['id']}").text
+    assert http.get("/ui/queues/nope").status_code == 404
+    assert http.get(f"/ui/queues/{queue}/dead/nope").status_code == 404
+    assert http.get(f"/ui/queues/{queue}?reason=bogus").status_code == 400

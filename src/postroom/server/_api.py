@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._message import ErrorInfo, QueuePolicy, now_ms
+import anyio
+from starlette.requests import Request
+
+from .._message import Delivery, ErrorInfo, QueuePolicy, now_ms
 from .._retry import Backoff
 from ._models import (
     BackoffModel,
@@ -151,12 +155,22 @@ async def send_batch(ctx: Ctx, req: BatchSendRequest) -> BatchSendResponse:
 )  # fmt: skip
 async def receive(ctx: Ctx, req: ReceiveRequest) -> ReceiveResponse:
     """Lease up to ``max_messages``; ``wait`` long-polls up to 20 s."""
-    got = await ctx.client.receive(
-        ctx.params["queue"],
-        max_messages=req.max_messages,
-        visibility_timeout=req.visibility_timeout,
-        wait=req.wait,
-    )
+    got: list[Delivery] = []
+
+    async def poll() -> None:
+        got.extend(
+            await ctx.client.receive(
+                ctx.params["queue"],
+                max_messages=req.max_messages,
+                visibility_timeout=req.visibility_timeout,
+                wait=req.wait,
+            )
+        )
+
+    if req.wait > 0 and ctx.request is not None:
+        await _unless_disconnected(ctx.request, poll)
+    else:
+        await poll()
     leased_at = now_ms()
     return ReceiveResponse(
         messages=[
@@ -175,6 +189,27 @@ async def receive(ctx: Ctx, req: ReceiveRequest) -> ReceiveResponse:
             for d in got
         ]
     )
+
+
+async def _unless_disconnected(
+    request: Request, job: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``job``, cancelling it if the client goes away (a long poll nobody
+    waits for any more would lease messages that then wait for their lease to
+    expire)."""
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            tg.cancel_scope.cancel()
+
+        async def run() -> None:
+            await job()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        tg.start_soon(run)
 
 
 def _receipt(ctx: Ctx, req: ReceiptRequest) -> HttpReceipt:

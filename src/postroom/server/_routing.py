@@ -107,6 +107,7 @@ class Ctx:
     token: Token | None
     params: dict[str, str]
     state: Any
+    request: Request | None = None
 
     def visible(self, name: str) -> bool:
         """Whether the caller's token covers the queue or topic ``name``."""
@@ -291,6 +292,6 @@ async def _serve(op: Operation, request: Request) -> Response:
         arg = await parse_body(request, op.body)
     elif op.query is not None:
         arg = op.query.model_validate(dict(request.query_params))
-    ctx = Ctx(app_state.client, settings, token, params, app_state)
+    ctx = Ctx(app_state.client, settings, token, params, app_state, request)
     result = await op.handler(ctx, arg)
     return JSONResponse(result.model_dump(mode="json"), status_code=op.status)
