@@ -1,0 +1,75 @@
+"""The installed ``postroom`` command and ``python -m postroom``, as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import postroom
+from tests.cli.test_queue_commands import ULID, make_dead_letters
+
+POSTROOM = Path(sys.executable).with_name("postroom")
+
+
+def postroom_cmd(
+    *args: str, input: str | None = None, module: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``postroom`` script (or ``python -m postroom``) to completion."""
+    cmd = [sys.executable, "-m", "postroom"] if module else [str(POSTROOM)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
+    return subprocess.run(
+        [*cmd, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_send_peek_and_redrive_across_processes(sqlite_url: str) -> None:
+    sent = postroom_cmd("send", "--url", sqlite_url, "jobs", '{"n": 1}', "-H", "a=b")
+    assert sent.returncode == 0, sent.stderr
+    mid = sent.stdout.strip()
+    assert ULID.match(mid)
+    piped = postroom_cmd("send", "--url", sqlite_url, "jobs", "-", input="from stdin")
+    assert piped.returncode == 0, piped.stderr
+    peeked = postroom_cmd("peek", "--url", sqlite_url, "jobs", "--json", module=True)
+    rows = json.loads(peeked.stdout)
+    assert [(r["id"], r["body"]) for r in rows] == [
+        (mid, '{"n":1}'),
+        (piped.stdout.strip(), '"from stdin"'),
+    ]
+    assert rows[0]["headers"]["a"] == "b"
+    with postroom.connect(sqlite_url) as client:
+        client.purge("jobs")
+        ids = make_dead_letters(client)
+        redriven = postroom_cmd("dlq", "redrive", "--url", sqlite_url, "jobs", "--yes")
+        assert redriven.returncode == 0, redriven.stderr
+        assert client.stats("jobs").dead == 0
+        assert {m.id for m in client.peek("jobs")} == set(ids.values())
+
+
+def test_errors_are_one_clear_line_without_traceback(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    cases = [
+        (("peek", "--url", url, "missing.queue"), 1, "'missing.queue' does not exist"),
+        (("queues", "--url", "kafka://broker"), 1, "unknown URL scheme 'kafka'"),
+        (("send", "--url", url, "q", "{}", "-H", "oops"), 2, "expected KEY=VALUE"),
+    ]
+    for args, code, message in cases:
+        done = postroom_cmd(*args)
+        assert done.returncode == code, (args, done.stderr)
+        assert message in " ".join(done.stderr.split()), done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    done = postroom_cmd("--debug", "queues", "--url", "kafka://broker", module=True)
+    assert done.returncode == 1
+    assert "Traceback" in done.stderr
+    assert "ConfigurationError" in done.stderr
