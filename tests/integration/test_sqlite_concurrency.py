@@ -121,3 +121,13 @@ def test_sqlite_long_poll_wakes_on_a_send_from_another_process(
         finally:
             assert proc.wait(timeout=60) == 0
         assert [d.message.json() for d in got] == [{"from": "another process"}]
+
+
+def test_sqlite_long_poll_wakes_without_inotify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where inotify is missing (macOS, Windows) data_version is polled instead.
+    from postroom.backends.sqlite import _watch
+
+    monkeypatch.setattr(_watch, "watch_file", lambda path: None)
+    test_sqlite_long_poll_wakes_on_a_send_from_another_process(tmp_path)

@@ -52,13 +52,15 @@ class SqliteSettings:
     lock, default 5), ``synchronous`` (``full`` by default: a commit is on disk
     before ``send`` returns; ``normal`` survives process crashes but may lose the
     last commits on power loss) and ``poll_interval`` (seconds between checks
-    for commits by other processes while a consumer waits, default 0.002).
+    for commits by other processes while a consumer waits; ``None``, the
+    default, means 0.001 s after a log write where inotify tells of them, and
+    0.005 s all the time where it does not; see ``_watch.py``).
     """
 
     path: str
     busy_timeout: float = 5.0
     synchronous: str = "full"
-    poll_interval: float = 0.002
+    poll_interval: float | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SqliteSettings:
@@ -84,13 +86,14 @@ class SqliteSettings:
             )
         try:
             busy = float(params.get("busy_timeout", 5.0))
-            poll = float(params.get("poll_interval", 0.002))
+            raw_poll = params.get("poll_interval")
+            poll = None if raw_poll is None else float(raw_poll)
         except ValueError as exc:
             raise ConfigurationError(
                 f"{url!r}: {exc}; give seconds, e.g. 2.5"
             ) from None
         sync = params.get("synchronous", "full").lower()
-        if sync not in _SYNC_MODES or busy < 0 or not 0 < poll <= 1:
+        if sync not in _SYNC_MODES or busy < 0 or not 0 < (poll or 0.001) <= 1:
             raise ConfigurationError(
                 f"{url!r}: synchronous must be one of {', '.join(_SYNC_MODES)}, "
                 "busy_timeout >= 0 and 0 < poll_interval <= 1 (seconds)"

@@ -9,11 +9,12 @@ Two sources wake a waiter:
   connection commits. It is read on a dedicated connection (a few microseconds, no
   table access, no lock), and only when it changed does each waiter look up its
   queue's next due time. On Linux an inotify watch on the write-ahead log says
-  when anyone wrote it: only then is ``data_version`` read every
-  ``poll_interval``, for ``FAST_WINDOW`` seconds (a commit's log write comes
-  before its fsync and its index update), and otherwise every
+  when anyone wrote it: only then is ``data_version`` read often
+  (``POLL_AFTER_WRITE``), for ``FAST_WINDOW`` seconds (a commit's log write
+  comes before its fsync and its index update), and otherwise every
   ``SAFETY_INTERVAL``, so an idle consumer costs nothing measurable. Without
-  inotify it is read every ``poll_interval``.
+  inotify it is read every ``POLL_WITHOUT_INOTIFY``. The URL's
+  ``poll_interval`` overrides both.
 
 A waiter also returns when the queue's next delayed message or lease comes due.
 The watcher's connection has a zero busy timeout: a read that would block counts
@@ -40,6 +41,9 @@ _LOCAL = "local"
 _POLL = "poll"
 _TIMER = "timer"
 
+# data_version reads after a log write (inotify), and all the time without it.
+POLL_AFTER_WRITE = 0.001
+POLL_WITHOUT_INOTIFY = 0.005
 # Fast polling lasts this long after the log was written (covers slow fsyncs).
 FAST_WINDOW = 0.1
 # With inotify, the period of the safety poll that catches anything it missed.
@@ -85,6 +89,7 @@ class _Poller:
         self.timer: asyncio.TimerHandle | None = None
         self.watch: FileWatch | None = None
         self.fast_until = 0.0
+        self.interval = POLL_WITHOUT_INOTIFY
 
 
 class Watcher:
@@ -92,7 +97,7 @@ class Watcher:
 
     def __init__(self, settings: SqliteSettings) -> None:
         self.path = settings.path
-        self.interval = settings.poll_interval
+        self._interval = settings.poll_interval
         self._settings = settings
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
@@ -156,7 +161,7 @@ class Watcher:
             return
         self._check(poller)
         fast = poller.watch is None or poller.loop.time() < poller.fast_until
-        self._schedule(poller, self.interval if fast else SAFETY_INTERVAL)
+        self._schedule(poller, poller.interval if fast else SAFETY_INTERVAL)
 
     def _written(self, poller: _Poller) -> None:
         """The log was written: look now, then poll fast for a while."""
@@ -164,13 +169,16 @@ class Watcher:
         poller.watch.drain()
         poller.fast_until = poller.loop.time() + FAST_WINDOW
         self._check(poller)
-        self._schedule(poller, self.interval)
+        self._schedule(poller, poller.interval)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> _Poller:
         poller = self._pollers[loop] = _Poller(loop)
         poller.watch = watch_file(self.path + "-wal")
         if poller.watch is not None:
             loop.add_reader(poller.watch.fd, self._written, poller)
+            poller.interval = POLL_AFTER_WRITE
+        if self._interval is not None:
+            poller.interval = self._interval
         return poller
 
     def _stop(self, poller: _Poller) -> None:
@@ -194,7 +202,7 @@ class Watcher:
             poller.version = version
         poller.waiters.add(waiter)
         fast = poller.watch is None
-        self._schedule(poller, self.interval if fast else SAFETY_INTERVAL)
+        self._schedule(poller, poller.interval if fast else SAFETY_INTERVAL)
         with _registry_lock:
             _registry.setdefault(self.path, set()).add(waiter)
         return poller
