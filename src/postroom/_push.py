@@ -289,7 +289,7 @@ class Pusher:
         try:
             delivery = await self._ensure_lease(delivery)
             error, outcome = await self._post(http, subscription, delivery)
-        except LeaseLost:
+        except (LeaseLost, QueueNotFound):  # taken over, or subscription deleted
             return False
         except Exception:
             log.exception("pusher: %s could not be delivered", delivery.id)

@@ -251,3 +251,27 @@ async def test_run_pusher_by_url_stops_on_event(
                 tg.start_soon(lambda: run_pusher(mem_url, stop=stop, refresh=0.1))
                 await eventually(lambda: receiver.count() == 1, what="a push")
                 stop.set()
+
+
+async def test_worker_with_push_delivers_push_subscriptions(
+    mem_url: str, receiver: Receiver
+) -> None:
+    from postroom._worker import Worker
+
+    app = postroom.App(mem_url)
+    received: list[object] = []
+
+    @app.subscriber("e", subscription="inproc")
+    async def handle(event: dict[str, int]) -> None:
+        received.append(event)
+
+    async with AsyncClient(mem_url) as client:
+        await client.create_subscription("e", "hook", push_endpoint=receiver.endpoint())
+        worker = Worker(app, client=client, push=True, grace=1.0)
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as tg:
+                await tg.start(worker.run)
+                await client.publish("e", {"n": 1})
+                await eventually(lambda: receiver.count() == 1, what="the push")
+                await eventually(lambda: received == [{"n": 1}], what="the handler")
+                worker.stop()
