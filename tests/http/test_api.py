@@ -231,6 +231,8 @@ def test_unknown_queue_is_404(http: httpx.Client, queue: str) -> None:
     ]:
         resp = http.request(method, f"/v1/queues/{queue}{path}", json={})
         assert "does not exist" in _problem(resp, 404)["detail"]
+    long_poll = http.post(f"/v1/queues/{queue}/receive", json={"wait": 1})
+    assert "does not exist" in _problem(long_poll, 404)["detail"]
 
 
 def test_malformed_requests_are_4xx(http: httpx.Client, queue: str) -> None:

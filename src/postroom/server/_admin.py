@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from ._api import api
 from ._models import (
+    DeadLetterQuery,
+    PublishRequest,
+    RedriveRequest,
+    SubscriptionQuery,
+    SubscriptionRequest,
+)
+from ._responses import (
     DeadLetterList,
     DeadLetterModel,
-    DeadLetterQuery,
     Ok,
-    PublishRequest,
     PublishResponse,
     PurgeResponse,
-    RedriveRequest,
     RedriveResponse,
     SubscriptionList,
     SubscriptionModel,
-    SubscriptionQuery,
-    SubscriptionRequest,
     TopicList,
     TopicModel,
 )

@@ -13,11 +13,19 @@ from .._retry import Backoff
 from ._models import (
     BackoffModel,
     BatchAckRequest,
-    BatchAckResponse,
     BatchSendRequest,
-    BatchSendResponse,
     DeclareQueueRequest,
     ExtendRequest,
+    ReceiptRequest,
+    ReceiveRequest,
+    RejectRequest,
+    RetryRequest,
+    SendRequest,
+)
+from ._receipts import HttpReceipt
+from ._responses import (
+    BatchAckResponse,
+    BatchSendResponse,
     ExtendResponse,
     Health,
     Ok,
@@ -25,17 +33,11 @@ from ._models import (
     QueueDetail,
     QueueList,
     QueueStatsModel,
-    ReceiptRequest,
     ReceivedMessage,
-    ReceiveRequest,
     ReceiveResponse,
-    RejectRequest,
-    RetryRequest,
-    SendRequest,
     SendResponse,
     body_fields,
 )
-from ._receipts import HttpReceipt
 from ._routing import Api, Ctx, HttpProblem
 
 __all__ = ["api"]
@@ -197,6 +199,7 @@ async def _unless_disconnected(
     """Run ``job``, cancelling it if the client goes away (a long poll nobody
     waits for any more would lease messages that then wait for their lease to
     expire)."""
+    failed: list[Exception] = []
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
@@ -205,11 +208,16 @@ async def _unless_disconnected(
             tg.cancel_scope.cancel()
 
         async def run() -> None:
-            await job()
+            try:
+                await job()
+            except Exception as exc:  # re-raised below, not as an ExceptionGroup
+                failed.append(exc)
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
         tg.start_soon(run)
+    if failed:
+        raise failed[0]
 
 
 def _receipt(ctx: Ctx, req: ReceiptRequest) -> HttpReceipt:

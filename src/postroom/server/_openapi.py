@@ -8,7 +8,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import __version__
-from ._models import Problem
+from ._responses import (
+    Problem,
+)
 from ._routing import Operation
 
 __all__ = ["openapi_document"]
