@@ -52,7 +52,11 @@ class Server:
 
 
 def start_server(
-    folder: Path, *, tokens: str | None = None, push: bool = False
+    folder: Path,
+    *,
+    tokens: str | None = None,
+    push: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> Server:
     """Start ``postroom serve`` on SQLite in ``folder``; wait until it answers."""
     port = free_port()
@@ -64,7 +68,7 @@ def start_server(
     cmd = [*CLI, "serve", "--url", url, "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*cmd, *([] if push else ["--no-push"]), "--log-level", "warning"],
+            [*cmd, *([] if push else ["--no-push"]), "--log-level", "warning", *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import httpx
-import pytest
 
-from .conftest import ADMIN, CLI, OPS, RECEIVER, SENDER, Server
+from .conftest import (
+    ADMIN,
+    CLI,
+    OPS,
+    RECEIVER,
+    SENDER,
+    Server,
+    start_server,
+    stop_server,
+)
 
 
 def _status(resp: httpx.Response, status: int) -> None:
@@ -107,9 +116,7 @@ def test_dashboard_needs_admin_sign_in(secured: Server) -> None:
         assert receiver.get("/", follow_redirects=False).status_code == 303
 
 
-def test_serve_refuses_public_bind_without_tokens(
-    tmp_path: pytest.TempPathFactory,
-) -> None:
+def test_serve_refuses_public_bind_without_tokens() -> None:
     proc = subprocess.run(
         [*CLI, "serve", "--url", "memory://",
          "--host", "0.0.0.0", "--port", "1"],
@@ -118,3 +125,25 @@ def test_serve_refuses_public_bind_without_tokens(
     )  # fmt: skip
     assert proc.returncode == 1
     assert "refusing to listen on '0.0.0.0' without access tokens" in proc.stderr
+
+
+def test_tokens_file_and_env_are_combined(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(
+        '[[tokens]]\nname = "billing"\ntoken = "billing-token-0123456789"\n'
+        'scopes = ["send"]\nqueues = ["billing.*"]\n'
+    )
+    srv = start_server(
+        tmp_path, tokens=f"{ADMIN}:admin", extra=("--tokens-file", str(tokens))
+    )
+    try:
+        with (
+            srv.client("billing-token-0123456789") as billing,
+            srv.client(ADMIN) as admin,
+        ):
+            ok = billing.post("/v1/queues/billing.eu/messages", json={"body": 1})
+            assert ok.status_code == 201
+            _status(billing.post("/v1/queues/other/messages", json={"body": 1}), 403)
+            assert admin.get("/v1/queues/billing.eu").json()["ready"] == 1
+    finally:
+        stop_server(srv)
