@@ -339,6 +339,7 @@ def test_meta_endpoints(http: httpx.Client) -> None:
     assert "/v1/queues/{queue}/messages:batch" in docs.text
     _problem(http.get("/no/such/path"), 404)
     _problem(http.delete("/healthz"), 405)
+    assert http.head("/v1/queues").status_code == 200
 
 
 def test_ack_batch_reports_lost_leases(http: httpx.Client, queue: str) -> None:

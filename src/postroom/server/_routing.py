@@ -272,7 +272,7 @@ def error_response(exc: Exception) -> Response:
 
 def _endpoint(ops: dict[str, Operation]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        op = ops[request.method]
+        op = ops.get(request.method) or ops["GET"]  # Starlette adds HEAD to GET
         try:
             return await _serve(op, request)
         except Exception as exc:
