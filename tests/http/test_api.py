@@ -337,6 +337,7 @@ def test_meta_endpoints(http: httpx.Client) -> None:
     docs = http.get("/docs")
     assert docs.status_code == 200
     assert "/v1/queues/{queue}/messages:batch" in docs.text
+    assert "://" not in docs.text.split("<main>")[0]  # no CDN: nothing from outside
     _problem(http.get("/no/such/path"), 404)
     _problem(http.delete("/healthz"), 405)
     assert http.head("/v1/queues").status_code == 200

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -61,8 +61,9 @@ def _ctx(request: Request) -> Ctx:
 
 
 def _check_origin(request: Request) -> None:
+    # Compare hosts only: behind a TLS-terminating proxy the scheme differs.
     origin = request.headers.get("origin")
-    if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
         raise HttpProblem(403, "cross-site form submission refused")
 
 
