@@ -291,3 +291,15 @@ def test_bad_input_is_a_clear_error(
     assert message in result.err
     assert "Traceback" not in result.stderr + result.stdout
     assert client.stats("jobs").dead == 2
+
+
+def test_names_that_look_like_markup_are_printed_as_they_are(url: str) -> None:
+    missing = run_cli(["peek", "--url", url, "jobs[/x]"])
+    assert missing.code == 1
+    assert "'jobs[/x]' does not exist" in missing.err
+    assert "Traceback" not in missing.stderr
+    ok(["send", "--url", url, "jobs[bold]", '"[red]body"'])
+    refused = run_cli(["purge", "--url", url, "jobs[bold]"])
+    assert refused.code == 1
+    assert "'jobs[bold]'" in refused.err
+    assert "[red]body" in ok(["peek", "--url", url, "jobs[bold]"])

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import click
 import typer
+from rich.markup import escape
 
 from .._errors import PostroomError
 from ._common import err_console, state
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     except PostroomError as exc:
         if state.debug:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import postroom
 
@@ -63,7 +64,7 @@ def print_json(data: Any) -> None:
 
 def fail(message: str, code: int = 1) -> None:
     """Print an error (no traceback) and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(code)
 
 
