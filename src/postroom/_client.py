@@ -495,7 +495,10 @@ class AsyncClient:
             if not sub.matches(event.headers):
                 continue
             msg = replace(event, queue=sub.queue)
-            await backend.enqueue(sub.queue, [msg], dedup_window_ms=0)
+            try:
+                await backend.enqueue(sub.queue, [msg], dedup_window_ms=0)
+            except QueueNotFound:
+                continue  # the subscription was deleted since it was listed
             copies += 1
         await backend.record_publish(topic, copies)
         return event_id

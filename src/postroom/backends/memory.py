@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from .._errors import LeaseLost
+from .._errors import LeaseLost, QueueNotFound
 from .._message import (
     DeadLetter,
     Delivery,
@@ -82,7 +82,10 @@ class MemoryBackend(Backend):
         self._s = _store_for(url)
 
     def _q(self, queue: str) -> _Queue:
-        return self._s.queues[queue]
+        try:
+            return self._s.queues[queue]
+        except KeyError:
+            raise QueueNotFound(queue) from None
 
     def _wake(self) -> None:
         for loop, event in list(self._s.waiters):
