@@ -170,7 +170,10 @@ async def receive(ctx: Ctx, req: ReceiveRequest) -> ReceiveResponse:
         )
 
     if req.wait > 0 and ctx.request is not None:
-        await _unless_disconnected(ctx.request, poll)
+        if await _unless_disconnected(ctx.request, poll):
+            # Nobody reads the answer: give back what was leased, uncounted.
+            await ctx.client.release(got)
+            return ReceiveResponse(messages=[])
     else:
         await poll()
     leased_at = now_ms()
@@ -195,16 +198,21 @@ async def receive(ctx: Ctx, req: ReceiveRequest) -> ReceiveResponse:
 
 async def _unless_disconnected(
     request: Request, job: Callable[[], Awaitable[None]]
-) -> None:
-    """Run ``job``, cancelling it if the client goes away (a long poll nobody
-    waits for any more would lease messages that then wait for their lease to
-    expire)."""
+) -> bool:
+    """Run ``job``, cancelling it if the client goes away; whether it went away.
+
+    A long poll nobody waits for any more would lease messages that then wait
+    for their lease to expire.
+    """
     failed: list[Exception] = []
+    gone = False
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
+            nonlocal gone
             while (await request.receive())["type"] != "http.disconnect":
                 pass
+            gone = True
             tg.cancel_scope.cancel()
 
         async def run() -> None:
@@ -218,6 +226,7 @@ async def _unless_disconnected(
         tg.start_soon(run)
     if failed:
         raise failed[0]
+    return gone
 
 
 def _receipt(ctx: Ctx, req: ReceiptRequest) -> HttpReceipt:
