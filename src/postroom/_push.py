@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 10.0
 ERROR_BODY_BYTES = 200
+_DRAIN_BYTES = 64 * 1024
 _MAX_BACKOFF = 30.0
 
 # Message headers that are not passed through to the endpoint: hop-by-hop and
@@ -340,7 +341,8 @@ class Pusher:
                 ) as resp:
                     status, reason = resp.status_code, resp.reason_phrase
                     if 200 <= status < 300:
-                        await resp.aread()  # drain, so the connection is reused
+                        # drain (so the connection is reused), but not forever
+                        await _read_head(resp, _DRAIN_BYTES)
                         return None, "acked"
                     head = await _read_head(resp, ERROR_BODY_BYTES)
         except (TimeoutError, httpx.TimeoutException):
