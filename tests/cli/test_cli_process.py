@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import postroom
@@ -73,3 +75,28 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "Traceback" in done.stderr
     assert "ConfigurationError" in done.stderr
+
+
+def test_interrupted_redrive_loses_nothing(sqlite_url: str) -> None:
+    with postroom.connect(sqlite_url) as client:
+        client.declare_queue("jobs", max_attempts=1)
+        client.send_many("jobs", list(range(20)))
+        for d in client.receive("jobs", max_messages=20):
+            client.reject(d)
+        cmd = [str(POSTROOM), "dlq", "redrive", "--url", sqlite_url, "jobs"]
+        proc = subprocess.Popen(
+            [*cmd, "--rate", "4", "--yes"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while client.stats("jobs").ready < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert "interrupted" in err and "Traceback" not in err
+        stats = client.stats("jobs")
+        assert stats.ready >= 2 and stats.dead >= 1
+        assert stats.ready + stats.dead == 20

@@ -412,16 +412,28 @@ def _redrive_with_progress(
         MofNCompleteColumn(),
         TextColumn("{task.elapsed:.1f}s"),
     )
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        progress.advance(task, n)
+
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("redrive", total=total)
-        moved: list[str] = client.redrive(
-            queue,
-            ids=ids,
-            to=to,
-            limit=limit,
-            rate=rate,
-            on_progress=lambda n: progress.advance(task, n),
-        )
+        try:
+            moved: list[str] = client.redrive(
+                queue, ids=ids, to=to, limit=limit, rate=rate, on_progress=advance
+            )
+        except KeyboardInterrupt:
+            progress.stop()
+            err_console.print(
+                Text(
+                    f"interrupted: {_plural(done, 'dead letter')} redriven, the rest "
+                    "are still dead letters; run the command again to go on"
+                )
+            )
+            raise
     return moved
 
 
