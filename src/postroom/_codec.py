@@ -32,6 +32,11 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+# One encoder for every body: json.dumps with options builds a new one per call,
+# which cost more than encoding a small body (measured: 2.7 us vs 1.1 us).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default)
+
+
 def encode_body(body: Any) -> tuple[bytes, str]:
     """Encode a body to bytes and name its content type.
 
@@ -43,7 +48,7 @@ def encode_body(body: Any) -> tuple[bytes, str]:
     if isinstance(body, pydantic.BaseModel):
         return body.model_dump_json().encode(), JSON_TYPE
     try:
-        data = json.dumps(body, separators=(",", ":"), default=_json_default)
+        data = _ENCODER.encode(body)
     except (TypeError, ValueError) as exc:
         raise SerializationError(
             f"cannot encode a {type(body).__name__} as a message body ({exc}): send "

@@ -227,7 +227,7 @@ class SqliteBackend(Backend):
         return await self._run(_admin.delete_subscription, self._s(), topic, name)
 
     async def record_publish(self, topic: str, copies: int) -> None:
-        await self._run(_admin.record_publish, self._s(), topic, copies)
+        await self._run(_admin.record_publish, self._s(), topic, copies, durable=False)
 
     async def list_topics(self) -> list[TopicInfo]:
         return await self._run(_admin.list_topics, self._s(), durable=False)
