@@ -75,3 +75,12 @@ def test_cli_rejects_bad_endpoint_and_unknown_subscription(
     with pytest.raises(SystemExit) as exc:
         main(["subscriptions", "create", "t", "s", "--url", url, "--filter", "bad"])
     assert exc.value.code == 2
+
+
+def test_cli_prints_names_with_brackets_verbatim(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run(capsys, "subscriptions", "create", "a[/b]", "c[red]", "--url", url)
+    assert "subscription c[red] of a[/b]: queue a[/b]:c[red]" in out
+    assert "a[/b]" in run(capsys, "topics", "--url", url)
+    assert "c[red]" in run(capsys, "subscriptions", "list", "--url", url)

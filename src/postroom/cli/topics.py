@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .._message import Subscription
 from ._common import Json, Url, Yes, confirm, console, open_client, print_json
@@ -29,6 +30,11 @@ def register(app: typer.Typer) -> None:
     app.command("publish")(publish)
     app.command("topics")(topics)
     app.add_typer(subscriptions_app, name="subscriptions")
+
+
+def say(text: str) -> None:
+    """Print plain text: names may contain ``[`` that rich would take for markup."""
+    console.print(text, markup=False, highlight=False)
 
 
 def _pairs(values: list[str] | None) -> dict[str, str]:
@@ -97,7 +103,9 @@ def topics(url: Url = None, as_json: Json = False) -> None:
         return
     table = Table("topic", "subscriptions", "published", "unrouted")
     for t in rows:
-        table.add_row(t.topic, str(t.subscriptions), str(t.published), str(t.unrouted))
+        table.add_row(
+            Text(t.topic), str(t.subscriptions), str(t.published), str(t.unrouted)
+        )
     console.print(table)
 
 
@@ -140,10 +148,10 @@ def create(
     if as_json:
         print_json(sub.to_dict())
         return
-    console.print(f"subscription {sub.name} of {sub.topic}: queue {sub.queue}")
+    say(f"subscription {sub.name} of {sub.topic}: queue {sub.queue}")
     if sub.push_endpoint:
-        console.print(f"pushes to {sub.push_endpoint}")
-        console.print(
+        say(f"pushes to {sub.push_endpoint}")
+        say(
             f"secret: {sub.secret}\n"
             "keep it: it is shown only now; receivers verify the Postroom-Signature "
             "header with it (postroom.verify_signature)"
@@ -176,11 +184,11 @@ def list_(
     table = Table("topic", "name", "queue", "push endpoint", "filter", "max attempts")
     for s in subs:
         table.add_row(
-            s.topic,
-            s.name,
-            s.queue,
-            s.push_endpoint or "-",
-            _filter_text(s),
+            Text(s.topic),
+            Text(s.name),
+            Text(s.queue),
+            Text(s.push_endpoint or "-"),
+            Text(_filter_text(s)),
             str(s.max_attempts),
         )
     console.print(table)
@@ -195,4 +203,4 @@ def delete(topic: Topic, name: Name, url: Url = None, yes: Yes = False) -> None:
             f"Delete subscription {name!r} of {topic!r} and every message in it?", yes
         )
         client.delete_subscription(topic, name)
-    console.print(f"deleted subscription {name} of {topic}")
+    say(f"deleted subscription {name} of {topic}")
