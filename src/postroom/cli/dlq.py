@@ -1,0 +1,286 @@
+"""Dead letter commands: ``postroom dlq list|show|redrive|purge QUEUE``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from .._codec import body_to_json
+from .._message import DEAD_REASONS, DeadLetter, Message
+from .._sync import Client
+from ._common import (
+    Json,
+    Url,
+    Yes,
+    confirm,
+    console,
+    err_console,
+    open_client,
+    print_json,
+)
+from .queues import Limit, Queue, fmt_ago, fmt_when, plural
+
+__all__ = ["dlq_app"]
+
+dlq_app = typer.Typer(
+    name="dlq",
+    help="Dead letters: list, show, redrive, purge.",
+    no_args_is_help=True,
+)
+
+
+def _check_ids(value: str | None) -> str | None:
+    if value is not None and not _split_ids(value):
+        raise typer.BadParameter("give message ids separated by commas: --ids a,b")
+    return value
+
+
+def _check_reason(value: str | None) -> str | None:
+    if value is not None and value not in DEAD_REASONS:
+        raise typer.BadParameter(
+            f"{value!r} is not a reason; use one of {', '.join(DEAD_REASONS)}"
+        )
+    return value
+
+
+def _split_ids(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _pretty_body(message: Message) -> Text:
+    shown = body_to_json(message.body)
+    if "body" not in shown:
+        return Text(f"<{len(message.body)} bytes, base64> {shown['body_base64']}")
+    text = str(shown["body"])
+    if message.headers.get("content-type") == "application/json":
+        with contextlib.suppress(ValueError):
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    return Text(text)
+
+
+def _error_line(dl: DeadLetter) -> Text:
+    if dl.error is None:
+        return Text("-", style="dim")
+    return Text(f"{dl.error.type}: {dl.error.message}")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    queue: Queue,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help=f"Only this reason: {', '.join(DEAD_REASONS)}.",
+            callback=_check_reason,
+        ),
+    ] = None,
+    error_contains: Annotated[
+        str | None,
+        typer.Option("--error-contains", help="Only errors containing TEXT."),
+    ] = None,
+    limit: Limit = 50,
+    url: Url = None,
+    as_json: Json = False,
+) -> None:
+    """List dead letters of QUEUE, oldest first."""
+    with open_client(url) as client:
+        found = client.dead_letters(
+            queue, limit=limit, reason=reason, error_contains=error_contains
+        )
+    if as_json:
+        print_json([dl.to_dict() for dl in found])
+        return
+    if not found:
+        console.print(Text(f"no dead letters on {queue!r} match"))
+        return
+    now = datetime.now(UTC)
+    table = Table("id", "reason", "attempts", "dead", "error")
+    for column in table.columns[:4]:
+        column.no_wrap = True
+    for dl in found:
+        table.add_row(
+            dl.id,
+            dl.reason,
+            str(dl.attempts),
+            fmt_ago(dl.dead_at, now),
+            _error_line(dl),
+        )
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    queue: Queue,
+    message_id: Annotated[str, typer.Argument(metavar="ID", help="Message id.")],
+    url: Url = None,
+    as_json: Json = False,
+) -> None:
+    """Show one dead letter: body, headers, error with traceback, history."""
+    with open_client(url) as client:
+        dl = client.dead_letter(queue, message_id)
+    if as_json:
+        print_json(dl.to_dict())
+        return
+    _render_dead_letter(dl)
+
+
+def _render_dead_letter(dl: DeadLetter) -> None:
+    msg = dl.message
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("id", msg.id)
+    facts.add_row("queue", Text(dl.queue))
+    facts.add_row("reason", Text(dl.reason, style="bold red"))
+    facts.add_row("attempts", f"{dl.attempts} (earlier redrives: {msg.redrives})")
+    facts.add_row("enqueued at", fmt_when(msg.enqueued_at))
+    facts.add_row("dead at", fmt_when(dl.dead_at))
+    headers = "\n".join(f"{k}: {v}" for k, v in sorted(msg.headers.items()))
+    facts.add_row("headers", Text(headers or "-"))
+    facts.add_row("error", _error_line(dl))
+    console.print(facts)
+    console.print(Text("\nbody", style="bold"))
+    console.print(_pretty_body(msg))
+    if dl.error is not None and dl.error.traceback:
+        console.print(Text("\ntraceback", style="bold"))
+        console.print(Text(dl.error.traceback.rstrip()))
+    history = Table("#", "at", "consumer", "outcome", "error", title="attempt history")
+    history.columns[1].no_wrap = True
+    for n, entry in enumerate(dl.history, 1):
+        err = f"{entry.error.type}: {entry.error.message}" if entry.error else "-"
+        history.add_row(
+            str(n), fmt_when(entry.at), Text(entry.consumer), entry.outcome, Text(err)
+        )
+    console.print(history)
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    queue: Queue,
+    ids: Annotated[
+        str | None,
+        typer.Option(
+            "--ids", help="Only these ids, comma-separated.", callback=_check_ids
+        ),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Target queue (default: QUEUE).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="At most N messages.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="At most R messages per second.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would move.")
+    ] = False,
+    yes: Yes = False,
+    url: Url = None,
+    as_json: Json = False,
+) -> None:
+    """Move dead letters of QUEUE back to it (or to --to) to be processed again."""
+    id_list = _split_ids(ids) if ids is not None else None
+    target = to or queue
+    with open_client(url) as client:
+        if dry_run:
+            moved = client.redrive(
+                queue, ids=id_list, to=to, limit=limit, rate=rate, dry_run=True
+            )
+        else:
+            total = len(id_list) if id_list is not None else client.stats(queue).dead
+            total = min(total, limit) if limit is not None else total
+            if total == 0:
+                moved = []
+            else:
+                confirm(
+                    f"Redrive up to {total} dead letters of {queue!r} to {target!r}?",
+                    yes,
+                )
+                moved = _redrive_with_progress(
+                    client, queue, id_list, to, limit, rate, total
+                )
+    _report_redrive(queue, target, moved, dry_run, as_json)
+
+
+def _redrive_with_progress(
+    client: Client,
+    queue: str,
+    ids: list[str] | None,
+    to: str | None,
+    limit: int | None,
+    rate: float | None,
+    total: int,
+) -> list[str]:
+    columns = (
+        TextColumn("redriving"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.elapsed:.1f}s"),
+    )
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        progress.advance(task, n)
+
+    with Progress(*columns, console=err_console) as progress:
+        task = progress.add_task("redrive", total=total)
+        try:
+            moved: list[str] = client.redrive(
+                queue, ids=ids, to=to, limit=limit, rate=rate, on_progress=advance
+            )
+        except KeyboardInterrupt:
+            progress.stop()
+            err_console.print(
+                Text(
+                    f"interrupted: {plural(done, 'dead letter')} redriven, the rest "
+                    "are still dead letters; run the command again to go on"
+                )
+            )
+            raise
+    return moved
+
+
+def _report_redrive(
+    queue: str, target: str, moved: list[str], dry_run: bool, as_json: bool
+) -> None:
+    if as_json:
+        key = "would_redrive" if dry_run else "redriven"
+        print_json({"queue": queue, "to": target, key: moved, "dry_run": dry_run})
+        return
+    if dry_run:
+        for mid in moved:
+            typer.echo(mid)
+        console.print(
+            Text(
+                f"dry run: would redrive {plural(len(moved), 'dead letter')} "
+                f"to {target!r}"
+            )
+        )
+        return
+    if not moved:
+        console.print(Text(f"no dead letters to redrive on {queue!r}"))
+        return
+    console.print(
+        Text(f"redrove {plural(len(moved), 'dead letter')} of {queue!r} to {target!r}")
+    )
+
+
+@dlq_app.command("purge")
+def dlq_purge(queue: Queue, yes: Yes = False, url: Url = None) -> None:
+    """Delete every dead letter of QUEUE."""
+    with open_client(url) as client:
+        client.queue_policy(queue)
+        confirm(f"Delete every dead letter of queue {queue!r}?", yes)
+        n = client.purge(queue, dead=True)
+    console.print(Text(f"purged {plural(n, 'dead letter')} of {queue!r}"))
