@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -100,3 +101,36 @@ def test_interrupted_redrive_loses_nothing(sqlite_url: str) -> None:
         stats = client.stats("jobs")
         assert stats.ready >= 2 and stats.dead >= 1
         assert stats.ready + stats.dead == 20
+
+
+def answer_on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
+    """Run ``postroom ARGS`` with a terminal as stdin and type ``answer``."""
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(POSTROOM), *args],
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        os.write(primary, answer.encode() + b"\n")
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    return proc.returncode, out
+
+
+def test_confirmation_on_a_terminal(sqlite_url: str) -> None:
+    with postroom.connect(sqlite_url) as client:
+        make_dead_letters(client)
+        args = ["dlq", "purge", "--url", sqlite_url, "jobs"]
+        code, out = answer_on_a_terminal(args, "n")
+        assert code == 1, out
+        assert "Delete every dead letter of queue 'jobs'?" in out
+        assert client.stats("jobs").dead == 2
+        code, out = answer_on_a_terminal(args, "y")
+        assert code == 0, out
+        assert "purged 2 dead letters" in out
+        assert client.stats("jobs").dead == 0
