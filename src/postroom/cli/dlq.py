@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.box import SIMPLE_HEAD
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
 from .._codec import body_to_json
-from .._message import DEAD_REASONS, DeadLetter, Message
+from .._message import DEAD_REASONS, DeadLetter, ErrorInfo, Message
 from .._sync import Client
 from ._common import (
     Json,
@@ -65,10 +66,15 @@ def _pretty_body(message: Message) -> Text:
     return Text(text)
 
 
-def _error_line(dl: DeadLetter) -> Text:
-    if dl.error is None:
+def _error_text(error: ErrorInfo | None, *, one_line: bool = False) -> Text:
+    if error is None:
         return Text("-", style="dim")
-    return Text(f"{dl.error.type}: {dl.error.message}")
+    message = error.message
+    if one_line:  # in tables: the first line, at most 100 characters
+        message = " ".join(message.strip().splitlines()[:1])
+        if len(message) > 100:
+            message = message[:99] + "…"
+    return Text(f"{error.type}: {message}")
 
 
 @dlq_app.command("list")
@@ -101,19 +107,21 @@ def dlq_list(
     if not found:
         console.print(Text(f"no dead letters on {queue!r} match"))
         return
+    _print_dead_letters(found)
+
+
+def _print_dead_letters(found: list[DeadLetter]) -> None:
+    """Two lines per dead letter (what, then why): readable at any width."""
     now = datetime.now(UTC)
-    table = Table("id", "reason", "attempts", "dead", "error")
-    for column in table.columns[:4]:
-        column.no_wrap = True
     for dl in found:
-        table.add_row(
-            dl.id,
-            dl.reason,
-            str(dl.attempts),
-            fmt_ago(dl.dead_at, now),
-            _error_line(dl),
-        )
-    console.print(table)
+        line = Text(dl.id, style="bold")
+        line.append(f"  {dl.reason}", style="red")
+        line.append(f"  {plural(dl.attempts, 'attempt')}")
+        line.append(f"  dead {fmt_ago(dl.dead_at, now)}", style="dim")
+        console.print(line, no_wrap=True, overflow="ellipsis")
+        error = _error_text(dl.error, one_line=True)
+        console.print(Text("  ") + error, no_wrap=True, overflow="ellipsis")
+    console.print(Text(f"{plural(len(found), 'dead letter')}", style="dim"))
 
 
 @dlq_app.command("show")
@@ -145,19 +153,24 @@ def _render_dead_letter(dl: DeadLetter) -> None:
     facts.add_row("dead at", fmt_when(dl.dead_at))
     headers = "\n".join(f"{k}: {v}" for k, v in sorted(msg.headers.items()))
     facts.add_row("headers", Text(headers or "-"))
-    facts.add_row("error", _error_line(dl))
+    facts.add_row("error", _error_text(dl.error))
     console.print(facts)
     console.print(Text("\nbody", style="bold"))
-    console.print(_pretty_body(msg))
+    console.print(_pretty_body(msg), soft_wrap=True)
     if dl.error is not None and dl.error.traceback:
         console.print(Text("\ntraceback", style="bold"))
-        console.print(Text(dl.error.traceback.rstrip()))
-    history = Table("#", "at", "consumer", "outcome", "error", title="attempt history")
-    history.columns[1].no_wrap = True
+        console.print(Text(dl.error.traceback.rstrip()), soft_wrap=True)
+    history = Table(title="attempt history", box=SIMPLE_HEAD)
+    for name in ("#", "at", "consumer", "outcome"):
+        history.add_column(name, no_wrap=True)
+    history.add_column("error")
     for n, entry in enumerate(dl.history, 1):
-        err = f"{entry.error.type}: {entry.error.message}" if entry.error else "-"
         history.add_row(
-            str(n), fmt_when(entry.at), Text(entry.consumer), entry.outcome, Text(err)
+            str(n),
+            fmt_when(entry.at),
+            Text(entry.consumer),
+            entry.outcome,
+            _error_text(entry.error, one_line=True),
         )
     console.print(history)
 

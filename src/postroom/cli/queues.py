@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich.box import SIMPLE_HEAD
 from rich.table import Table
 from rich.text import Text
 
@@ -180,7 +181,9 @@ def queues(url: Url = None, as_json: Json = False) -> None:
     if not rows:
         console.print("no queues yet: `postroom send QUEUE BODY` creates one")
         return
-    table = Table("queue", "ready", "delayed", "in flight", "dead", "oldest age")
+    table = Table(
+        "queue", "ready", "delayed", "in flight", "dead", "oldest age", box=SIMPLE_HEAD
+    )
     for s in rows:
         table.add_row(
             Text(s.queue),
@@ -206,7 +209,7 @@ def peek(
         console.print(Text(f"queue {queue!r} has no messages"))
         return
     now = datetime.now(UTC)
-    table = Table("id", "attempts", "enqueued", "available", "body")
+    table = Table("id", "attempts", "enqueued", "available", "body", box=SIMPLE_HEAD)
     for column in table.columns[:4]:
         column.no_wrap = True
     for m in messages:
