@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import signal
+import sys
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -253,10 +256,24 @@ def _show(summary: dict[str, Any], json: bool) -> None:
     _print_hints(summary["url"])
 
 
+def _postroom_command() -> str:
+    """How to call this very ``postroom`` script: by name when it is the one on
+    PATH, else by its path (``.venv/bin/postroom`` after ``scripts/demo.sh``)."""
+    script = os.path.abspath(sys.argv[0])
+    if os.path.basename(script) != "postroom":
+        return "postroom"
+    on_path = shutil.which("postroom")
+    if on_path and os.path.samefile(on_path, script):
+        return "postroom"
+    relative = os.path.relpath(script)
+    return script if relative.startswith("..") else relative
+
+
 def _print_hints(url: str) -> None:
     console.print("\nLook around (the folder is kept):")
+    postroom = _postroom_command()
     for command in ("queues", "dlq list images.resize"):
-        console.print(f"  postroom {command} --url {url}", soft_wrap=True)
+        console.print(f"  {postroom} {command} --url {url}", soft_wrap=True)
 
 
 def _print_keep(service_url: str, dashboard: str | None) -> None:
