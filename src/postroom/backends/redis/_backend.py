@@ -14,6 +14,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import anyio.lowlevel
+
 import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -33,7 +35,7 @@ from ..._message import (
 )
 from .._common import new_token, parse_receipt
 from ..base import COUNTERS, Backend, Capabilities
-from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys
+from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys, queue_tag
 from ._prefetch import Prefetched
 from ._records import (
     dead_letter_from,
@@ -76,6 +78,7 @@ class RedisBackend(TopicsMixin, Backend):
         self._r: Redis | None = None
         self._scripts: Scripts | None = None
         self._keys: dict[str, list[str]] = {}
+        self._tags: dict[str, list[str]] = {}
         self._due: dict[str, int] = {}
         self._ahead = Prefetched()
 
@@ -153,6 +156,13 @@ class RedisBackend(TopicsMixin, Backend):
             keys = self._keys[queue] = queue_keys(self.prefix, queue)
         return keys
 
+    def script_keys(self, queue: str) -> list[str]:
+        """The KEYS of every script call on ``queue``: its hash tag alone."""
+        keys = self._tags.get(queue)
+        if keys is None:
+            keys = self._tags[queue] = [queue_tag(self.prefix, queue)]
+        return keys
+
     def key(self, queue: str, kind: str) -> str:
         """One key of ``queue``."""
         return self.keys(queue)[QUEUE_KEY_KINDS.index(kind)]
@@ -208,7 +218,7 @@ class RedisBackend(TopicsMixin, Backend):
                 m.dedup_key or "",
                 encode_message(m),
             )
-        return ("enqueue", self.keys(queue), args)
+        return ("enqueue", self.script_keys(queue), args)
 
     @translated
     async def claim(
@@ -223,7 +233,7 @@ class RedisBackend(TopicsMixin, Backend):
             return ready
         token = new_token()
         args = (now_ms(), n, lease_ms, token, consumer)
-        at, flat = await self.scripts.run("claim", self.keys(queue), args)
+        at, flat = await self.scripts.run("claim", self.script_keys(queue), args)
         if not flat:
             self._due[queue] = int(at)
             return []
@@ -231,6 +241,9 @@ class RedisBackend(TopicsMixin, Backend):
 
     @translated
     async def wait(self, queue: str, timeout: float) -> None:
+        # Let work the caller just started (handlers of the messages it claimed)
+        # run before this coroutine spends time on building the next wait.
+        await anyio.lowlevel.checkpoint()
         due = self._due.pop(queue, -1)
         if due >= 0:
             timeout = min(timeout, (due - now_ms()) / 1000)
@@ -248,7 +261,7 @@ class RedisBackend(TopicsMixin, Backend):
         # reads the server's clock then). The next claim() hands the result out.
         n, lease_ms, consumer = args
         token = new_token()
-        call = ("claim", self.keys(queue), ("*", n, lease_ms, token, consumer))
+        call = ("claim", self.script_keys(queue), ("*", n, lease_ms, token, consumer))
         result = await self.scripts.after_blpop(notify, timeout, call)
         if result is None:
             return
@@ -271,7 +284,7 @@ class RedisBackend(TopicsMixin, Backend):
         for queue, group in by_queue.items():
             for i in range(0, len(group), _SEND_CHUNK):
                 chunk = group[i : i + _SEND_CHUNK]
-                calls.append(("ack", self.keys(queue), _receipt_args(chunk)))
+                calls.append(("ack", self.script_keys(queue), _receipt_args(chunk)))
                 groups.append(chunk)
         results = await self.scripts.run_many(calls)
         return [
@@ -283,7 +296,7 @@ class RedisBackend(TopicsMixin, Backend):
     async def _held_call(self, name: str, delivery: Delivery, *args: Any) -> int:
         mid, token = parse_receipt(delivery.receipt)
         result = await self.scripts.run(
-            name, self.keys(delivery.queue), (now_ms(), mid, token, *args)
+            name, self.script_keys(delivery.queue), (now_ms(), mid, token, *args)
         )
         if int(result) < 0 or (name != "extend" and int(result) == 0):
             raise _lost(mid)
@@ -310,7 +323,7 @@ class RedisBackend(TopicsMixin, Backend):
             by_queue.setdefault(d.queue, []).append(d)
         now = now_ms()
         calls: list[Call] = [
-            ("release", self.keys(q), [now, *_receipt_args(group)])
+            ("release", self.script_keys(q), [now, *_receipt_args(group)])
             for q, group in by_queue.items()
         ]
         if calls:
@@ -348,7 +361,7 @@ class RedisBackend(TopicsMixin, Backend):
     @translated
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         now = now_ms()
-        calls: list[Call] = [("stats", self.keys(q), [now]) for q in queues]
+        calls: list[Call] = [("stats", self.script_keys(q), [now]) for q in queues]
         results = await self.scripts.run_many(calls) if calls else []
         out = []
         for name, (ready, delayed, in_flight, dead, oldest) in zip(
@@ -361,7 +374,7 @@ class RedisBackend(TopicsMixin, Backend):
     @translated
     async def purge(self, queue: str, *, dead: bool) -> int:
         what = "dead" if dead else "live"
-        return int(await self.scripts.run("purge", self.keys(queue), [what]))
+        return int(await self.scripts.run("purge", self.script_keys(queue), [what]))
 
     @translated
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -387,7 +400,9 @@ class RedisBackend(TopicsMixin, Backend):
         error_contains: str | None = None,
         ids: Sequence[str] | None = None,
     ) -> list[DeadLetter]:
-        await self.scripts.run("stats", self.keys(queue), [now_ms()])  # lazy sweep
+        await self.scripts.run(
+            "stats", self.script_keys(queue), [now_ms()]
+        )  # lazy sweep
         out: list[DeadLetter] = []
         start = 0
         while len(out) < limit:
@@ -444,11 +459,11 @@ class RedisBackend(TopicsMixin, Backend):
         if ids is not None and not ids:
             return []
         if to == queue:
-            moved = await self.scripts.run("redrive", self.keys(queue), args)
+            moved = await self.scripts.run("redrive", self.script_keys(queue), args)
             return [m.decode() for m in moved]
         # Another queue may live on another Cluster slot: copy, then remove. An
         # interruption in between leaves the message in both places (at least once).
-        taken = await self.scripts.run("redrive", self.keys(queue), args)
+        taken = await self.scripts.run("redrive", self.script_keys(queue), args)
         payloads: list[tuple[str, bytes, int]] = []
         for i in range(0, len(taken), 2):
             payload, enqueued = rewrite_for_redrive(taken[i + 1], now)
@@ -457,7 +472,9 @@ class RedisBackend(TopicsMixin, Backend):
             return []
         await self._store_redriven(to, payloads, now)
         dropped = await self.scripts.run(
-            "redrive", self.keys(queue), [now, "drop", limit, *(p[0] for p in payloads)]
+            "redrive",
+            self.script_keys(queue),
+            [now, "drop", limit, *(p[0] for p in payloads)],
         )
         return [m.decode() for m in dropped]
 
@@ -467,13 +484,13 @@ class RedisBackend(TopicsMixin, Backend):
         args: list[Any] = [now, 0, "redrive"]
         for mid, payload, enqueued in payloads:
             args += (mid, now, enqueued, "", payload)
-        await self.scripts.run("enqueue", self.keys(to), args)
+        await self.scripts.run("enqueue", self.script_keys(to), args)
 
     # -- optional ------------------------------------------------------------------
 
     @translated
     async def sweep(self, queue: str) -> None:
-        await self.scripts.run("stats", self.keys(queue), [now_ms()])
+        await self.scripts.run("stats", self.script_keys(queue), [now_ms()])
 
 
 def _text(value: object) -> str:

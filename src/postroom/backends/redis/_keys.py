@@ -6,9 +6,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..._errors import ConfigurationError
 
-__all__ = ["QUEUE_KEY_KINDS", "GlobalKeys", "parse_url", "queue_keys"]
+__all__ = [
+    "QUEUE_KEY_KINDS",
+    "GlobalKeys",
+    "parse_url",
+    "queue_keys",
+    "queue_tag",
+]
 
-# The order is the order of KEYS in every script (see lib.lua).
+# The suffixes of a queue's keys (lib.lua builds the same names from the tag).
 QUEUE_KEY_KINDS = (
     "policy",  # string: the queue policy as JSON
     "queued",  # zset: id -> available_at ms (ready and delayed messages)
@@ -34,9 +40,14 @@ _SCHEMES = {
 }
 
 
+def queue_tag(prefix: str, queue: str) -> str:
+    """The hash tag shared by every key of ``queue`` (the scripts' only KEYS)."""
+    return f"{{{prefix}:{queue}}}"
+
+
 def queue_keys(prefix: str, queue: str) -> list[str]:
-    """The keys of ``queue``, in script order, under one hash tag."""
-    tag = f"{{{prefix}:{queue}}}"
+    """Every key of ``queue``, in ``QUEUE_KEY_KINDS`` order."""
+    tag = queue_tag(prefix, queue)
     return [f"{tag}:{kind}" for kind in QUEUE_KEY_KINDS]
 
 

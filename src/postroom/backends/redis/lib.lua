@@ -1,8 +1,13 @@
 -- Shared by every postroom script (prepended to each one when it is loaded).
--- Every key of one queue shares the hash tag {prefix:queue}; they are passed in KEYS
--- in this fixed order, so each script touches one Redis Cluster slot only.
-local K_POLICY, K_QUEUED, K_LEASED, K_LEASE, K_ATT, K_MSG, K_HIST, K_LIVE, K_DEAD,
-  K_DINFO, K_COUNTERS, K_NOTIFY, K_DEDUP, K_DEDUPX = unpack(KEYS)
+-- KEYS[1] is the queue's hash tag {prefix:queue}; every key of the queue is that tag
+-- plus a suffix, so each script touches one Redis Cluster slot only (the slot of
+-- KEYS[1]). Passing one key instead of fourteen keeps each call small.
+local TAG = KEYS[1]
+local K_POLICY, K_QUEUED, K_LEASED = TAG .. ':policy', TAG .. ':queued', TAG .. ':leased'
+local K_LEASE, K_ATT, K_MSG, K_HIST = TAG .. ':lease', TAG .. ':att', TAG .. ':msg', TAG .. ':hist'
+local K_LIVE, K_DEAD, K_DINFO = TAG .. ':live', TAG .. ':dead', TAG .. ':dinfo'
+local K_COUNTERS, K_NOTIFY = TAG .. ':counters', TAG .. ':notify'
+local K_DEDUP, K_DEDUPX = TAG .. ':dedup', TAG .. ':dedupx'
 local TOKEN_LEN = 16
 local MAX_WAKE = 16
 
