@@ -131,6 +131,8 @@ def open_connection(
         conn.execute(f"PRAGMA synchronous = {settings.synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -16000")
+        # After a burst the log is truncated back to this size at checkpoints.
+        conn.execute("PRAGMA journal_size_limit = 67108864")
     except sqlite3.Error as exc:
         raise translate(exc, settings.path) from exc
     return conn
