@@ -27,11 +27,13 @@ async def _backend_counts(url: str) -> dict[str, Any]:
     async with postroom.connect_async(url) as client:
         stats = await client.stats(QUEUE)
         events = await client.stats("images.resized:gallery")
+        hooks = await client.stats("images.resized:webhook")
         counters = await client.backend.counters([QUEUE])
         letters = await client.dead_letters(QUEUE, limit=1000)
     return {
         "stats": stats,
         "events": events,
+        "hooks": hooks,
         "counters": counters[QUEUE],
         "letters": letters,
     }
@@ -41,6 +43,12 @@ def _gallery(folder: Path) -> dict[str, bool]:
     with closing(sqlite3.connect(folder / "gallery.db")) as conn:
         rows = conn.execute("SELECT image, watermark FROM gallery").fetchall()
     return {image: bool(watermark) for image, watermark in rows}
+
+
+def _notified(folder: Path) -> set[str]:
+    with closing(sqlite3.connect(folder / "gallery.db")) as conn:
+        rows = conn.execute("SELECT image FROM notifications").fetchall()
+    return {image for (image,) in rows}
 
 
 def _uploads(folder: Path) -> list[dict[str, Any]]:
@@ -78,11 +86,21 @@ def test_demo_accounts_for_every_upload(run: tuple[dict[str, Any], Path]) -> Non
     assert lost == []
     st = counts["stats"]
     assert (st.ready, st.delayed, st.in_flight) == (0, 0, 0)
-    events = counts["events"]
-    assert (events.ready, events.delayed, events.in_flight, events.dead) == (0, 0, 0, 0)
     jobs = summary["uploaded"] + summary["malformed_jobs"]
     assert summary["processed"] + st.dead == jobs
     assert len(gallery) == summary["gallery"] == summary["processed"]
+
+
+def test_demo_delivers_every_event_to_both_subscriptions(
+    run: tuple[dict[str, Any], Path],
+) -> None:
+    summary, folder = run
+    counts = anyio.run(_backend_counts, summary["url"])
+    for queue in (counts["events"], counts["hooks"]):
+        assert (queue.ready, queue.delayed, queue.in_flight, queue.dead) == (0, 0, 0, 0)
+    # The same events reached the in-process subscriber and the signed webhook.
+    assert _notified(folder) == set(_gallery(folder))
+    assert summary["webhooks"] == summary["processed"]
 
 
 def test_demo_summary_matches_the_backend_counters(

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import postroom
+from postroom._signing import signature_header
 from postroom.demo import RESIZE_QUEUE, DataDir, Resized, ResizeJob
 from postroom.demo._report import percentile
 from postroom.demo.gallery import GalleryIndex
@@ -198,3 +199,37 @@ def test_cli_renders_the_summary_and_the_dead_letters() -> None:
     assert "uploaded       20  (corrupt 1, ok 17, watermark 2)" in text
     assert "p50 100 ms, p99 300 ms" in text
     assert "MissingAsset: watermark asset is missing" in text
+
+
+@pytest.mark.anyio
+async def test_service_webhook_checks_the_signature_and_records_the_event(
+    service: tuple[httpx.AsyncClient, str], data: DataDir
+) -> None:
+    http, url = service
+    async with postroom.connect_async(url) as client:
+        sub = await client.create_subscription(
+            "images.resized", "webhook", push_endpoint="http://demo/hooks/resized"
+        )
+    assert sub.secret is not None
+    event = Resized(
+        image="a1",
+        thumbnails={64: "t/a1/64.jpg"},
+        watermark=False,
+        uploaded_at=1,
+        resized_at=2,
+    )
+    body = event.model_dump_json().encode()
+    forged = {"Postroom-Signature": signature_header("not the secret", body)}
+    assert (
+        await http.post("/hooks/resized", content=body, headers=forged)
+    ).status_code == 401
+    signed = {"Postroom-Signature": signature_header(sub.secret, body), "ce-id": "e1"}
+    assert (
+        await http.post("/hooks/resized", content=body, headers=signed)
+    ).status_code == 200
+    assert GalleryIndex(data.gallery_db).notified("a1")
+    junk = b'{"image": "a1"}'
+    junk_headers = {"Postroom-Signature": signature_header(sub.secret, junk)}
+    assert (
+        await http.post("/hooks/resized", content=junk, headers=junk_headers)
+    ).status_code == 400

@@ -79,6 +79,7 @@ class _Live:
         self.uploads = self.bars.add_task("uploaded", total=images)
         self.ended = self.bars.add_task("jobs ended", total=None)
         self.indexed = self.bars.add_task("in gallery", total=None)
+        self.hooks = self.bars.add_task("webhooks", total=None)
         self.live = Live(self._render(None), console=console, refresh_per_second=8)
         self.started = False
 
@@ -119,7 +120,9 @@ class _Live:
         p.update(self.uploads, completed=snapshot.uploaded)
         ended = snapshot.acked + snapshot.dead
         p.update(self.ended, completed=ended, total=snapshot.jobs)
-        p.update(self.indexed, completed=snapshot.gallery, total=max(snapshot.acked, 1))
+        acked = max(snapshot.acked, 1)
+        p.update(self.indexed, completed=snapshot.gallery, total=acked)
+        p.update(self.hooks, completed=snapshot.webhooks, total=acked)
         self.live.update(self._render(snapshot))
 
     def dead_letters(self, letters: list[DeadLetter]) -> None:
@@ -178,6 +181,11 @@ def _summary_table(s: dict[str, Any]) -> Table:
         (
             "still dead",
             f"{sum(s['dead_at_end'].values())}  ({_reasons(s['dead_at_end'])})",
+        ),
+        (
+            "events",
+            f"{s['gallery']} in the gallery (subscriber), {s['webhooks']} webhooks "
+            "(signed HTTP push)",
         ),
         ("throughput", f"{s['throughput_per_second']} images/s (first pass)"),
         (

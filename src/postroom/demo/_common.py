@@ -20,6 +20,8 @@ __all__ = [
     "RESIZE_MAX_ATTEMPTS",
     "RESIZE_QUEUE",
     "SIZES",
+    "WEBHOOK_PATH",
+    "WEBHOOK_SUBSCRIPTION",
     "DataDir",
     "ResizeJob",
     "Resized",
@@ -29,6 +31,8 @@ __all__ = [
 RESIZE_QUEUE = "images.resize"
 RESIZED_TOPIC = "images.resized"
 GALLERY_SUBSCRIPTION = "gallery"
+WEBHOOK_SUBSCRIPTION = "webhook"
+WEBHOOK_PATH = "/hooks/resized"
 SIZES = (64, 128, 256)
 # Failures that a fix can cure (a missing asset) should reach the dead letter queue
 # in about a second, so that the demo can show them being fixed and redriven.
@@ -113,11 +117,13 @@ class DataDir:
         return self.uploads / f"{image}.json"
 
 
-async def declare(client: AsyncClient) -> None:
-    """Declare the resize queue and the gallery subscription (idempotent).
+async def declare(client: AsyncClient, *, webhook_url: str | None = None) -> None:
+    """Declare the resize queue and the subscriptions of ``images.resized``
+    (idempotent): ``gallery`` (in-process) and, with ``webhook_url``, ``webhook``
+    (HTTP push to the service's ``/hooks/resized``).
 
     Run by the service at start and by ``postroom demo``, so that no event is
-    published before its subscription exists.
+    published before its subscriptions exist.
     """
     await client.declare_queue(
         RESIZE_QUEUE,
@@ -125,9 +131,8 @@ async def declare(client: AsyncClient) -> None:
         visibility_timeout=30.0,
         backoff=RESIZE_BACKOFF,
     )
-    await client.create_subscription(
-        RESIZED_TOPIC,
-        GALLERY_SUBSCRIPTION,
-        max_attempts=5,
-        backoff=Backoff(initial=0.2, factor=2.0, max=2.0),
-    )
+    await client.create_subscription(RESIZED_TOPIC, GALLERY_SUBSCRIPTION)
+    if webhook_url is not None:
+        await client.create_subscription(
+            RESIZED_TOPIC, WEBHOOK_SUBSCRIPTION, push_endpoint=webhook_url
+        )

@@ -47,14 +47,19 @@ class Snapshot:
     acked: int
     retried: int
     gallery: int
+    webhooks: int
     events_pending: int
 
     @property
     def settled(self) -> bool:
-        """Every job ended (processed or dead) and every event reached the gallery."""
+        """Every job ended (processed or dead) and every event reached the gallery
+        and the webhook."""
         idle = self.ready + self.delayed + self.in_flight + self.events_pending == 0
         return (
-            idle and self.acked + self.dead >= self.jobs and self.gallery >= self.acked
+            idle
+            and self.acked + self.dead >= self.jobs
+            and self.gallery >= self.acked
+            and self.webhooks >= self.acked
         )
 
 
@@ -97,6 +102,7 @@ class Summary:
     redriven_processed: int = 0
     dead_at_end: Counter[str] = field(default_factory=Counter)
     gallery: int = 0
+    webhooks: int = 0
     first_pass_seconds: float = 0.0
     elapsed_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
@@ -129,6 +135,7 @@ class Summary:
             "redriven_processed": self.redriven_processed,
             "dead_at_end": dict(sorted(self.dead_at_end.items())),
             "gallery": self.gallery,
+            "webhooks": self.webhooks,
             "throughput_per_second": round(self.throughput, 1),
             "latency_ms": {
                 "p50": round(p50, 1) if p50 is not None else None,

@@ -1,9 +1,10 @@
 """The gallery: a subscriber of ``images.resized`` that keeps an index of thumbnails.
 
 Run it on its own with ``postroom worker postroom.demo.gallery:app`` (the backend
-from ``POSTROOM_URL``, the data folder from ``THUMBNAILER_DIR``). The index is a
-SQLite table in the data folder, written with an upsert so that a redelivered event
-(at-least-once) changes nothing.
+from ``POSTROOM_URL``, the data folder from ``THUMBNAILER_DIR``); add ``--push`` to
+let the same process deliver the ``webhook`` push subscription to the service. The
+index is a SQLite database in the data folder, written with upserts so that a
+redelivered event (at-least-once) changes nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ CREATE TABLE IF NOT EXISTS gallery (
     uploaded_at INTEGER NOT NULL,
     resized_at INTEGER NOT NULL,
     indexed_at INTEGER NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    image TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    notified_at INTEGER NOT NULL
+);
 """
 
 
@@ -41,7 +47,7 @@ class GalleryIndex:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30.0)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(_SCHEMA)
+        conn.executescript(_SCHEMA)
         return conn
 
     def add(self, event: Resized, indexed_at: int | None = None) -> None:
@@ -63,6 +69,27 @@ class GalleryIndex:
                 row,
             )
 
+    def notify(self, image: str, event_id: str) -> None:
+        """Record that the webhook announced ``image`` (a repeat changes nothing)."""
+        at = int(time.time() * 1000)
+        with closing(self._connect()) as conn, conn:
+            conn.execute(
+                "INSERT INTO notifications VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (image, event_id, at),
+            )
+
+    def notified(self, image: str) -> bool:
+        """Whether the webhook announced ``image``."""
+        if not self.path.exists():
+            return False
+        with closing(self._connect()) as conn:
+            sql = "SELECT 1 FROM notifications WHERE image = ?"
+            return conn.execute(sql, (image,)).fetchone() is not None
+
+    def notified_count(self) -> int:
+        """How many images the webhook announced."""
+        return self._count("notifications")
+
     def get(self, image: str) -> dict[str, Any] | None:
         """The entry of one image, or ``None``."""
         rows = self._select("WHERE image = ?", (image,))
@@ -74,10 +101,13 @@ class GalleryIndex:
 
     def count(self) -> int:
         """How many images the gallery holds."""
+        return self._count("gallery")
+
+    def _count(self, table: str) -> int:
         if not self.path.exists():
             return 0
         with closing(self._connect()) as conn:
-            (n,) = conn.execute("SELECT count(*) FROM gallery").fetchone()
+            (n,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         return int(n)
 
     def _select(self, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:

@@ -29,6 +29,8 @@ from ._common import (
     GALLERY_SUBSCRIPTION,
     RESIZE_QUEUE,
     RESIZED_TOPIC,
+    WEBHOOK_PATH,
+    WEBHOOK_SUBSCRIPTION,
     DataDir,
     declare,
 )
@@ -45,7 +47,10 @@ from .images import corrupt_image, generate_image, make_watermark
 
 __all__ = ["DemoError", "DemoOptions", "DemoRun", "upload_kind"]
 
-EVENTS_QUEUE = subscription_queue_name(RESIZED_TOPIC, GALLERY_SUBSCRIPTION)
+EVENT_QUEUES = [
+    subscription_queue_name(RESIZED_TOPIC, GALLERY_SUBSCRIPTION),
+    subscription_queue_name(RESIZED_TOPIC, WEBHOOK_SUBSCRIPTION),
+]
 _UPLOAD_CONCURRENCY = 8
 _POLL_SECONDS = 0.2
 _RESIZE_APP = "postroom.demo.worker:app"
@@ -170,7 +175,7 @@ class DemoRun:
                     "counts what it does, so it needs a fresh backend (a new --dir, "
                     "or an empty database for --url)"
                 )
-            await declare(client)
+            await declare(client, webhook_url=self.service_url + WEBHOOK_PATH)
             await self._start()
             first = await self._first_pass(client)
             letters = await client.dead_letters(RESIZE_QUEUE, limit=self.jobs)
@@ -205,7 +210,8 @@ class DemoRun:
             self.processes.start(
                 f"worker-{i}", postroom_command("worker", _RESIZE_APP, *watch)
             )
-        gallery = postroom_command("worker", _GALLERY_APP, *watch)
+        # --push: the gallery's process also delivers the webhook subscription.
+        gallery = postroom_command("worker", _GALLERY_APP, "--push", *watch)
         self.processes.start("gallery", gallery)
         await self._wait_healthy()
 
@@ -279,9 +285,10 @@ class DemoRun:
 
     async def _snapshot(self, client: AsyncClient) -> Snapshot:
         st = await client.stats(RESIZE_QUEUE)
-        events = await client.stats(EVENTS_QUEUE)
+        events = [await client.stats(q) for q in EVENT_QUEUES]
         counters = await client.backend.counters([RESIZE_QUEUE])
         gallery = await anyio.to_thread.run_sync(self.gallery.count)
+        webhooks = await anyio.to_thread.run_sync(self.gallery.notified_count)
         return Snapshot(
             jobs=self.jobs,
             uploaded=len(self.uploads),
@@ -292,7 +299,8 @@ class DemoRun:
             acked=counters[RESIZE_QUEUE]["acked"],
             retried=counters[RESIZE_QUEUE]["retried"],
             gallery=gallery,
-            events_pending=events.ready + events.delayed + events.in_flight,
+            webhooks=webhooks,
+            events_pending=sum(e.ready + e.delayed + e.in_flight for e in events),
         )
 
     async def _wait_settled(self, client: AsyncClient, what: str) -> Snapshot:
@@ -346,6 +354,7 @@ class DemoRun:
         s.processed_first_pass = first.acked
         s.retried = snap.retried
         s.gallery = snap.gallery
+        s.webhooks = snap.webhooks
         s.redriven_processed = sum(e["image"] in redriven_images for e in entries)
         letters = await client.dead_letters(RESIZE_QUEUE, limit=self.jobs)
         s.dead_at_end = Counter(d.reason for d in letters)
@@ -364,10 +373,11 @@ class DemoRun:
         ]
         s = self.summary
         ended = s.processed + sum(s.dead_at_end.values())
-        if lost or ended != self.jobs:
+        if lost or ended != self.jobs or s.webhooks != s.processed:
             raise DemoError(
                 f"{len(lost)} uploads neither processed nor dead-lettered, "
-                f"{ended} of {self.jobs} jobs ended: see {self.data.root / 'logs'}"
+                f"{ended} of {self.jobs} jobs ended, {s.webhooks} of "
+                f"{s.processed} webhooks received: see {self.data.root / 'logs'}"
             )
         self.reporter.phase(
             "done",

@@ -8,6 +8,9 @@
 - ``GET /images/{image}``: ``pending``, ``done`` (with the thumbnail URLs) or
   ``dead`` (with the dead letter's reason and error).
 - ``GET /images``: the gallery. ``GET /thumbnails/...``: the thumbnail files.
+- ``POST /hooks/resized``: the endpoint of the ``webhook`` push subscription of
+  ``images.resized`` (a CloudEvent signed with the subscription's secret; the
+  signature is checked, 401 otherwise). It records that the image was announced.
 - ``GET /healthz``.
 
 Run it with ``python -m postroom.demo.service --port 8000`` (the backend from
@@ -29,6 +32,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import pydantic
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -37,8 +41,20 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .._client import AsyncClient, DeadLetterNotFound
+from .._errors import SubscriptionNotFound
 from .._ids import new_id
-from ._common import RESIZE_QUEUE, DataDir, ResizeJob, declare, valid_image_id
+from .._signing import verify_signature
+from ._common import (
+    RESIZE_QUEUE,
+    RESIZED_TOPIC,
+    WEBHOOK_PATH,
+    WEBHOOK_SUBSCRIPTION,
+    DataDir,
+    Resized,
+    ResizeJob,
+    declare,
+    valid_image_id,
+)
 from .gallery import GalleryIndex
 
 __all__ = ["MAX_UPLOAD_BYTES", "create_app", "main"]
@@ -115,11 +131,18 @@ async def image_status(request: Request) -> JSONResponse:
     if not valid_image_id(image) or not await record_path.exists():
         return _error(404, f"no image {image!r}")
     record = json.loads(await record_path.read_text())
-    entry = await anyio.to_thread.run_sync(GalleryIndex(data.gallery_db).get, image)
+    index = GalleryIndex(data.gallery_db)
+    entry = await anyio.to_thread.run_sync(index.get, image)
     answer: dict[str, Any] = {"image": image, "id": record["message_id"]}
     if entry is not None:
+        notified = await anyio.to_thread.run_sync(index.notified, image)
         return JSONResponse(
-            {**answer, "status": "done", "thumbnails": _thumbnail_urls(entry)}
+            {
+                **answer,
+                "status": "done",
+                "thumbnails": _thumbnail_urls(entry),
+                "webhook": notified,
+            }
         )
     client: AsyncClient = request.app.state.client
     try:
@@ -139,6 +162,42 @@ async def gallery(request: Request) -> JSONResponse:
     return JSONResponse(
         [{"image": e["image"], "thumbnails": _thumbnail_urls(e)} for e in entries]
     )
+
+
+async def _webhook_secret(request: Request) -> str | None:
+    state = request.app.state
+    if getattr(state, "webhook_secret", None) is None:
+        client: AsyncClient = state.client
+        try:
+            sub = await client.subscription(RESIZED_TOPIC, WEBHOOK_SUBSCRIPTION)
+        except SubscriptionNotFound:
+            return None
+        state.webhook_secret = sub.secret
+    secret: str | None = state.webhook_secret
+    return secret
+
+
+async def resized_hook(request: Request) -> JSONResponse:
+    """``POST /hooks/resized``: the ``webhook`` push subscription of
+    ``images.resized``, signed with its secret."""
+    body = await request.body()
+    secret = await _webhook_secret(request)
+    if secret is not None and not verify_signature(secret, request.headers, body):
+        request.app.state.webhook_secret = None  # recreated with a new secret?
+        secret = await _webhook_secret(request)
+        if secret is not None and not verify_signature(secret, request.headers, body):
+            return _error(401, "missing or invalid Postroom-Signature")
+    if secret is None:
+        return _error(404, f"no push subscription {WEBHOOK_SUBSCRIPTION!r}")
+    try:
+        event = Resized.model_validate_json(body)
+    except pydantic.ValidationError as exc:
+        return _error(400, f"not an images.resized event: {exc.error_count()} errors")
+    data: DataDir = request.app.state.data
+    index = GalleryIndex(data.gallery_db)
+    event_id = request.headers.get("ce-id", "")
+    await anyio.to_thread.run_sync(index.notify, event.image, event_id)
+    return JSONResponse({"ok": True})
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -163,6 +222,7 @@ def create_app(url: str | None = None, data: DataDir | None = None) -> Starlette
             Route("/images", upload, methods=["POST"]),
             Route("/images", gallery, methods=["GET"]),
             Route("/images/{image}", image_status, methods=["GET"]),
+            Route(WEBHOOK_PATH, resized_hook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/thumbnails", StaticFiles(directory=folder.thumbnails)),
         ],
