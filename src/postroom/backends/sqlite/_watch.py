@@ -189,7 +189,8 @@ class Watcher:
             poller.loop.remove_reader(poller.watch.fd)
             poller.watch.close()
             poller.watch = None
-        self._pollers.pop(poller.loop, None)
+        if self._pollers.get(poller.loop) is poller:
+            del self._pollers[poller.loop]
 
     def _join(self, waiter: _Waiter) -> _Poller:
         """Register a waiter; take its baseline version before it reads the queue."""
