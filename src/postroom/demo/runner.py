@@ -190,7 +190,8 @@ class DemoRun:
         self.reporter.phase(
             "start",
             f"starting the thumbnail service on {self.service_url}, {w} resize "
-            f"worker process{'es' if w > 1 else ''} and the gallery subscriber",
+            f"worker process{'es' if w > 1 else ''} and the gallery subscriber "
+            "(which also pushes the webhooks)",
         )
         # Every child watches this process: if the demo is killed outright (no
         # chance to stop them), they stop by themselves instead of lingering.
