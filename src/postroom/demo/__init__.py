@@ -5,12 +5,14 @@ sharing one data folder (``THUMBNAILER_DIR``):
 
 - :mod:`postroom.demo.service`: the HTTP API. ``POST /images`` stores an upload and
   enqueues a resize job on ``images.resize`` (202 with the message id);
-  ``GET /images/{image}`` answers its status and thumbnails.
+  ``GET /images/{image}`` answers its status and thumbnails; ``POST /hooks/resized``
+  receives the ``webhook`` push subscription of ``images.resized`` (signed).
 - :mod:`postroom.demo.worker`: ``app``, the worker that resizes each image with
   Pillow into several sizes and publishes ``images.resized``
   (``postroom worker postroom.demo.worker:app``).
 - :mod:`postroom.demo.gallery`: ``app``, the subscriber of ``images.resized`` that
-  keeps the gallery index (``postroom worker postroom.demo.gallery:app``).
+  keeps the gallery index (``postroom worker postroom.demo.gallery:app``; with
+  ``--push`` the process also delivers the webhook).
 - :mod:`postroom.demo.runner`: what ``postroom demo`` runs: all of the above in a
   temporary folder on SQLite, with generated uploads, failures and a redrive.
 
