@@ -9,12 +9,14 @@ Two sources wake a waiter:
   connection commits. It is read on a dedicated connection (a few microseconds, no
   table access, no lock), and only when it changed does each waiter look up its
   queue's next due time. On Linux an inotify watch on the write-ahead log says
-  when anyone wrote it: only then is ``data_version`` read often
-  (``POLL_AFTER_WRITE``), for ``FAST_WINDOW`` seconds (a commit's log write
-  comes before its fsync and its index update), and otherwise every
-  ``SAFETY_INTERVAL``, so an idle consumer costs nothing measurable. Without
-  inotify it is read every ``POLL_WITHOUT_INOTIFY``. The URL's
-  ``poll_interval`` overrides both.
+  when anyone wrote it. A commit writes the log first and makes itself visible
+  (fsync, then the index update) a little later, so after a write
+  ``data_version`` is read every ``POLL_AFTER_WRITE`` until it changes (at most
+  ``FAST_WINDOW`` seconds; ``SHORT_WINDOW`` when the change was already visible,
+  in case another commit's write came just before), and otherwise only every
+  ``SAFETY_INTERVAL``: an idle consumer costs nothing measurable. Without inotify
+  it is read every ``POLL_WITHOUT_INOTIFY``. The URL's ``poll_interval``
+  overrides both intervals.
 
 A waiter also returns when the queue's next delayed message or lease comes due.
 The watcher's connection has a zero busy timeout: a read that would block counts
@@ -44,8 +46,10 @@ _TIMER = "timer"
 # data_version reads after a log write (inotify), and all the time without it.
 POLL_AFTER_WRITE = 0.001
 POLL_WITHOUT_INOTIFY = 0.005
-# Fast polling lasts this long after the log was written (covers slow fsyncs).
+# Fast polling after a log write lasts until data_version changes, at most this
+# long (covers slow fsyncs), or this long when the change was visible at once.
 FAST_WINDOW = 0.1
+SHORT_WINDOW = 0.02
 # With inotify, the period of the safety poll that catches anything it missed.
 SAFETY_INTERVAL = 0.25
 
@@ -89,6 +93,7 @@ class _Poller:
         self.timer: asyncio.TimerHandle | None = None
         self.watch: FileWatch | None = None
         self.fast_until = 0.0
+        self.settle: int | None = None  # fast polling ends when the version leaves it
         self.interval = POLL_WITHOUT_INOTIFY
 
 
@@ -139,13 +144,14 @@ class Watcher:
         dues = [d for d in row if d is not None]
         return min(dues) if dues else None
 
-    def _check(self, poller: _Poller) -> None:
-        """Wake every waiter of the poller when data_version changed."""
+    def _check(self, poller: _Poller) -> int | None:
+        """Wake every waiter of the poller when data_version changed; return it."""
         version = self._read_version()
         if version is None or version != poller.version:
             poller.version = version
             for w in list(poller.waiters):
                 w.wake(_POLL)
+        return version
 
     def _schedule(self, poller: _Poller, delay: float) -> None:
         loop = poller.loop
@@ -159,16 +165,21 @@ class Watcher:
         poller.timer = None
         if not poller.waiters:
             return
-        self._check(poller)
+        version = self._check(poller)
+        if version is None or version != poller.settle:
+            poller.fast_until = 0.0  # the awaited commit is visible
         fast = poller.watch is None or poller.loop.time() < poller.fast_until
         self._schedule(poller, poller.interval if fast else SAFETY_INTERVAL)
 
     def _written(self, poller: _Poller) -> None:
-        """The log was written: look now, then poll fast for a while."""
+        """The log was written: look now, then poll fast until the commit shows."""
         assert poller.watch is not None
         poller.watch.drain()
-        poller.fast_until = poller.loop.time() + FAST_WINDOW
-        self._check(poller)
+        before = poller.version
+        version = self._check(poller)
+        window = FAST_WINDOW if version == before else SHORT_WINDOW
+        poller.fast_until = poller.loop.time() + window
+        poller.settle = version
         self._schedule(poller, poller.interval)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> _Poller:
