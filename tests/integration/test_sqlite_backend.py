@@ -114,3 +114,22 @@ async def _wait_for_delayed(url: str) -> float:
 def test_sqlite_wait_returns_when_a_delayed_message_comes_due(tmp_path: Path) -> None:
     waited = asyncio.run(_wait_for_delayed(f"sqlite:///{tmp_path}/due.db"))
     assert 0.1 < waited < 29.0
+
+
+def _backend_threads() -> list[str]:
+    import threading
+
+    return [
+        t.name for t in threading.enumerate() if t.name.startswith("postroom-sqlite")
+    ]
+
+
+def test_sqlite_closing_ends_the_backend_thread(tmp_path: Path) -> None:
+    before = _backend_threads()
+    with postroom.connect(f"sqlite:///{tmp_path}/t.db") as c:
+        c.send("q", 1)
+        assert len(_backend_threads()) == len(before) + 1
+    assert _backend_threads() == before
+    with pytest.raises(postroom.ConfigurationError):
+        postroom.connect(f"sqlite:///{tmp_path}/missing/t.db")
+    assert _backend_threads() == before
