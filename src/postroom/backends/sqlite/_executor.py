@@ -120,6 +120,12 @@ class Executor:
         else:
             _deliver(op, result, None)
 
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+
     def _group(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
@@ -136,10 +142,14 @@ class Executor:
         except sqlite3.Error:
             # A driver error may have rolled the whole transaction back: undo what
             # is left and run each operation on its own, so only the culprit fails.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._rollback(conn)
             for op in batch:
                 self._alone(op)
+            return
+        except BaseException as exc:  # not an operation's own failure: fail them all
+            self._rollback(conn)
+            for op in batch:
+                _deliver(op, None, exc)
             return
         for op, (result, error) in zip(batch, outcomes, strict=True):
             _deliver(op, result, error)
