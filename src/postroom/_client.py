@@ -517,7 +517,10 @@ class AsyncClient:
     ) -> Subscription:
         """Create a durable subscription of ``topic`` (idempotent by name).
 
-        A push subscription's ``secret`` is generated when not given.
+        A push subscription's ``secret`` is generated when not given. When the
+        subscription exists it is returned as it is: its queue's policy, possibly
+        tuned since with :meth:`declare_queue`, is left alone (delete and create
+        again to change its endpoint or filter).
         """
         from ._signing import validate_endpoint
 
@@ -527,12 +530,19 @@ class AsyncClient:
             validate_endpoint(push_endpoint)
             secret = secret or secrets.token_urlsafe(32)
         queue = subscription_queue_name(topic, name)
-        await self.declare_queue(
-            queue,
+        policy = QueuePolicy(
             max_attempts=max_attempts,
-            visibility_timeout=visibility_timeout,
-            backoff=backoff,
+            visibility_timeout=to_seconds(visibility_timeout) or 30.0,
+            backoff=backoff or Backoff(),
+            dead_letter=dead_letter_queue_name(queue),
         )
+        backend = await self._b()
+        for existing in await backend.list_subscriptions(topic):
+            if existing.name == name:
+                await backend.declare_queue(queue, policy, replace=False)
+                return existing
+        await backend.declare_queue(queue, policy, replace=True)
+        self._policies.pop(queue, None)
         sub = Subscription(
             topic=topic,
             name=name,

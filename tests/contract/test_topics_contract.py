@@ -181,3 +181,12 @@ def test_push_endpoint_must_be_http(client: Client, endpoint: str) -> None:
     with pytest.raises(postroom.ConfigurationError, match="push endpoint"):
         client.create_subscription("t", "bad", push_endpoint=endpoint)
     assert client.subscriptions("t") == []
+
+
+def test_create_subscription_again_keeps_a_tuned_policy(client: Client) -> None:
+    sub = client.create_subscription("orders", "audit", max_attempts=3)
+    client.declare_queue(sub.queue, max_attempts=9, visibility_timeout=7.0)
+    again = client.create_subscription("orders", "audit", max_attempts=3)
+    assert again.queue == sub.queue
+    policy = client.queue_policy(sub.queue)
+    assert (policy.max_attempts, policy.visibility_timeout) == (9, 7.0)
