@@ -490,17 +490,12 @@ class AsyncClient:
             now=now,
             message_id=event_id,
         )
-        copies = 0
-        for sub in subs:
-            if not sub.matches(event.headers):
-                continue
-            msg = replace(event, queue=sub.queue)
-            try:
-                await backend.enqueue(sub.queue, [msg], dedup_window_ms=0)
-            except QueueNotFound:
-                continue  # the subscription was deleted since it was listed
-            copies += 1
-        await backend.record_publish(topic, copies)
+        copies = [
+            replace(event, queue=sub.queue)
+            for sub in subs
+            if sub.matches(event.headers)
+        ]
+        await backend.fan_out(topic, copies)
         return event_id
 
     async def create_subscription(

@@ -29,7 +29,12 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from .._errors import ConfigurationError, MissingDependency, NotSupported
+from .._errors import (
+    ConfigurationError,
+    MissingDependency,
+    NotSupported,
+    QueueNotFound,
+)
 from .._message import (
     DeadLetter,
     Delivery,
@@ -221,6 +226,24 @@ class Backend(ABC):
     @abstractmethod
     async def record_publish(self, topic: str, copies: int) -> None:
         """Count one publish to ``topic`` that was copied into ``copies`` queues."""
+
+    async def fan_out(self, topic: str, copies: Sequence[Message]) -> int:
+        """Store one publish: each copy on its own queue (``copy.queue``), then
+        count it with :meth:`record_publish`. Copies whose queue no longer exists
+        (a subscription deleted meanwhile) are skipped. Returns the copies stored.
+
+        The default makes one round trip per copy; backends that can store them
+        all in one transaction override it, which also makes the publish atomic.
+        """
+        stored = 0
+        for copy in copies:
+            try:
+                await self.enqueue(copy.queue, [copy], dedup_window_ms=0)
+            except QueueNotFound:
+                continue
+            stored += 1
+        await self.record_publish(topic, stored)
+        return stored
 
     @abstractmethod
     async def list_topics(self) -> list[TopicInfo]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ..._message import DeadLetter, Subscription, now_ms
+from ..._errors import QueueNotFound
+from ..._message import DeadLetter, Message, Subscription, now_ms
 from ..base import TopicInfo
 from ._conn import QUERIES as Q
 from ._conn import write
@@ -18,6 +19,7 @@ from ._store import Store
 __all__ = [
     "dead_letters",
     "delete_subscription",
+    "fan_out",
     "list_subscriptions",
     "list_topics",
     "put_subscription",
@@ -129,6 +131,20 @@ def record_publish(store: Store, topic: str, copies: int) -> None:
         store.conn.execute(
             Q["record_publish"], {"topic": topic, "unrouted": int(copies == 0)}
         )
+
+
+def fan_out(store: Store, topic: str, copies: Sequence[Message]) -> int:
+    """Store every copy of one publish and count it, in one transaction."""
+    stored = 0
+    with write(store.conn):
+        for copy in copies:
+            try:
+                store.enqueue(copy.queue, [copy], 0)
+            except QueueNotFound:
+                continue
+            stored += 1
+        record_publish(store, topic, stored)
+    return stored
 
 
 def list_topics(store: Store) -> list[TopicInfo]:

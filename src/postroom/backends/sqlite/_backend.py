@@ -229,6 +229,11 @@ class SqliteBackend(Backend):
     async def record_publish(self, topic: str, copies: int) -> None:
         await self._run(_admin.record_publish, self._s(), topic, copies, durable=False)
 
+    async def fan_out(self, topic: str, copies: Sequence[Message]) -> int:
+        stored: int = await self._run(_admin.fan_out, self._s(), topic, copies)
+        notify(self.path, tuple({c.queue for c in copies}))
+        return stored
+
     async def list_topics(self) -> list[TopicInfo]:
         return await self._run(_admin.list_topics, self._s(), durable=False)
 
