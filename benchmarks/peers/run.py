@@ -2,7 +2,8 @@
 
 Usage (one run, every system, a table at the end)::
 
-    python benchmarks/peers/run.py [--only postroom,rq] [--quick] [--json out.json]
+    python benchmarks/peers/run.py [--only postroom,rq] [--quick] [--repeat 3]
+                                   [--json out.json]
 
 Every system uses the same Redis server (127.0.0.1:6379), each its own database
 number, flushed before each workload, and its idiomatic API. The workloads:
@@ -14,8 +15,11 @@ number, flushed before each workload, and its idiomatic API. The workloads:
 4. 2,000 always-failing jobs through 3 retries to the dead/failed store.
 
 Job runs are counted inside the worker (``_probe.py``) without any extra Redis
-round trip per job. For postroom the script also reads Redis's command counters
-to give the Redis commands per message of each workload.
+round trip per job. With ``--repeat N`` the systems run N times in turn and the
+table gives the median of each figure (the machine is shared: single runs are
+noisy). The JSON output also has the commands the Redis server executed per
+message (commands inside Lua scripts included); ``roundtrips.py`` counts
+postroom's round trips.
 """
 
 from __future__ import annotations
@@ -210,20 +214,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default=",".join(SYSTEMS))
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds (median)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     sizes = {"enqueue": 20_000, "drain": 20_000, "latency": 1_000, "failing": 2_000}
     if args.quick:
         sizes = {k: v // 10 for k, v in sizes.items()}
-    rows = []
-    for name in args.only.split(","):
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        row = Bench(name, sizes).run()
-        print(json.dumps(row), file=sys.stderr, flush=True)
-        rows.append(row)
+    names = args.only.split(",")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for round_no in range(args.repeat):
+        for name in names:
+            print(f"round {round_no + 1}: {name} ...", file=sys.stderr, flush=True)
+            row = Bench(name, sizes).run()
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            runs[name].append(row)
+    rows = [median_row(runs[name]) for name in names]
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps({"median": rows, "runs": runs}, indent=2))
     print(table(rows, sizes))
+
+
+def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over several runs of one system."""
+    row = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)):
+            row[key] = statistics.median(r[key] for r in runs)
+    return row
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
+import redis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 
 __all__ = ["SCRIPT_NAMES", "Call", "Scripts"]
 
@@ -31,6 +33,12 @@ SCRIPT_NAMES = (
 )
 
 Call = tuple[str, Sequence[str], Sequence[Any]]
+
+# redis-py < 5.3 needs a command name to hand out a connection; later versions
+# warn when one is given.
+_GET_CONNECTION_ARGS: tuple[str, ...] = (
+    () if tuple(int(p) for p in redis.__version__.split(".")[:2]) >= (5, 3) else ("_",)
+)
 
 
 def _source(name: str) -> str:
@@ -96,18 +104,44 @@ class Scripts:
 
         Redis runs the script as soon as the BLPOP returns (token or timeout).
         Returns the script's result, or ``None`` when the script had to be loaded.
+        Both commands go down one pooled connection directly (a pipeline object
+        costs more, and this is on the path of every wake-up). A cancelled read
+        disconnects the connection, so no reply is left behind on it.
         """
         name, keys, args = call
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.blpop([list_key], timeout)
-            pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
-            _, result = await pipe.execute(raise_on_error=False)
+        packed = [
+            ("BLPOP", list_key, timeout),
+            ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args),
+        ]
+        try:
+            result = await self._send_two(packed)
+        except RedisConnectionError:
+            # A pooled connection the server closed (restart, idle timeout): the
+            # commands never ran, so send them once more on a new connection.
+            result = await self._send_two(packed)
         if isinstance(result, NoScriptError):
             await self.load()
             return None
         if isinstance(result, Exception):
             raise result
         return result
+
+    async def _send_two(self, packed: list[tuple[Any, ...]]) -> Any:
+        """Send two commands on one connection; the second one's reply."""
+        pool: Any = self._redis.connection_pool
+        conn = await pool.get_connection(*_GET_CONNECTION_ARGS)
+        try:
+            await conn.send_packed_command(conn.pack_commands(packed))
+            await conn.read_response()
+            try:
+                return await conn.read_response()
+            except ResponseError as exc:
+                return exc
+        except RedisConnectionError:
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
 
     async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
