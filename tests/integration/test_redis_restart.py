@@ -27,8 +27,8 @@ def _free_port() -> int:
 class RedisServer:
     """A redis-server of the test's own, with an append-only file in ``dir``."""
 
-    def __init__(self, directory: Path, port: int) -> None:
-        self.directory, self.port = directory, port
+    def __init__(self, directory: Path, port: int, *options: str) -> None:
+        self.directory, self.port, self.options = directory, port, options
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -40,6 +40,7 @@ class RedisServer:
                 "--appendonly", "yes",
                 "--save", "",
                 "--dir", str(self.directory),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip

@@ -21,9 +21,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from ..._errors import BackendError, LeaseLost
+from ..._errors import BackendError, LeaseLost, QueueNotFound
 from ..._message import (
-    DeadLetter,
     Delivery,
     HistoryEntry,
     Message,
@@ -35,13 +34,13 @@ from ..._message import (
 )
 from .._common import new_token, parse_receipt
 from ..base import COUNTERS, Backend, Capabilities
+from ._dead import DeadLettersMixin
 from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys, queue_tag
 from ._prefetch import Prefetched
 from ._records import (
-    dead_letter_from,
+    as_text,
     deliveries_from,
     encode_message,
-    rewrite_for_redrive,
 )
 from ._scripts import Call, Scripts
 from ._topics import TopicsMixin
@@ -65,7 +64,7 @@ def _lost(mid: str) -> LeaseLost:
     )
 
 
-class RedisBackend(TopicsMixin, Backend):
+class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
     """Queues, dead letters and topics in Redis or Valkey, one Lua script per step."""
 
     capabilities = Capabilities(durable=True, cross_process=True, native_wakeups=True)
@@ -108,7 +107,7 @@ class RedisBackend(TopicsMixin, Backend):
         except redis.exceptions.ResponseError as exc:  # CONFIG renamed or disabled
             log.debug("cannot read maxmemory-policy from Redis: %s", exc)
             return
-        policy = _text(next(iter(dict(got).values()), b""))
+        policy = as_text(next(iter(dict(got).values()), b""))
         # postroom sets no TTLs, so volatile-* policies never evict its keys.
         safe = policy in _SAFE_POLICIES or policy.startswith("volatile")
         if policy and not safe:
@@ -189,7 +188,7 @@ class RedisBackend(TopicsMixin, Backend):
     @translated
     async def list_queues(self) -> list[str]:
         members = await self.redis.smembers(self.glob.queues)
-        return sorted(_text(m) for m in members)
+        return sorted(as_text(m) for m in members)
 
     # -- messages ------------------------------------------------------------------
 
@@ -203,8 +202,30 @@ class RedisBackend(TopicsMixin, Backend):
             )
             for i in range(0, len(messages), _SEND_CHUNK)
         ]
-        results = await self.scripts.run_many(calls)
+        try:
+            results = await self.scripts.run_many(calls)
+        except redis.exceptions.ResponseError as exc:
+            if _no_queue(exc):
+                raise QueueNotFound(queue) from None
+            raise
         return [mid.decode() for chunk in results for mid in chunk]
+
+    @translated
+    async def fan_out(self, topic: str, copies: Sequence[Message]) -> int:
+        """Store every copy of one publish in one pipelined round trip (each copy
+        atomically on its own queue, which may live on another Cluster slot), then
+        count the publish."""
+        calls = [self._enqueue_call(m.queue, [m], 0, "send") for m in copies]
+        results = await self.scripts.run_many(calls, raise_errors=False)
+        stored = 0
+        for result in results:
+            if isinstance(result, Exception):
+                if not _no_queue(result):
+                    raise result
+                continue
+            stored += 1
+        await self.record_publish(topic, stored)
+        return stored
 
     def _enqueue_call(
         self, queue: str, messages: Sequence[Message], window_ms: int, mode: str
@@ -233,7 +254,13 @@ class RedisBackend(TopicsMixin, Backend):
             return ready
         token = new_token()
         args = (now_ms(), n, lease_ms, token, consumer)
-        at, flat = await self.scripts.run("claim", self.script_keys(queue), args)
+        try:
+            reply = await self.scripts.run("claim", self.script_keys(queue), args)
+        except redis.exceptions.ResponseError as exc:
+            if _no_queue(exc):
+                raise QueueNotFound(queue) from None
+            raise
+        at, flat = reply
         if not flat:
             self._due[queue] = int(at)
             return []
@@ -262,7 +289,12 @@ class RedisBackend(TopicsMixin, Backend):
         n, lease_ms, consumer = args
         token = new_token()
         call = ("claim", self.script_keys(queue), ("*", n, lease_ms, token, consumer))
-        result = await self.scripts.after_blpop(notify, timeout, call)
+        try:
+            result = await self.scripts.after_blpop(notify, timeout, call)
+        except redis.exceptions.ResponseError as exc:
+            if _no_queue(exc):
+                return  # the next claim() says so
+            raise
         if result is None:
             return
         at, flat = result
@@ -343,7 +375,7 @@ class RedisBackend(TopicsMixin, Backend):
         if limit < 1:
             return []
         ids = [
-            _text(m)
+            as_text(m)
             for m in await self.redis.zrange(self.key(queue, "live"), 0, limit - 1)
         ]
         if not ids:
@@ -388,104 +420,6 @@ class RedisBackend(TopicsMixin, Backend):
             out[q] = {name: got.get(name, 0) for name in COUNTERS}
         return out
 
-    # -- dead letters --------------------------------------------------------------
-
-    @translated
-    async def dead_letters(
-        self,
-        queue: str,
-        *,
-        limit: int,
-        reason: str | None = None,
-        error_contains: str | None = None,
-        ids: Sequence[str] | None = None,
-    ) -> list[DeadLetter]:
-        await self.scripts.run(
-            "stats", self.script_keys(queue), [now_ms()]
-        )  # lazy sweep
-        out: list[DeadLetter] = []
-        start = 0
-        while len(out) < limit:
-            if ids is not None:
-                page = list(ids[start : start + _DEAD_PAGE])
-            else:
-                page = [
-                    _text(m)
-                    for m in await self.redis.zrange(
-                        self.key(queue, "dead"), start, start + _DEAD_PAGE - 1
-                    )
-                ]
-            if not page:
-                break
-            start += _DEAD_PAGE
-            for dl in await self._load_dead(queue, page, ordered=ids is not None):
-                if len(out) < limit and _matches(dl, reason, error_contains):
-                    out.append(dl)
-        return out
-
-    async def _load_dead(
-        self, queue: str, ids: list[str], *, ordered: bool
-    ) -> list[DeadLetter]:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zmscore(self.key(queue, "dead"), ids)
-            for kind in ("msg", "att", "dinfo", "hist"):
-                pipe.hmget(self.key(queue, kind), ids)
-            scores, payloads, attempts, reasons, histories = await pipe.execute()
-        found = [
-            dead_letter_from(
-                mid,
-                queue,
-                payload=p,
-                attempts=int(a or 0),
-                reason=r,
-                history=h,
-                dead_at=s,
-            )
-            for mid, s, p, a, r, h in zip(
-                ids, scores, payloads, attempts, reasons, histories, strict=True
-            )
-            if s is not None and p is not None
-        ]
-        if ordered:
-            found.sort(key=lambda dl: (dl.dead_at, dl.id))
-        return found
-
-    @translated
-    async def redrive(
-        self, queue: str, *, ids: Sequence[str] | None, to: str, limit: int
-    ) -> list[str]:
-        now = now_ms()
-        args = [now, "here" if to == queue else "take", limit, *(ids or ())]
-        if ids is not None and not ids:
-            return []
-        if to == queue:
-            moved = await self.scripts.run("redrive", self.script_keys(queue), args)
-            return [m.decode() for m in moved]
-        # Another queue may live on another Cluster slot: copy, then remove. An
-        # interruption in between leaves the message in both places (at least once).
-        taken = await self.scripts.run("redrive", self.script_keys(queue), args)
-        payloads: list[tuple[str, bytes, int]] = []
-        for i in range(0, len(taken), 2):
-            payload, enqueued = rewrite_for_redrive(taken[i + 1], now)
-            payloads.append((taken[i].decode(), payload, enqueued))
-        if not payloads:
-            return []
-        await self._store_redriven(to, payloads, now)
-        dropped = await self.scripts.run(
-            "redrive",
-            self.script_keys(queue),
-            [now, "drop", limit, *(p[0] for p in payloads)],
-        )
-        return [m.decode() for m in dropped]
-
-    async def _store_redriven(
-        self, to: str, payloads: list[tuple[str, bytes, int]], now: int
-    ) -> None:
-        args: list[Any] = [now, 0, "redrive"]
-        for mid, payload, enqueued in payloads:
-            args += (mid, now, enqueued, "", payload)
-        await self.scripts.run("enqueue", self.script_keys(to), args)
-
     # -- optional ------------------------------------------------------------------
 
     @translated
@@ -493,8 +427,10 @@ class RedisBackend(TopicsMixin, Backend):
         await self.scripts.run("stats", self.script_keys(queue), [now_ms()])
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _no_queue(exc: Exception) -> bool:
+    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(
+        "NOQUEUE"
+    )
 
 
 def _receipt_args(deliveries: Sequence[Delivery]) -> list[str]:
@@ -502,15 +438,3 @@ def _receipt_args(deliveries: Sequence[Delivery]) -> list[str]:
     for d in deliveries:
         args += parse_receipt(d.receipt)
     return args
-
-
-def _matches(dl: DeadLetter, reason: str | None, error_contains: str | None) -> bool:
-    if reason is not None and dl.reason != reason:
-        return False
-    if error_contains is None:
-        return True
-    err = dl.error
-    if err is None:
-        return False
-    needle = error_contains.lower()
-    return needle in err.message.lower() or needle in err.type.lower()

@@ -15,6 +15,7 @@ from ..._message import (
 )
 
 __all__ = [
+    "as_text",
     "dead_letter_from",
     "decode_message",
     "deliveries_from",
@@ -105,3 +106,8 @@ def dead_letter_from(
         attempts=attempts,
         dead_at=from_ms(int(dead_at)),
     )
+
+
+def as_text(value: object) -> str:
+    """A Redis reply item (bytes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -78,12 +78,15 @@ class Scripts:
             await self.load()
             return await self._redis.evalsha(sha, len(keys), *keys, *args)
 
-    async def run_many(self, calls: Sequence[Call]) -> list[Any]:
+    async def run_many(
+        self, calls: Sequence[Call], *, raise_errors: bool = True
+    ) -> list[Any]:
         """Run several scripts in one pipelined round trip; results in order.
 
-        Raises the first error other than a missing script.
+        Raises the first error other than a missing script, or with
+        ``raise_errors=False`` returns errors in place of results.
         """
-        if len(calls) == 1:
+        if len(calls) == 1 and raise_errors:
             return [await self.run(*calls[0])]
         results = await self._pipeline(calls)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
@@ -93,7 +96,7 @@ class Scripts:
             for i, r in zip(missing, again, strict=True):
                 results[i] = r
         for r in results:
-            if isinstance(r, Exception):
+            if raise_errors and isinstance(r, Exception):
                 raise r
         return results
 

@@ -9,6 +9,9 @@ if ARGV[1] == '*' then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local lease_ms, token, consumer = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if redis.call('EXISTS', K_POLICY) == 0 then
+  return redis.error_reply('NOQUEUE the queue does not exist')
+end
 local revived = sweep(now, 1000)
 local ids = {}
 if max > 0 then

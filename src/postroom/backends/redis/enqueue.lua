@@ -2,7 +2,11 @@
 -- payload]...): store messages; returns one id per message (the first message's id
 -- for a known dedup key). mode 'send' counts `sent`; mode 'redrive' (the second
 -- step of a redrive to another queue) skips ids already live, so a repeat is harmless.
+-- Fails with NOQUEUE when the queue was never declared (or was deleted).
 local now, window, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+if redis.call('EXISTS', K_POLICY) == 0 then
+  return redis.error_reply('NOQUEUE the queue does not exist')
+end
 
 -- Forget a few dedup keys whose window passed and whose message is gone.
 local stale = redis.call('ZRANGEBYSCORE', K_DEDUPX, '-inf', now, 'LIMIT', 0, 20)

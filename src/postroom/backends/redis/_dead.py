@@ -1,0 +1,153 @@
+"""Dead letters and redrive of the Redis backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from ..._message import DeadLetter, now_ms
+from ._records import as_text, dead_letter_from, rewrite_for_redrive
+from ._scripts import Scripts
+from ._translate import translated
+
+__all__ = ["DeadLettersMixin"]
+
+_DEAD_PAGE = 200
+
+
+class DeadLettersMixin:
+    """Listing dead letters (filtered, paged) and moving them back."""
+
+    where: str
+
+    @property
+    def redis(self) -> Redis:
+        """The redis-py client (provided by the backend)."""
+        raise NotImplementedError
+
+    @property
+    def scripts(self) -> Scripts:
+        """The loaded scripts (provided by the backend)."""
+        raise NotImplementedError
+
+    def key(self, queue: str, kind: str) -> str:
+        """One key of ``queue`` (provided by the backend)."""
+        raise NotImplementedError
+
+    def script_keys(self, queue: str) -> list[str]:
+        """The KEYS of a script call on ``queue`` (provided by the backend)."""
+        raise NotImplementedError
+
+    async def sweep(self, queue: str) -> None:
+        """Resolve expired leases of ``queue`` (provided by the backend)."""
+        raise NotImplementedError
+
+    @translated
+    async def dead_letters(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        reason: str | None = None,
+        error_contains: str | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[DeadLetter]:
+        await self.scripts.run(
+            "stats", self.script_keys(queue), [now_ms()]
+        )  # lazy sweep
+        out: list[DeadLetter] = []
+        start = 0
+        while len(out) < limit:
+            if ids is not None:
+                page = list(ids[start : start + _DEAD_PAGE])
+            else:
+                page = [
+                    as_text(m)
+                    for m in await self.redis.zrange(
+                        self.key(queue, "dead"), start, start + _DEAD_PAGE - 1
+                    )
+                ]
+            if not page:
+                break
+            start += _DEAD_PAGE
+            for dl in await self._load_dead(queue, page, ordered=ids is not None):
+                if len(out) < limit and _matches(dl, reason, error_contains):
+                    out.append(dl)
+        return out
+
+    async def _load_dead(
+        self, queue: str, ids: list[str], *, ordered: bool
+    ) -> list[DeadLetter]:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zmscore(self.key(queue, "dead"), ids)
+            for kind in ("msg", "att", "dinfo", "hist"):
+                pipe.hmget(self.key(queue, kind), ids)
+            scores, payloads, attempts, reasons, histories = await pipe.execute()
+        found = [
+            dead_letter_from(
+                mid,
+                queue,
+                payload=p,
+                attempts=int(a or 0),
+                reason=r,
+                history=h,
+                dead_at=s,
+            )
+            for mid, s, p, a, r, h in zip(
+                ids, scores, payloads, attempts, reasons, histories, strict=True
+            )
+            if s is not None and p is not None
+        ]
+        if ordered:
+            found.sort(key=lambda dl: (dl.dead_at, dl.id))
+        return found
+
+    @translated
+    async def redrive(
+        self, queue: str, *, ids: Sequence[str] | None, to: str, limit: int
+    ) -> list[str]:
+        now = now_ms()
+        args = [now, "here" if to == queue else "take", limit, *(ids or ())]
+        if ids is not None and not ids:
+            return []
+        if to == queue:
+            moved = await self.scripts.run("redrive", self.script_keys(queue), args)
+            return [m.decode() for m in moved]
+        # Another queue may live on another Cluster slot: copy, then remove. An
+        # interruption in between leaves the message in both places (at least once).
+        taken = await self.scripts.run("redrive", self.script_keys(queue), args)
+        payloads: list[tuple[str, bytes, int]] = []
+        for i in range(0, len(taken), 2):
+            payload, enqueued = rewrite_for_redrive(taken[i + 1], now)
+            payloads.append((taken[i].decode(), payload, enqueued))
+        if not payloads:
+            return []
+        await self._store_redriven(to, payloads, now)
+        dropped = await self.scripts.run(
+            "redrive",
+            self.script_keys(queue),
+            [now, "drop", limit, *(p[0] for p in payloads)],
+        )
+        return [m.decode() for m in dropped]
+
+    async def _store_redriven(
+        self, to: str, payloads: list[tuple[str, bytes, int]], now: int
+    ) -> None:
+        args: list[Any] = [now, 0, "redrive"]
+        for mid, payload, enqueued in payloads:
+            args += (mid, now, enqueued, "", payload)
+        await self.scripts.run("enqueue", self.script_keys(to), args)
+
+
+def _matches(dl: DeadLetter, reason: str | None, error_contains: str | None) -> bool:
+    if reason is not None and dl.reason != reason:
+        return False
+    if error_contains is None:
+        return True
+    err = dl.error
+    if err is None:
+        return False
+    needle = error_contains.lower()
+    return needle in err.message.lower() or needle in err.type.lower()

@@ -1,0 +1,162 @@
+"""Redis specifics: eviction warning, URLs, script reloads, errors, fan-out."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+import postroom
+from postroom._message import from_ms, now_ms
+from postroom.backends.redis import RedisBackend
+from postroom.backends.redis._keys import parse_url
+from tests.conftest import require_service
+from tests.integration.test_redis_restart import RedisServer, _free_port
+
+pytestmark = pytest.mark.anyio
+
+WARNING_LOGGER = "postroom.backends.redis._backend"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own that evicts keys when memory runs out."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server)")
+    srv = RedisServer(tmp_path, _free_port(), "--maxmemory-policy", "allkeys-lru")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[postroom.AsyncClient]:
+    require_service("redis", "127.0.0.1", 6379)
+    prefix = "rb" + uuid.uuid4().hex[:10]
+    async with postroom.connect_async(f"redis://127.0.0.1:6379/0?prefix={prefix}") as c:
+        yield c
+        r = c.backend.redis  # type: ignore[attr-defined]
+        keys = [k async for k in r.scan_iter(match=f"{{{prefix}[:}}]*")]
+        if keys:
+            await r.delete(*keys)
+
+
+def test_redis_url_prefix_and_schemes() -> None:
+    assert parse_url("redis://h:1/2") == ("redis://h:1/2", "postroom")
+    assert parse_url("valkey://h:1/0?prefix=app&socket_timeout=5") == (
+        "redis://h:1/0?socket_timeout=5",
+        "app",
+    )
+    assert parse_url("valkeys://h/0")[0] == "rediss://h/0"
+    with pytest.raises(postroom.ConfigurationError, match="prefix"):
+        parse_url("redis://h/0?prefix=a{b}")
+
+
+async def test_redis_warns_when_keys_can_be_evicted(
+    private_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=WARNING_LOGGER)
+    async with postroom.connect_async(f"redis://127.0.0.1:{private_server.port}/0"):
+        pass
+    [record] = [r for r in caplog.records if r.name == WARNING_LOGGER]
+    assert "allkeys-lru" in record.getMessage()
+    assert "noeviction" in record.getMessage()
+
+
+async def test_redis_does_not_warn_with_noeviction(
+    client: postroom.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=WARNING_LOGGER)
+    async with postroom.connect_async(client.url):
+        pass
+    assert [r for r in caplog.records if r.name == WARNING_LOGGER] == []
+
+
+async def test_redis_unreachable_is_a_backend_error() -> None:
+    url = f"redis://127.0.0.1:{_free_port()}/0"
+    with pytest.raises(postroom.BackendError, match=r"127\.0\.0\.1") as info:
+        async with postroom.connect_async(url) as c:
+            await c.send("q", 1)
+    assert info.value.__cause__ is not None
+
+
+async def test_redis_scripts_are_loaded_again_after_a_flush(
+    client: postroom.AsyncClient,
+) -> None:
+    r = client.backend.redis  # type: ignore[attr-defined]
+    await client.declare_queue("q")
+    await r.script_flush()
+    await client.send_many("q", list(range(1500)))  # two script calls, pipelined
+    await r.script_flush()
+    got = await client.receive("q", max_messages=2000)
+    assert len(got) == 1000  # one claim hands out at most 1,000
+    await r.script_flush()
+    assert await client.ack_many(got) == []
+    await client.purge("q")
+    await client.send("q", "later", delay=0.6)
+    # A consumer waiting until the message is due, with the claim queued behind
+    # its BLPOP: the claim finds no script and the consumer claims again.
+    woken: list[postroom.Delivery] = []
+
+    async def consume() -> None:
+        woken.extend(await client.receive("q", wait=5.0))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await anyio.sleep(0.3)
+        await r.script_flush()
+    assert [d.message.text for d in woken] == ['"later"']
+
+
+async def test_redis_enqueue_and_claim_on_unknown_queue_raise(
+    client: postroom.AsyncClient,
+) -> None:
+    backend = client.backend
+    await client.connect()
+    msg = postroom.Message(
+        id="01TEST",
+        queue="never",
+        body=b"x",
+        headers={},
+        enqueued_at=from_ms(now_ms()),
+        available_at=from_ms(now_ms()),
+    )
+    with pytest.raises(postroom.QueueNotFound, match="never"):
+        await backend.enqueue("never", [msg], dedup_window_ms=0)
+    with pytest.raises(postroom.QueueNotFound, match="never"):
+        await backend.claim("never", 1, 1000, "me")
+
+
+async def test_redis_publish_skips_a_subscription_deleted_meanwhile(
+    client: postroom.AsyncClient,
+) -> None:
+    await client.create_subscription("t", "a")
+    await client.create_subscription("t", "b")
+    backend = client.backend
+    assert isinstance(backend, RedisBackend)
+    copies = [
+        postroom.Message(
+            id="01FAN",
+            queue=q,
+            body=b"{}",
+            headers={},
+            enqueued_at=from_ms(now_ms()),
+            available_at=from_ms(now_ms()),
+        )
+        for q in ("t:a", "t:b")
+    ]
+    await client.delete_subscription("t", "b")
+    assert await backend.fan_out("t", copies) == 1
+    assert (await client.stats("t:a")).ready == 1
+    [topic] = await client.topics()
+    assert (topic.published, topic.unrouted) == (1, 0)
