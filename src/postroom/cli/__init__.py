@@ -38,8 +38,9 @@ def _root(
 def _register() -> None:
     if app.registered_commands or app.registered_groups:
         return  # once per process: main() may run many times (in-process tests)
-    from . import demo
+    from . import bench, demo
 
+    bench.register(app)
     demo.register(app)
 
     from . import queues
