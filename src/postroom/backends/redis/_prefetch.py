@@ -53,9 +53,11 @@ class Prefetched:
         key, got = entry
         if key != (lease_ms, consumer):
             return [], got
-        limit = now_ms() + _MARGIN_MS
-        fresh = [d for d in got if d.lease_expires_at.timestamp() * 1000 > limit]
-        stale = [d for d in got if d.lease_expires_at.timestamp() * 1000 <= limit]
+        limit = (now_ms() + _MARGIN_MS) / 1000
+        fresh: list[Delivery] = []
+        stale: list[Delivery] = []
+        for d in got:
+            (fresh if d.lease_expires_at.timestamp() > limit else stale).append(d)
         if len(fresh) > n:
             self.held[queue] = (key, fresh[n:])
         return fresh[:n], stale

@@ -24,6 +24,10 @@ __all__ = [
 ]
 
 
+# One encoder for every payload (json.dumps with options builds one per call).
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode_message(m: Message) -> bytes:
     """The stored payload: compact meta JSON, a newline, the raw body.
 
@@ -37,7 +41,7 @@ def encode_message(m: Message) -> bytes:
         "k": m.dedup_key,
         "r": m.redrives,
     }
-    return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + m.body
+    return _ENCODE(meta).encode() + b"\n" + m.body
 
 
 def decode_message(mid: str, queue: str, payload: bytes, attempts: int) -> Message:
@@ -64,9 +68,7 @@ def rewrite_for_redrive(payload: bytes, now: int) -> tuple[bytes, int]:
     meta = json.loads(head)
     meta["r"] = int(meta.get("r") or 0) + 1
     meta["a"] = now
-    return json.dumps(meta, separators=(",", ":")).encode() + b"\n" + body, int(
-        meta["e"]
-    )
+    return _ENCODE(meta).encode() + b"\n" + body, int(meta["e"])
 
 
 def deliveries_from(
