@@ -33,10 +33,33 @@ def _redis(tmp_path: Path, uid: str) -> str:
     return f"redis://127.0.0.1:6379/0?prefix={uid}"
 
 
+_POSTGRES_SCHEMAS: list[str] = []
+
+
+def _postgres(tmp_path: Path, uid: str) -> str:
+    require_service("postgresql", "127.0.0.1", 5432)
+    _POSTGRES_SCHEMAS.append(uid)
+    return f"postgresql://postgres@127.0.0.1:5432/test?schema={uid}"
+
+
+def _drop_postgres_schemas() -> None:
+    """Drop the PostgreSQL schemas a test used."""
+    import psycopg
+
+    with psycopg.connect(
+        "postgresql://postgres@127.0.0.1:5432/test", autocommit=True
+    ) as conn:
+        while _POSTGRES_SCHEMAS:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{_POSTGRES_SCHEMAS.pop()}" CASCADE')
+
+
 @pytest.fixture(autouse=True)
 def _redis_cleanup() -> Iterator[None]:
-    """Delete the keys of the Redis prefixes a test used."""
+    """Delete the keys of the Redis prefixes and the PostgreSQL schemas a test
+    used (one autouse fixture, imported by the other suites that use BACKENDS)."""
     yield
+    if _POSTGRES_SCHEMAS:
+        _drop_postgres_schemas()
     if not _REDIS_PREFIXES:
         return
     import redis
@@ -52,6 +75,7 @@ BACKENDS: dict[str, Callable[[Path, str], str]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "redis": _redis,
+    "postgres": _postgres,
 }
 
 # Backends whose state is shared across processes (used by real-process tests).

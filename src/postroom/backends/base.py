@@ -262,6 +262,8 @@ _SCHEMES: dict[str, tuple[str, str, str]] = {
     "redis": ("postroom.backends.redis", "RedisBackend", "redis"),
     "rediss": ("postroom.backends.redis", "RedisBackend", "redis"),
     "valkey": ("postroom.backends.redis", "RedisBackend", "redis"),
+    "postgresql": ("postroom.backends.postgres", "PostgresBackend", "postgres"),
+    "postgres": ("postroom.backends.postgres", "PostgresBackend", "postgres"),
 }
 
 

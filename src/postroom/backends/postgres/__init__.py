@@ -1,0 +1,11 @@
+"""``postgresql://user@host/db``: PostgreSQL (>= 13) backend, multi-host.
+
+See ``docs/backends/postgres.md`` for what is native, the URL settings and limits.
+"""
+
+from __future__ import annotations
+
+from ._backend import PostgresBackend
+from ._conn import PostgresSettings
+
+__all__ = ["PostgresBackend", "PostgresSettings"]

@@ -1,0 +1,482 @@
+-- The SQL of the postgresql:// backend, one named block per statement.
+--
+-- A block starts with a line "-- name: <name>" and runs to the next one; the
+-- comment lines after the name say what the statement is for. {schema} is
+-- replaced by the quoted schema name of the URL (default "postroom"). Times are
+-- milliseconds since the epoch. A message row is either visible from "due" on
+-- (token IS NULL) or leased until "due" (token IS NOT NULL). Statements that
+-- change a queue tell waiting consumers with pg_notify(%(channel)s, queue):
+-- NOTIFY is delivered when the transaction commits, never before.
+
+-- name: schema
+-- Tables and indexes; every statement is idempotent (run by connect() under an
+-- advisory lock, so that concurrent first connections do not race).
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.queues (
+    name text PRIMARY KEY,
+    policy jsonb NOT NULL,
+    max_attempts integer NOT NULL,
+    sent bigint NOT NULL DEFAULT 0,
+    acked bigint NOT NULL DEFAULT 0,
+    retried bigint NOT NULL DEFAULT 0,
+    dead_lettered bigint NOT NULL DEFAULT 0,
+    redriven bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS {schema}.messages (
+    queue text NOT NULL,
+    id text NOT NULL,
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    body bytea NOT NULL,
+    headers jsonb NOT NULL,
+    enqueued_at bigint NOT NULL,
+    available_at bigint NOT NULL,
+    due bigint NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    dedup_key text,
+    redrives integer NOT NULL DEFAULT 0,
+    token text,
+    consumer text NOT NULL DEFAULT '',
+    history jsonb NOT NULL DEFAULT '[]',
+    PRIMARY KEY (queue, id)
+);
+CREATE INDEX IF NOT EXISTS messages_visible
+    ON {schema}.messages (queue, due, seq) WHERE token IS NULL;
+CREATE INDEX IF NOT EXISTS messages_leased
+    ON {schema}.messages (queue, due) WHERE token IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_order ON {schema}.messages (queue, seq);
+CREATE TABLE IF NOT EXISTS {schema}.dead (
+    queue text NOT NULL,
+    id text NOT NULL,
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    body bytea NOT NULL,
+    headers jsonb NOT NULL,
+    enqueued_at bigint NOT NULL,
+    available_at bigint NOT NULL,
+    attempts integer NOT NULL,
+    dedup_key text,
+    redrives integer NOT NULL,
+    reason text NOT NULL,
+    error jsonb,
+    history jsonb NOT NULL,
+    dead_at bigint NOT NULL,
+    PRIMARY KEY (queue, id)
+);
+CREATE INDEX IF NOT EXISTS dead_order ON {schema}.dead (queue, seq);
+CREATE TABLE IF NOT EXISTS {schema}.dedup (
+    queue text NOT NULL,
+    key text NOT NULL,
+    id text NOT NULL,
+    expires_at bigint NOT NULL,
+    PRIMARY KEY (queue, key)
+);
+CREATE TABLE IF NOT EXISTS {schema}.subscriptions (
+    topic text NOT NULL,
+    name text NOT NULL,
+    data jsonb NOT NULL,
+    PRIMARY KEY (topic, name)
+);
+CREATE TABLE IF NOT EXISTS {schema}.topics (
+    topic text PRIMARY KEY,
+    published bigint NOT NULL DEFAULT 0,
+    unrouted bigint NOT NULL DEFAULT 0
+);
+
+-- name: schema_ready
+-- Whether the last table of the schema exists (the schema is created in one
+-- transaction, so then every table does).
+SELECT to_regclass(%(table)s) IS NOT NULL;
+
+-- name: schema_lock
+SELECT pg_advisory_xact_lock(hashtext(%(key)s));
+
+-- name: get_queue
+SELECT policy, max_attempts FROM {schema}.queues WHERE name = %(queue)s;
+
+-- name: upsert_queue
+-- Create a queue or replace its policy, keeping its counters.
+INSERT INTO {schema}.queues (name, policy, max_attempts)
+VALUES (%(queue)s, %(policy)s, %(max_attempts)s)
+ON CONFLICT (name) DO UPDATE
+SET policy = excluded.policy, max_attempts = excluded.max_attempts
+RETURNING policy;
+
+-- name: insert_queue
+-- Create a queue unless it exists (send to an unknown name); the stored policy.
+WITH ins AS (
+    INSERT INTO {schema}.queues (name, policy, max_attempts)
+    VALUES (%(queue)s, %(policy)s, %(max_attempts)s)
+    ON CONFLICT (name) DO NOTHING
+    RETURNING policy
+)
+SELECT policy FROM ins
+UNION ALL
+SELECT policy FROM {schema}.queues WHERE name = %(queue)s;
+
+-- name: list_queues
+SELECT name FROM {schema}.queues ORDER BY name;
+
+-- name: enqueue
+-- Store a batch in one statement: count it on the queue (which locks the queue
+-- row, so a concurrent delete_subscription cannot leave orphans), insert the
+-- rows in order (a row with the same (queue, id) is replaced, as the in-memory
+-- backend does) and wake consumers on commit. No row returned: unknown queue.
+WITH q AS (
+    UPDATE {schema}.queues SET sent = sent + %(n)s
+    WHERE name = %(queue)s
+    RETURNING name
+), ins AS (
+    INSERT INTO {schema}.messages
+        (queue, id, body, headers, enqueued_at, available_at, due, attempts,
+         dedup_key, redrives)
+    SELECT q.name, u.id, u.body, u.headers::jsonb, u.enqueued_at, u.available_at,
+        u.available_at, u.attempts, u.dedup_key, u.redrives
+    FROM q, unnest(%(ids)s::text[], %(bodies)s::bytea[], %(headers)s::text[],
+        %(enqueued)s::bigint[], %(available)s::bigint[], %(attempts)s::int[],
+        %(dedup)s::text[], %(redrives)s::int[])
+        WITH ORDINALITY
+        AS u(id, body, headers, enqueued_at, available_at, attempts, dedup_key,
+             redrives, ord)
+    ORDER BY u.ord
+    ON CONFLICT (queue, id) DO UPDATE
+    SET body = excluded.body, headers = excluded.headers,
+        enqueued_at = excluded.enqueued_at, available_at = excluded.available_at,
+        due = excluded.due, attempts = excluded.attempts,
+        dedup_key = excluded.dedup_key, redrives = excluded.redrives,
+        token = NULL, consumer = '', history = '[]'
+    RETURNING 1
+)
+SELECT pg_notify(%(channel)s, name) FROM q;
+
+-- name: dedup_claim
+-- Take a dedup key that nobody holds; a row back means it was free.
+INSERT INTO {schema}.dedup (queue, key, id, expires_at)
+VALUES (%(queue)s, %(key)s, %(id)s, %(expires_at)s)
+ON CONFLICT (queue, key) DO NOTHING
+RETURNING id;
+
+-- name: dedup_get
+-- The first message of a taken dedup key, when its window ends, and whether
+-- that message is still on the queue (locks the key until commit).
+SELECT d.id, d.expires_at, EXISTS (
+    SELECT 1 FROM {schema}.messages AS m WHERE m.queue = d.queue AND m.id = d.id
+)
+FROM {schema}.dedup AS d WHERE d.queue = %(queue)s AND d.key = %(key)s
+FOR UPDATE OF d;
+
+-- name: dedup_put
+UPDATE {schema}.dedup SET id = %(id)s, expires_at = %(expires_at)s
+WHERE queue = %(queue)s AND key = %(key)s;
+
+-- name: dedup_prune
+-- Forget keys whose window ended and whose message is gone.
+DELETE FROM {schema}.dedup AS d
+WHERE d.queue = %(queue)s AND d.expires_at <= %(now)s AND NOT EXISTS (
+    SELECT 1 FROM {schema}.messages AS m WHERE m.queue = d.queue AND m.id = d.id
+);
+
+-- name: claim_check
+-- Before a claim: the queue's max_attempts (no row: unknown queue) and whether
+-- some lease ran out and must be resolved first.
+SELECT q.max_attempts, EXISTS (
+    SELECT 1 FROM {schema}.messages AS m
+    WHERE m.queue = q.name AND m.token IS NOT NULL AND m.due <= %(now)s
+)
+FROM {schema}.queues AS q WHERE q.name = %(queue)s;
+
+-- name: claim
+-- Lease up to %(limit)s visible messages, earliest visible first, in one
+-- statement; rows another claim holds are skipped, never waited for.
+UPDATE {schema}.messages
+SET token = %(token)s, due = %(until)s, consumer = %(consumer)s,
+    attempts = attempts + 1
+WHERE (queue, id) IN (
+    SELECT queue, id FROM {schema}.messages
+    WHERE queue = %(queue)s AND token IS NULL AND due <= %(now)s
+    ORDER BY due, seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING seq, queue, id, body, headers, enqueued_at, available_at, attempts,
+    dedup_key, redrives;
+
+-- name: expired
+-- Leases that ran out, locked for resolution (rows others hold are skipped).
+SELECT id, attempts, consumer FROM {schema}.messages
+WHERE queue = %(queue)s AND token IS NOT NULL AND due <= %(now)s
+ORDER BY seq
+FOR UPDATE SKIP LOCKED;
+
+-- name: requeue_expired
+-- Expired leases with attempts left: visible again, each with its history entry.
+WITH u AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(entries)s::text[]) AS u(id, entry)
+), done AS (
+    UPDATE {schema}.messages AS m
+    SET token = NULL, due = %(now)s,
+        history = m.history || jsonb_build_array(u.entry::jsonb)
+    FROM u
+    WHERE m.queue = %(queue)s AND m.id = u.id
+    RETURNING m.queue
+)
+SELECT pg_notify(%(channel)s, %(queue)s) WHERE EXISTS (SELECT 1 FROM done);
+
+-- name: bury
+-- Move messages to the dead letters, each with its final history entry (whose
+-- error becomes the dead letter's), and count them; only leases with this
+-- token (NULL: any state) move. Returns the ids moved.
+WITH u AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(entries)s::text[]) AS u(id, entry)
+), gone AS (
+    DELETE FROM {schema}.messages AS m
+    USING u
+    WHERE m.queue = %(queue)s AND m.id = u.id
+        AND (%(token)s::text IS NULL OR m.token = %(token)s::text)
+    RETURNING m.*, u.entry::jsonb AS entry
+), ins AS (
+    INSERT INTO {schema}.dead
+        (queue, id, body, headers, enqueued_at, available_at, attempts, dedup_key,
+         redrives, reason, error, history, dead_at)
+    SELECT queue, id, body, headers, enqueued_at, available_at, attempts, dedup_key,
+        redrives, %(reason)s, nullif(entry -> 'error', 'null'::jsonb),
+        history || jsonb_build_array(entry), %(now)s
+    FROM gone ORDER BY seq
+    ON CONFLICT (queue, id) DO UPDATE
+    SET body = excluded.body, headers = excluded.headers,
+        enqueued_at = excluded.enqueued_at, available_at = excluded.available_at,
+        attempts = excluded.attempts, dedup_key = excluded.dedup_key,
+        redrives = excluded.redrives, reason = excluded.reason,
+        error = excluded.error, history = excluded.history,
+        dead_at = excluded.dead_at
+), counted AS (
+    UPDATE {schema}.queues
+    SET dead_lettered = dead_lettered + (SELECT count(*) FROM gone)
+    WHERE name = %(queue)s AND EXISTS (SELECT 1 FROM gone)
+)
+SELECT id FROM gone;
+
+-- name: ack
+-- Delete leased messages (any queues) whose lease has the receipt's token, and
+-- count them; returns the (queue, id) deleted.
+WITH gone AS (
+    DELETE FROM {schema}.messages AS m
+    USING unnest(%(queues)s::text[], %(ids)s::text[], %(tokens)s::text[])
+        AS k(queue, id, token)
+    WHERE m.queue = k.queue AND m.id = k.id AND m.token = k.token
+    RETURNING m.queue, m.id
+), counted AS (
+    UPDATE {schema}.queues AS q SET acked = q.acked + c.n
+    FROM (SELECT queue, count(*) AS n FROM gone GROUP BY queue) AS c
+    WHERE q.name = c.queue
+)
+SELECT queue, id FROM gone;
+
+-- name: retry
+-- Visible again after the delay, with a history entry; counted; wakes
+-- consumers. A row back means the lease was held.
+WITH done AS (
+    UPDATE {schema}.messages
+    SET token = NULL, due = %(due)s,
+        history = history || jsonb_build_array(%(entry)s::jsonb)
+    WHERE queue = %(queue)s AND id = %(id)s AND token = %(token)s
+    RETURNING queue
+), counted AS (
+    UPDATE {schema}.queues SET retried = retried + 1
+    WHERE name = %(queue)s AND EXISTS (SELECT 1 FROM done)
+)
+SELECT pg_notify(%(channel)s, queue) FROM done;
+
+-- name: release
+-- Give leased messages back at once, the attempt uncounted; lost leases are
+-- skipped. Wakes the consumers of each queue.
+WITH done AS (
+    UPDATE {schema}.messages AS m
+    SET token = NULL, due = %(now)s, attempts = greatest(0, m.attempts - 1)
+    FROM unnest(%(queues)s::text[], %(ids)s::text[], %(tokens)s::text[])
+        AS k(queue, id, token)
+    WHERE m.queue = k.queue AND m.id = k.id AND m.token = k.token
+    RETURNING m.queue
+)
+SELECT pg_notify(%(channel)s, queue) FROM (SELECT DISTINCT queue FROM done) AS d;
+
+-- name: extend
+UPDATE {schema}.messages SET due = %(due)s
+WHERE queue = %(queue)s AND id = %(id)s AND token = %(token)s
+RETURNING due;
+
+-- name: queue_exists
+SELECT 1 FROM {schema}.queues WHERE name = %(queue)s;
+
+-- name: next_due
+-- When the queue next needs a consumer: the earliest visibility or lease end.
+SELECT min(due) FROM {schema}.messages WHERE queue = %(queue)s;
+
+-- name: peek
+SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
+    dedup_key, redrives
+FROM {schema}.messages WHERE queue = %(queue)s ORDER BY seq LIMIT %(limit)s;
+
+-- name: expired_queues
+-- Which of these queues exist (with max_attempts) and have leases that ran out.
+SELECT q.name, q.max_attempts, EXISTS (
+    SELECT 1 FROM {schema}.messages AS m
+    WHERE m.queue = q.name AND m.token IS NOT NULL AND m.due <= %(now)s
+)
+FROM {schema}.queues AS q WHERE q.name = ANY(%(queues)s::text[]);
+
+-- name: depths
+-- ready, delayed, in_flight, dead and the oldest enqueued_at of each queue.
+SELECT n.name,
+    (SELECT count(*) FROM {schema}.messages
+     WHERE queue = n.name AND token IS NULL AND due <= %(now)s),
+    (SELECT count(*) FROM {schema}.messages
+     WHERE queue = n.name AND token IS NULL AND due > %(now)s),
+    (SELECT count(*) FROM {schema}.messages
+     WHERE queue = n.name AND token IS NOT NULL),
+    (SELECT count(*) FROM {schema}.dead WHERE queue = n.name),
+    (SELECT min(enqueued_at) FROM {schema}.messages WHERE queue = n.name)
+FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS n(name, ord)
+ORDER BY n.ord;
+
+-- name: purge_messages
+DELETE FROM {schema}.messages WHERE queue = %(queue)s;
+
+-- name: purge_dead
+DELETE FROM {schema}.dead WHERE queue = %(queue)s;
+
+-- name: purge_dedup
+DELETE FROM {schema}.dedup WHERE queue = %(queue)s;
+
+-- name: delete_queue
+DELETE FROM {schema}.queues WHERE name = %(queue)s;
+
+-- name: counters
+SELECT name, sent, acked, retried, dead_lettered, redriven
+FROM {schema}.queues WHERE name = ANY(%(queues)s::text[]);
+
+-- name: dead_letters
+-- Dead letters of a queue in order of death, optionally of one reason and
+-- among some ids (NULL: all); %(limit)s NULL means no limit.
+SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
+    dedup_key, redrives, reason, error, history, dead_at
+FROM {schema}.dead
+WHERE queue = %(queue)s
+    AND (%(reason)s::text IS NULL OR reason = %(reason)s::text)
+    AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))
+ORDER BY seq
+LIMIT %(limit)s;
+
+-- name: redrive_pick
+-- The dead letters a redrive may move, in order of death, locked until commit.
+SELECT id FROM {schema}.dead
+WHERE queue = %(queue)s
+    AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))
+ORDER BY seq
+LIMIT %(limit)s
+FOR UPDATE;
+
+-- name: redrive_move
+-- Put dead letters back on a queue: same id, body and headers, attempts reset,
+-- one more redrive, visible now, a fresh history; counted on the source queue.
+WITH gone AS (
+    DELETE FROM {schema}.dead
+    WHERE queue = %(queue)s AND id = ANY(%(ids)s::text[])
+    RETURNING *
+), ins AS (
+    INSERT INTO {schema}.messages
+        (queue, id, body, headers, enqueued_at, available_at, due, attempts,
+         dedup_key, redrives)
+    SELECT %(to)s, id, body, headers, enqueued_at, %(now)s, %(now)s, 0, dedup_key,
+        redrives + 1
+    FROM gone ORDER BY array_position(%(ids)s::text[], id)
+    ON CONFLICT (queue, id) DO UPDATE
+    SET body = excluded.body, headers = excluded.headers,
+        enqueued_at = excluded.enqueued_at, available_at = excluded.available_at,
+        due = excluded.due, attempts = 0, dedup_key = excluded.dedup_key,
+        redrives = excluded.redrives, token = NULL, consumer = '', history = '[]'
+), counted AS (
+    UPDATE {schema}.queues SET redriven = redriven + (SELECT count(*) FROM gone)
+    WHERE name = %(queue)s
+)
+SELECT pg_notify(%(channel)s, %(to)s);
+
+-- name: put_subscription
+-- Store a subscription unless one of that name exists; the stored one.
+WITH ins AS (
+    INSERT INTO {schema}.subscriptions (topic, name, data)
+    VALUES (%(topic)s, %(name)s, %(data)s)
+    ON CONFLICT (topic, name) DO NOTHING
+    RETURNING data
+), touched AS (
+    INSERT INTO {schema}.topics (topic) VALUES (%(topic)s)
+    ON CONFLICT (topic) DO NOTHING
+)
+SELECT data FROM ins
+UNION ALL
+SELECT data FROM {schema}.subscriptions WHERE topic = %(topic)s AND name = %(name)s;
+
+-- name: list_subscriptions
+SELECT data FROM {schema}.subscriptions
+WHERE %(topic)s::text IS NULL OR topic = %(topic)s::text
+ORDER BY topic, name;
+
+-- name: delete_subscription
+DELETE FROM {schema}.subscriptions WHERE topic = %(topic)s AND name = %(name)s
+RETURNING data;
+
+-- name: record_publish
+INSERT INTO {schema}.topics AS t (topic, published, unrouted)
+VALUES (%(topic)s, 1, %(unrouted)s)
+ON CONFLICT (topic) DO UPDATE
+SET published = t.published + 1, unrouted = t.unrouted + excluded.unrouted;
+
+-- name: fan_out
+-- One publish in one statement: count a copy on each subscription queue that
+-- still exists (locking its row, so a concurrent delete cannot leave orphans),
+-- store the copies there, count the publish on the topic, wake consumers.
+-- Returns one row per queue that got its copy.
+WITH live AS (
+    UPDATE {schema}.queues AS q SET sent = q.sent + c.n
+    FROM (
+        SELECT queue, count(*) AS n FROM unnest(%(queues)s::text[]) AS u(queue)
+        GROUP BY queue
+    ) AS c
+    WHERE q.name = c.queue
+    RETURNING q.name
+), ins AS (
+    INSERT INTO {schema}.messages
+        (queue, id, body, headers, enqueued_at, available_at, due, attempts,
+         dedup_key, redrives)
+    SELECT u.queue, u.id, u.body, u.headers::jsonb, u.enqueued_at, u.available_at,
+        u.available_at, u.attempts, u.dedup_key, u.redrives
+    FROM unnest(%(queues)s::text[], %(ids)s::text[], %(bodies)s::bytea[],
+        %(headers)s::text[], %(enqueued)s::bigint[], %(available)s::bigint[],
+        %(attempts)s::int[], %(dedup)s::text[], %(redrives)s::int[])
+        WITH ORDINALITY
+        AS u(queue, id, body, headers, enqueued_at, available_at, attempts,
+             dedup_key, redrives, ord)
+    WHERE u.queue IN (SELECT name FROM live)
+    ORDER BY u.ord
+    ON CONFLICT (queue, id) DO UPDATE
+    SET body = excluded.body, headers = excluded.headers,
+        enqueued_at = excluded.enqueued_at, available_at = excluded.available_at,
+        due = excluded.due, attempts = excluded.attempts,
+        dedup_key = excluded.dedup_key, redrives = excluded.redrives,
+        token = NULL, consumer = '', history = '[]'
+    RETURNING queue
+), published AS (
+    INSERT INTO {schema}.topics AS t (topic, published, unrouted)
+    VALUES (%(topic)s, 1, CASE WHEN EXISTS (SELECT 1 FROM live) THEN 0 ELSE 1 END)
+    ON CONFLICT (topic) DO UPDATE
+    SET published = t.published + 1, unrouted = t.unrouted + excluded.unrouted
+)
+SELECT c.n, pg_notify(%(channel)s, live.name)
+FROM live JOIN (
+    SELECT queue, count(*) AS n FROM unnest(%(queues)s::text[]) AS u(queue)
+    GROUP BY queue
+) AS c ON c.queue = live.name;
+
+-- name: list_topics
+SELECT t.topic,
+    (SELECT count(*) FROM {schema}.subscriptions AS s WHERE s.topic = t.topic),
+    t.published, t.unrouted
+FROM {schema}.topics AS t ORDER BY t.topic;
