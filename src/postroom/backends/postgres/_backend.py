@@ -221,16 +221,16 @@ class PostgresBackend(Backend):
             "limit": max_messages,
         }
         async with self._conn() as conn:
-            check = await fetch(conn, self.sql, "claim_check", params)
-            if not check:
+            rows = await fetch(conn, self.sql, "claim", {**params, "resolved": False})
+            if not rows:
                 raise QueueNotFound(queue)
-            [(max_attempts, expired)] = check
+            max_attempts, expired = rows[0][:2]
             if expired:
                 async with conn.transaction():
                     await expire(conn, self.sql, queue, now, max_attempts)
+                    params["resolved"] = True
                     rows = await fetch(conn, self.sql, "claim", params)
-            else:
-                rows = await fetch(conn, self.sql, "claim", params)
+        rows = [r[2:] for r in rows if r[2] is not None]
         rows.sort(key=lambda r: r[0])
         expires = from_ms(until)
         return [

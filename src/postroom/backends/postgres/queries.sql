@@ -174,30 +174,35 @@ WHERE d.queue = %(queue)s AND d.expires_at <= %(now)s AND NOT EXISTS (
     SELECT 1 FROM {schema}.messages AS m WHERE m.queue = d.queue AND m.id = d.id
 );
 
--- name: claim_check
--- Before a claim: the queue's max_attempts (no row: unknown queue) and whether
--- some lease ran out and must be resolved first.
-SELECT q.max_attempts, EXISTS (
-    SELECT 1 FROM {schema}.messages AS m
-    WHERE m.queue = q.name AND m.token IS NOT NULL AND m.due <= %(now)s
-)
-FROM {schema}.queues AS q WHERE q.name = %(queue)s;
-
 -- name: claim
 -- Lease up to %(limit)s visible messages, earliest visible first, in one
--- statement; rows another claim holds are skipped, never waited for.
-UPDATE {schema}.messages
-SET token = %(token)s, due = %(until)s, consumer = %(consumer)s,
-    attempts = attempts + 1
-WHERE (queue, id) IN (
-    SELECT queue, id FROM {schema}.messages
-    WHERE queue = %(queue)s AND token IS NULL AND due <= %(now)s
-    ORDER BY due, seq
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+-- statement; rows another claim holds are skipped, never waited for. One row
+-- per leased message, each with the queue's max_attempts and whether some lease
+-- ran out; one row of NULL message columns when nothing was leased; none for an
+-- unknown queue. While a lease that ran out is unresolved, nothing is leased
+-- (unless %(resolved)s): the caller resolves it first, then claims again.
+WITH q AS (
+    SELECT q.max_attempts, EXISTS (
+        SELECT 1 FROM {schema}.messages AS m
+        WHERE m.queue = q.name AND m.token IS NOT NULL AND m.due <= %(now)s
+    ) AS expired
+    FROM {schema}.queues AS q WHERE q.name = %(queue)s
+), c AS (
+    UPDATE {schema}.messages
+    SET token = %(token)s, due = %(until)s, consumer = %(consumer)s,
+        attempts = attempts + 1
+    WHERE (queue, id) IN (
+        SELECT queue, id FROM {schema}.messages
+        WHERE queue = %(queue)s AND token IS NULL AND due <= %(now)s
+            AND (%(resolved)s OR NOT (SELECT expired FROM q))
+        ORDER BY due, seq
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING seq, queue, id, body, headers, enqueued_at, available_at, attempts,
+        dedup_key, redrives
 )
-RETURNING seq, queue, id, body, headers, enqueued_at, available_at, attempts,
-    dedup_key, redrives;
+SELECT q.max_attempts, q.expired, c.* FROM q LEFT JOIN c ON true;
 
 -- name: expired
 -- Leases that ran out, locked for resolution (rows others hold are skipped).
