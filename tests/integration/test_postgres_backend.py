@@ -140,3 +140,28 @@ async def test_postgres_wait_recovers_when_the_listen_connection_is_killed(
     assert len(got) == 1
     # Empty queue, nothing due: only a notification ends the wait this early.
     assert time.monotonic() - start < 10
+
+
+@pytest.mark.anyio
+async def test_postgres_concurrent_sends_of_one_dedup_key_store_one_message(
+    schema: str,
+) -> None:
+    url = f"{ADMIN}?schema={schema}&options=-csynchronous_commit%3Doff"
+    clients = [postroom.connect_async(url) for _ in range(6)]
+    ids: list[str] = []
+    try:
+        for c in clients:
+            await c.connect()
+        await clients[0].declare_queue("jobs")
+
+        async def send(c: postroom.AsyncClient, n: int) -> None:
+            ids.append(await c.send("jobs", {"n": n}, dedup_key="same"))
+
+        async with anyio.create_task_group() as tg:
+            for n, c in enumerate(clients):
+                tg.start_soon(send, c, n)
+        assert len(set(ids)) == 1
+        assert [m.id for m in await clients[0].peek("jobs")] == ids[:1]
+    finally:
+        for c in clients:
+            await c.aclose()

@@ -61,7 +61,7 @@ class Listener:
         try:
             async for note in conn.notifies():
                 self._wake(note.payload)
-        except psycopg.Error as exc:
+        except Exception as exc:  # the connection broke (or worse): never silently
             log.warning("postroom LISTEN connection lost (%s); reconnecting", exc)
         finally:
             # Waiters fall back to their own timeouts; the next wait() reconnects.
