@@ -130,9 +130,9 @@ WITH q AS (
          dedup_key, redrives)
     SELECT q.name, u.id, u.body, u.headers::jsonb, u.enqueued_at, u.available_at,
         u.available_at, u.attempts, u.dedup_key, u.redrives
-    FROM q, unnest(%(ids)s::text[], %(bodies)s::bytea[], %(headers)s::text[],
-        %(enqueued)s::bigint[], %(available)s::bigint[], %(attempts)s::int[],
-        %(dedup)s::text[], %(redrives)s::int[])
+    FROM q, unnest(%(ids)b::text[], %(bodies)b::bytea[], %(headers)b::text[],
+        %(enqueued)b::bigint[], %(available)b::bigint[], %(attempts)b::int[],
+        %(dedup)b::text[], %(redrives)b::int[])
         WITH ORDINALITY
         AS u(id, body, headers, enqueued_at, available_at, attempts, dedup_key,
              redrives, ord)
@@ -214,7 +214,7 @@ FOR UPDATE SKIP LOCKED;
 -- name: requeue_expired
 -- Expired leases with attempts left: visible again, each with its history entry.
 WITH u AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(entries)s::text[]) AS u(id, entry)
+    SELECT * FROM unnest(%(ids)b::text[], %(entries)b::text[]) AS u(id, entry)
 ), done AS (
     UPDATE {schema}.messages AS m
     SET token = NULL, due = %(now)s,
@@ -230,7 +230,7 @@ SELECT pg_notify(%(channel)s, %(queue)s) WHERE EXISTS (SELECT 1 FROM done);
 -- error becomes the dead letter's), and count them; only leases with this
 -- token (NULL: any state) move. Returns the ids moved.
 WITH u AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(entries)s::text[]) AS u(id, entry)
+    SELECT * FROM unnest(%(ids)b::text[], %(entries)b::text[]) AS u(id, entry)
 ), gone AS (
     DELETE FROM {schema}.messages AS m
     USING u
@@ -264,7 +264,7 @@ SELECT id FROM gone;
 -- count them; returns the (queue, id) deleted.
 WITH gone AS (
     DELETE FROM {schema}.messages AS m
-    USING unnest(%(queues)s::text[], %(ids)s::text[], %(tokens)s::text[])
+    USING unnest(%(queues)b::text[], %(ids)b::text[], %(tokens)b::text[])
         AS k(queue, id, token)
     WHERE m.queue = k.queue AND m.id = k.id AND m.token = k.token
     RETURNING m.queue, m.id
@@ -296,7 +296,7 @@ SELECT pg_notify(%(channel)s, queue) FROM done;
 WITH done AS (
     UPDATE {schema}.messages AS m
     SET token = NULL, due = %(now)s, attempts = greatest(0, m.attempts - 1)
-    FROM unnest(%(queues)s::text[], %(ids)s::text[], %(tokens)s::text[])
+    FROM unnest(%(queues)b::text[], %(ids)b::text[], %(tokens)b::text[])
         AS k(queue, id, token)
     WHERE m.queue = k.queue AND m.id = k.id AND m.token = k.token
     RETURNING m.queue
@@ -326,7 +326,7 @@ SELECT q.name, q.max_attempts, EXISTS (
     SELECT 1 FROM {schema}.messages AS m
     WHERE m.queue = q.name AND m.token IS NOT NULL AND m.due <= %(now)s
 )
-FROM {schema}.queues AS q WHERE q.name = ANY(%(queues)s::text[]);
+FROM {schema}.queues AS q WHERE q.name = ANY(%(queues)b::text[]);
 
 -- name: depths
 -- ready, delayed, in_flight, dead and the oldest enqueued_at of each queue.
@@ -339,7 +339,7 @@ SELECT n.name,
      WHERE queue = n.name AND token IS NOT NULL),
     (SELECT count(*) FROM {schema}.dead WHERE queue = n.name),
     (SELECT min(enqueued_at) FROM {schema}.messages WHERE queue = n.name)
-FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS n(name, ord)
+FROM unnest(%(queues)b::text[]) WITH ORDINALITY AS n(name, ord)
 ORDER BY n.ord;
 
 -- name: purge_messages
@@ -356,7 +356,7 @@ DELETE FROM {schema}.queues WHERE name = %(queue)s;
 
 -- name: counters
 SELECT name, sent, acked, retried, dead_lettered, redriven
-FROM {schema}.queues WHERE name = ANY(%(queues)s::text[]);
+FROM {schema}.queues WHERE name = ANY(%(queues)b::text[]);
 
 -- name: dead_letters
 -- Dead letters of a queue in order of death, optionally of one reason and
@@ -366,7 +366,7 @@ SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
 FROM {schema}.dead
 WHERE queue = %(queue)s
     AND (%(reason)s::text IS NULL OR reason = %(reason)s::text)
-    AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))
+    AND (%(ids)b::text[] IS NULL OR id = ANY(%(ids)b::text[]))
 ORDER BY seq
 LIMIT %(limit)s;
 
@@ -374,7 +374,7 @@ LIMIT %(limit)s;
 -- The dead letters a redrive may move, in order of death, locked until commit.
 SELECT id FROM {schema}.dead
 WHERE queue = %(queue)s
-    AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]))
+    AND (%(ids)b::text[] IS NULL OR id = ANY(%(ids)b::text[]))
 ORDER BY seq
 LIMIT %(limit)s
 FOR UPDATE;
@@ -384,7 +384,7 @@ FOR UPDATE;
 -- one more redrive, visible now, a fresh history; counted on the source queue.
 WITH gone AS (
     DELETE FROM {schema}.dead
-    WHERE queue = %(queue)s AND id = ANY(%(ids)s::text[])
+    WHERE queue = %(queue)s AND id = ANY(%(ids)b::text[])
     RETURNING *
 ), ins AS (
     INSERT INTO {schema}.messages
@@ -392,7 +392,7 @@ WITH gone AS (
          dedup_key, redrives)
     SELECT %(to)s, id, body, headers, enqueued_at, %(now)s, %(now)s, 0, dedup_key,
         redrives + 1
-    FROM gone ORDER BY array_position(%(ids)s::text[], id)
+    FROM gone ORDER BY array_position(%(ids)b::text[], id)
     ON CONFLICT (queue, id) DO UPDATE
     SET body = excluded.body, headers = excluded.headers,
         enqueued_at = excluded.enqueued_at, available_at = excluded.available_at,
@@ -442,7 +442,7 @@ SET published = t.published + 1, unrouted = t.unrouted + excluded.unrouted;
 WITH live AS (
     UPDATE {schema}.queues AS q SET sent = q.sent + c.n
     FROM (
-        SELECT queue, count(*) AS n FROM unnest(%(queues)s::text[]) AS u(queue)
+        SELECT queue, count(*) AS n FROM unnest(%(queues)b::text[]) AS u(queue)
         GROUP BY queue
     ) AS c
     WHERE q.name = c.queue
@@ -453,9 +453,9 @@ WITH live AS (
          dedup_key, redrives)
     SELECT u.queue, u.id, u.body, u.headers::jsonb, u.enqueued_at, u.available_at,
         u.available_at, u.attempts, u.dedup_key, u.redrives
-    FROM unnest(%(queues)s::text[], %(ids)s::text[], %(bodies)s::bytea[],
-        %(headers)s::text[], %(enqueued)s::bigint[], %(available)s::bigint[],
-        %(attempts)s::int[], %(dedup)s::text[], %(redrives)s::int[])
+    FROM unnest(%(queues)b::text[], %(ids)b::text[], %(bodies)b::bytea[],
+        %(headers)b::text[], %(enqueued)b::bigint[], %(available)b::bigint[],
+        %(attempts)b::int[], %(dedup)b::text[], %(redrives)b::int[])
         WITH ORDINALITY
         AS u(queue, id, body, headers, enqueued_at, available_at, attempts,
              dedup_key, redrives, ord)
@@ -476,7 +476,7 @@ WITH live AS (
 )
 SELECT c.n, pg_notify(%(channel)s, live.name)
 FROM live JOIN (
-    SELECT queue, count(*) AS n FROM unnest(%(queues)s::text[]) AS u(queue)
+    SELECT queue, count(*) AS n FROM unnest(%(queues)b::text[]) AS u(queue)
     GROUP BY queue
 ) AS c ON c.queue = live.name;
 
