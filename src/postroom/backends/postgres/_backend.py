@@ -34,15 +34,13 @@ from ..._message import (
 )
 from .._common import make_receipt, new_token, parse_receipt
 from ..base import Backend, Capabilities, TopicInfo
-from . import _admin
+from . import _admin, _send
 from ._conn import PostgresSettings, init_schema, load_queries, translated
 from ._listen import Listener
 from ._ops import Conn, Sql, expire, fetch, lost, require_queue, run
-from ._records import dumps, message_columns, message_from_row
+from ._records import dumps, message_from_row
 
 __all__ = ["PostgresBackend"]
-
-_PRUNE_EVERY_MS = 60_000
 
 
 class PostgresBackend(Backend):
@@ -148,60 +146,11 @@ class PostgresBackend(Backend):
         async with self._conn() as conn:
             if any(m.dedup_key is not None for m in messages):
                 async with conn.transaction():
-                    return await self._enqueue_dedup(
-                        conn, queue, messages, dedup_window_ms
+                    return await _send.enqueue_dedup(
+                        conn, self.sql, queue, messages, dedup_window_ms, self._pruned
                     )
-            await self._insert(conn, queue, messages)
+            await _send.insert(conn, self.sql, queue, messages)
         return [m.id for m in messages]
-
-    async def _insert(
-        self, conn: Conn, queue: str, messages: Sequence[Message]
-    ) -> None:
-        params = {**message_columns(messages), "queue": queue, "n": len(messages)}
-        if not await fetch(conn, self.sql, "enqueue", params):
-            raise QueueNotFound(queue)
-
-    async def _enqueue_dedup(
-        self, conn: Conn, queue: str, messages: Sequence[Message], window_ms: int
-    ) -> list[str]:
-        now = now_ms()
-        await require_queue(conn, self.sql, queue)
-        if now - self._pruned.get(queue, 0) > _PRUNE_EVERY_MS:
-            await run(conn, self.sql, "dedup_prune", {"queue": queue, "now": now})
-            self._pruned[queue] = now
-        ids: list[str] = []
-        for m in messages:
-            if m.dedup_key is not None:
-                key = {
-                    "queue": queue,
-                    "key": m.dedup_key,
-                    "id": m.id,
-                    "expires_at": now + window_ms,
-                }
-                first = await self._dedup_known(conn, key, now)
-                if first is not None:
-                    ids.append(first)
-                    continue
-            # One at a time, so that a later duplicate in the batch sees it.
-            await self._insert(conn, queue, [m])
-            ids.append(m.id)
-        return ids
-
-    async def _dedup_known(
-        self, conn: Conn, key: dict[str, Any], now: int
-    ) -> str | None:
-        """The first id of a dedup key still known, else take the key for this
-        message (``memory.py``'s rule) and return ``None``."""
-        while not await fetch(conn, self.sql, "dedup_claim", key):
-            rows = await fetch(conn, self.sql, "dedup_get", key)
-            if not rows:  # pruned between the two statements: take it again
-                continue
-            [(first, expires, present)] = rows
-            if expires > now or present:
-                return str(first)
-            await run(conn, self.sql, "dedup_put", key)
-            break
-        return None
 
     # -- leases --------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ _RETRY_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFa
 _RETRIES = 3
 
 
+@functools.cache
 def load_queries(schema: str) -> dict[str, str]:
     """The named blocks of ``queries.sql`` with ``{schema}`` set to ``schema``."""
     text = resources.files(__package__).joinpath("queries.sql").read_text("utf-8")
