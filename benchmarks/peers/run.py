@@ -1,8 +1,10 @@
 """postroom on Redis side by side with Celery, RQ, Dramatiq, arq and Taskiq.
 
-Usage (one run, every system, a table at the end)::
+Install the peers as ``requirements.txt`` beside this file says, then (one run,
+every system, a table at the end)::
 
     python benchmarks/peers/run.py [--only postroom,rq] [--quick] [--repeat 3]
+                                   [--workloads enqueue,drain,latency,failing]
                                    [--json out.json]
 
 Every system uses the same Redis server (127.0.0.1:6379), each its own database
@@ -168,28 +170,21 @@ class Bench:
 
         return tuple(self.with_worker("fail", n * 4, body))  # type: ignore[return-value]
 
-    def run(self) -> dict[str, Any]:
-        one, one_cmds = self.enqueue(bulk=False)
-        bulk, bulk_cmds = self.enqueue(bulk=True)
-        drain, drain_cmds = self.drain()
-        p50, p99 = self.latency()
-        fail_s, dead = self.failing()
+    def run(self, workloads: set[str]) -> dict[str, Any]:
+        """Run the chosen workloads; figures of the others are left out."""
+        row: dict[str, Any] = {"system": self.mod.NAME, "commands_per_msg": {}}
+        cmds = row["commands_per_msg"]
+        if "enqueue" in workloads:
+            row["enqueue_one"], cmds["enqueue_one"] = self.enqueue(bulk=False)
+            row["enqueue_bulk"], cmds["enqueue_bulk"] = self.enqueue(bulk=True)
+        if "drain" in workloads:
+            row["drain"], cmds["drain"] = self.drain()
+        if "latency" in workloads:
+            row["p50_ms"], row["p99_ms"] = self.latency()
+        if "failing" in workloads:
+            row["fail_s"], row["dead"] = self.failing()
         self.flush()
-        return {
-            "system": self.mod.NAME,
-            "enqueue_one": one,
-            "enqueue_bulk": bulk,
-            "drain": drain,
-            "p50_ms": p50,
-            "p99_ms": p99,
-            "fail_s": fail_s,
-            "dead": dead,
-            "commands_per_msg": {
-                "enqueue_one": one_cmds,
-                "enqueue_bulk": bulk_cmds,
-                "drain": drain_cmds,
-            },
-        }
+        return row
 
 
 def table(rows: list[dict[str, Any]], sizes: dict[str, int]) -> str:
@@ -201,12 +196,20 @@ def table(rows: list[dict[str, Any]], sizes: dict[str, int]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(
-            f"| {r['system']} | {r['enqueue_one']:,.0f} | {r['enqueue_bulk']:,.0f} | "
-            f"{r['drain']:,.0f} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} | "
-            f"{r['fail_s']:.2f} | {r['dead']:,} |"
-        )
+        cells = [
+            _fmt(r, "enqueue_one", "{:,.0f}"),
+            _fmt(r, "enqueue_bulk", "{:,.0f}"),
+            _fmt(r, "drain", "{:,.0f}"),
+            f"{_fmt(r, 'p50_ms', '{:.2f}')} / {_fmt(r, 'p99_ms', '{:.2f}')}",
+            _fmt(r, "fail_s", "{:.2f}"),
+            _fmt(r, "dead", "{:,.0f}"),
+        ]
+        lines.append(f"| {r['system']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _fmt(row: dict[str, Any], key: str, spec: str) -> str:
+    return spec.format(row[key]) if key in row else "-"
 
 
 def main() -> None:
@@ -215,6 +218,9 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SYSTEMS))
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
     parser.add_argument("--repeat", type=int, default=1, help="rounds (median)")
+    parser.add_argument(
+        "--workloads", default="enqueue,drain,latency,failing", help="which to run"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     sizes = {"enqueue": 20_000, "drain": 20_000, "latency": 1_000, "failing": 2_000}
@@ -225,7 +231,7 @@ def main() -> None:
     for round_no in range(args.repeat):
         for name in names:
             print(f"round {round_no + 1}: {name} ...", file=sys.stderr, flush=True)
-            row = Bench(name, sizes).run()
+            row = Bench(name, sizes).run(set(args.workloads.split(",")))
             print(json.dumps(row), file=sys.stderr, flush=True)
             runs[name].append(row)
     rows = [median_row(runs[name]) for name in names]
