@@ -6,16 +6,19 @@ helper thread), so the logic exists once, in the async client.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
 from typing import Any, overload
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+import anyio
+from anyio.from_thread import BlockingPortal
 
 from ._client import AsyncClient
+from ._errors import ConfigurationError
 from ._message import (
     DeadLetter,
     Delivery,
@@ -29,6 +32,58 @@ from ._retry import Backoff
 from .backends.base import Backend, TopicInfo
 
 __all__ = ["Client"]
+
+
+class _PortalThread:
+    """An event loop in a daemon thread, reached through a ``BlockingPortal``.
+
+    ``anyio.from_thread.start_blocking_portal`` runs its loop in a non-daemon
+    thread, so a client that was never closed would keep the interpreter from
+    exiting; this one does not.
+    """
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._portal: BlockingPortal | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._main, name="postroom-client", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _main(self) -> None:
+        try:
+            anyio.run(self._serve)
+        except BaseException as exc:  # surfaced by __init__
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        async with BlockingPortal() as portal:
+            self._portal = portal
+            self._ready.set()
+            await portal.sleep_until_stopped()
+
+    @property
+    def portal(self) -> BlockingPortal:
+        assert self._portal is not None
+        return self._portal
+
+    def stop(self) -> None:
+        """Stop the loop and wait for the thread (not from the loop's own thread)."""
+        if self._thread.is_alive():
+            self.portal.call(self.portal.stop, True)
+            self._thread.join()
+
+
+def _close_at_exit(thread: _PortalThread, aclient: AsyncClient) -> None:
+    try:
+        thread.portal.call(aclient.aclose)
+    finally:
+        thread.stop()
 
 
 class Client:
@@ -45,15 +100,19 @@ class Client:
         backend: Backend | None = None,
         consumer: str | None = None,
     ) -> None:
-        self._cm: AbstractContextManager[BlockingPortal] = start_blocking_portal()
-        self._portal = self._cm.__enter__()
+        self._thread = _PortalThread()
+        self._portal: BlockingPortal | None = self._thread.portal
         try:
             self.aclient = AsyncClient(url, backend=backend, consumer=consumer)
             self._portal.call(self.aclient.connect)
         except BaseException:
-            self._cm.__exit__(None, None, None)
+            self._thread.stop()
             raise
         self.url = self.aclient.url
+        # A client that is never closed is closed at interpreter exit.
+        self._finalizer = weakref.finalize(
+            self, _close_at_exit, self._thread, self.aclient
+        )
 
     @property
     def consumer(self) -> str:
@@ -61,13 +120,10 @@ class Client:
         return self.aclient.consumer
 
     def close(self) -> None:
-        """Close the backend's connections and stop the portal thread."""
+        """Close the backend's connections and stop the client's thread."""
         if self._portal is not None:
-            try:
-                self._portal.call(self.aclient.aclose)
-            finally:
-                self._cm.__exit__(None, None, None)
-                self._portal = None  # type: ignore[assignment]
+            self._portal = None
+            self._finalizer()
 
     def __enter__(self) -> Client:
         return self
@@ -81,6 +137,10 @@ class Client:
         self.close()
 
     def _call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if self._portal is None:
+            raise ConfigurationError(
+                "this client is closed: create a new one with postroom.connect()"
+            )
         return self._portal.call(partial(fn, *args, **kwargs))
 
     # -- queues --------------------------------------------------------------------
