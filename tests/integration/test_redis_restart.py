@@ -115,7 +115,11 @@ def test_redis_restart_mid_load_loses_nothing_sent(server: RedisServer) -> None:
         before = (len(sent), len(seen))
         time.sleep(0.3)
         server.start()
-        time.sleep(1.0)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (
+            len(sent) > before[0] + 20 and len(seen) > before[1] + 20
+        ):
+            time.sleep(0.05)
         stop.set()
         for t in threads:
             t.join(timeout=30)
