@@ -91,7 +91,15 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
         # A pooled connection that the server closed (restart, failover, idle
         # timeout) is reopened and the command sent again, a few times.
         retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
-        r = Redis.from_url(self._redis_url, decode_responses=False, retry=retry)
+        r = Redis.from_url(
+            self._redis_url,
+            decode_responses=False,
+            retry=retry,
+            retry_on_error=[
+                redis.exceptions.ConnectionError,
+                redis.exceptions.TimeoutError,
+            ],
+        )
         try:
             scripts = Scripts(r)
             await scripts.load()
