@@ -165,3 +165,29 @@ async def test_postgres_concurrent_sends_of_one_dedup_key_store_one_message(
     finally:
         for c in clients:
             await c.aclose()
+
+
+@pytest.mark.anyio
+async def test_postgres_killed_connections_fail_one_operation_then_recover(
+    schema: str,
+) -> None:
+    app = "pgkill" + uuid.uuid4().hex[:8]
+    url = f"{ADMIN}?schema={schema}&application_name={app}&pool_min=3"
+    async with postroom.connect_async(url) as c:
+        await c.send("jobs", {"n": 1})
+        with psycopg.connect(ADMIN, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (app,),
+            )
+        failures = 0
+        for n in range(2, 5):
+            try:
+                await c.send("jobs", {"n": n})
+            except postroom.BackendError:
+                failures += 1
+        # The first operation on a dead connection fails; it makes the pool
+        # replace every dead one, so the next ones succeed.
+        assert failures <= 1
+        assert len(await c.peek("jobs")) == 1 + 3 - failures
