@@ -7,5 +7,6 @@ from __future__ import annotations
 
 from ._backend import PostgresBackend
 from ._conn import PostgresSettings
+from ._outbox import send_in_transaction
 
-__all__ = ["PostgresBackend", "PostgresSettings"]
+__all__ = ["PostgresBackend", "PostgresSettings", "send_in_transaction"]

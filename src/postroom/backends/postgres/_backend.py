@@ -46,7 +46,9 @@ __all__ = ["PostgresBackend"]
 class PostgresBackend(Backend):
     """Durable, multi-process backend on a PostgreSQL (>= 13) database."""
 
-    capabilities = Capabilities(durable=True, cross_process=True, native_wakeups=True)
+    capabilities = Capabilities(
+        durable=True, cross_process=True, native_wakeups=True, transactional_send=True
+    )
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -54,7 +56,8 @@ class PostgresBackend(Backend):
         self.sql = Sql(load_queries(self.settings.schema), self.settings.channel)
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener = Listener(self.settings.conninfo, self.settings.channel)
-        self._pruned: dict[str, int] = {}
+        self.pruned: dict[str, int] = {}
+        """When each queue's expired dedup keys were last dropped (ms)."""
 
     def _conn(self) -> contextlib.AbstractAsyncContextManager[Conn]:
         if self._pool is None:
@@ -147,7 +150,7 @@ class PostgresBackend(Backend):
             if any(m.dedup_key is not None for m in messages):
                 async with conn.transaction():
                     return await _send.enqueue_dedup(
-                        conn, self.sql, queue, messages, dedup_window_ms, self._pruned
+                        conn, self.sql, queue, messages, dedup_window_ms, self.pruned
                     )
             await _send.insert(conn, self.sql, queue, messages)
         return [m.id for m in messages]
