@@ -6,6 +6,7 @@ URL with per-test isolation (a fresh file, a key prefix, a schema...).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,8 +50,12 @@ def _drop_postgres_schemas() -> None:
     with psycopg.connect(
         "postgresql://postgres@127.0.0.1:5432/test", autocommit=True
     ) as conn:
+        # A process the test left running must not hang the teardown.
+        conn.execute("SET lock_timeout = '10s'")
         while _POSTGRES_SCHEMAS:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{_POSTGRES_SCHEMAS.pop()}" CASCADE')
+            schema = _POSTGRES_SCHEMAS.pop()
+            with contextlib.suppress(psycopg.errors.LockNotAvailable):
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture(autouse=True)
