@@ -135,9 +135,11 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
                 await self.release(ahead)
             except BackendError as exc:
                 log.warning("could not give back %d messages: %s", len(ahead), exc)
-        r, self._r, self._scripts = self._r, None, None
-        if r is not None:
+        r, scripts = self._r, self._scripts
+        self._r, self._scripts = None, None
+        if r is not None and scripts is not None:
             try:
+                await scripts.close()
                 await r.aclose()
             except (redis.exceptions.RedisError, OSError) as exc:
                 log.debug("closing Redis connections failed: %s", exc)

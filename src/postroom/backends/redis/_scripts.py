@@ -58,9 +58,18 @@ class Scripts:
         if not _SOURCES:
             _SOURCES.update({name: _source(name) for name in SCRIPT_NAMES})
         self._redis = redis
+        # Connections kept for waiting consumers between waits (see _send_two).
+        self._spare: list[Any] = []
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(src) for name, src in _SOURCES.items()
         }
+
+    async def close(self) -> None:
+        """Give the connections kept for waiting back to the pool."""
+        pool: Any = self._redis.connection_pool
+        spare, self._spare = self._spare, []
+        for conn in spare:
+            await pool.release(conn)
 
     async def load(self) -> None:
         """Load every script into the server's script cache (one round trip)."""
@@ -130,21 +139,34 @@ class Scripts:
         return result
 
     async def _send_two(self, packed: list[tuple[Any, ...]]) -> Any:
-        """Send two commands on one connection; the second one's reply."""
+        """Send two commands on one connection; the second one's reply.
+
+        The connection is kept aside for the next wait instead of going back to
+        the pool: taking one from redis-py's pool and returning it costs about as
+        much as the rest of a wake-up.
+        """
         pool: Any = self._redis.connection_pool
-        conn = await pool.get_connection(*_GET_CONNECTION_ARGS)
+        conn = self._spare.pop() if self._spare else None
+        if conn is None:
+            conn = await pool.get_connection(*_GET_CONNECTION_ARGS)
+        ok = False
         try:
             await conn.send_packed_command(conn.pack_commands(packed))
             await conn.read_response()
             try:
-                return await conn.read_response()
+                result = await conn.read_response()
             except ResponseError as exc:
-                return exc
+                result = exc
+            ok = True
+            return result
         except RedisConnectionError:
             await conn.disconnect()
             raise
         finally:
-            await pool.release(conn)
+            if ok and len(self._spare) < 4:
+                self._spare.append(conn)
+            else:
+                await pool.release(conn)
 
     async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
