@@ -48,6 +48,13 @@ def test_postgres_url_settings_are_parsed_and_kept_out_of_libpq() -> None:
     assert (s.schema, s.pool_min, s.pool_max, s.pool_timeout) == ("jobs", 1, 4, 2.5)
     assert s.conninfo == "postgresql://u:secret@db.example:6543/app?sslmode=require"
     assert "secret" not in s.where
+    # libpq options keep their spaces (as %20: libpq does not read "+" as a space)
+    opts = PostgresSettings.from_url(
+        "postgresql:///db?host=/run/postgresql&options=-c%20lock_timeout%3D5s"
+    )
+    assert opts.conninfo == (
+        "postgresql:///db?host=%2Frun%2Fpostgresql&options=-c%20lock_timeout%3D5s"
+    )
     assert isinstance(open_backend("postgres://localhost/db"), PostgresBackend)
     assert isinstance(open_backend("postgresql://localhost/db"), PostgresBackend)
 

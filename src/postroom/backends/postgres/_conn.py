@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import psycopg
 import psycopg.errors
@@ -77,9 +77,11 @@ class PostgresSettings:
                 f"invalid schema {schema!r} in {url!r}: use 1-48 letters, digits "
                 "and underscores, starting with a letter, e.g. ?schema=postroom"
             )
-        conninfo = urlunsplit(
-            ("postgresql", parts.netloc, parts.path, urlencode(rest), "")
-        )
+        # quote, not quote_plus: libpq decodes %XX in URIs but not "+" as a space
+        query = urlencode(rest, quote_via=quote)
+        conninfo = f"postgresql://{parts.netloc}{parts.path}"
+        if query:
+            conninfo += "?" + query
         try:
             pool_min = int(own.get("pool_min", 1))
             pool_max = int(own.get("pool_max", max(10, pool_min)))
