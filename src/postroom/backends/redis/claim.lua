@@ -9,15 +9,16 @@ if ARGV[1] == '*' then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local lease_ms, token, consumer = tonumber(ARGV[3]), ARGV[4], ARGV[5]
-if redis.call('EXISTS', K_POLICY) == 0 then
-  return redis.error_reply('NOQUEUE the queue does not exist')
-end
 local revived = sweep(now, 1000)
 local ids = {}
 if max > 0 then
   ids = redis.call('ZRANGEBYSCORE', K_QUEUED, '-inf', now, 'LIMIT', 0, max)
 end
 if #ids == 0 then
+  -- Only an empty claim looks for the queue: messages mean it exists.
+  if redis.call('EXISTS', K_POLICY) == 0 then
+    return redis.error_reply('NOQUEUE the queue does not exist')
+  end
   if revived > 0 then notify(revived) end
   return {next_due(), {}}
 end

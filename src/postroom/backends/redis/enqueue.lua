@@ -8,16 +8,19 @@ if redis.call('EXISTS', K_POLICY) == 0 then
   return redis.error_reply('NOQUEUE the queue does not exist')
 end
 
--- Forget a few dedup keys whose window passed and whose message is gone.
-local stale = redis.call('ZRANGEBYSCORE', K_DEDUPX, '-inf', now, 'LIMIT', 0, 20)
-for _, key in ipairs(stale) do
-  local known = redis.call('HGET', K_DEDUP, key)
-  local kid = known and string.match(known, '^(.*)|')
-  if kid and redis.call('ZSCORE', K_LIVE, kid) then
-    redis.call('ZADD', K_DEDUPX, now + window, key)
-  else
-    redis.call('HDEL', K_DEDUP, key)
-    redis.call('ZREM', K_DEDUPX, key)
+-- Forget a few dedup keys whose window passed and whose message is gone (done by
+-- sends that use dedup keys, so queues without them pay nothing).
+local function forget_stale_keys()
+  local stale = redis.call('ZRANGEBYSCORE', K_DEDUPX, '-inf', now, 'LIMIT', 0, 20)
+  for _, key in ipairs(stale) do
+    local known = redis.call('HGET', K_DEDUP, key)
+    local kid = known and string.match(known, '^(.*)|')
+    if kid and redis.call('ZSCORE', K_LIVE, kid) then
+      redis.call('ZADD', K_DEDUPX, now + window, key)
+    else
+      redis.call('HDEL', K_DEDUP, key)
+      redis.call('ZREM', K_DEDUPX, key)
+    end
   end
 end
 
@@ -29,11 +32,15 @@ local function known_duplicate(key)
   return nil
 end
 
-local out, added = {}, 0
+local out, added, swept = {}, 0, false
 for i = 4, #ARGV, 5 do
   local id, key = ARGV[i], ARGV[i + 3]
   local dup = nil
   if key ~= '' then
+    if not swept then
+      forget_stale_keys()
+      swept = true
+    end
     dup = known_duplicate(key)
     if not dup then
       redis.call('HSET', K_DEDUP, key, id .. '|' .. string.format('%d', now + window))

@@ -17,8 +17,9 @@ local function notify(n)
   if n > MAX_WAKE then n = MAX_WAKE end
   local tokens = {}
   for i = 1, n do tokens[i] = '1' end
-  redis.call('LPUSH', K_NOTIFY, unpack(tokens))
-  redis.call('LTRIM', K_NOTIFY, 0, MAX_WAKE - 1)
+  if redis.call('LPUSH', K_NOTIFY, unpack(tokens)) > MAX_WAKE then
+    redis.call('LTRIM', K_NOTIFY, 0, MAX_WAKE - 1)
+  end
 end
 
 -- Whether lease `token` on message `id` is the current one.
