@@ -160,3 +160,37 @@ async def test_redis_publish_skips_a_subscription_deleted_meanwhile(
     assert (await client.stats("t:a")).ready == 1
     [topic] = await client.topics()
     assert (topic.published, topic.unrouted) == (1, 0)
+
+
+def _delivery(mid: str, lease_end_ms: int) -> postroom.Delivery:
+    msg = postroom.Message(
+        id=mid,
+        queue="q",
+        body=b"",
+        headers={},
+        enqueued_at=from_ms(now_ms()),
+        available_at=from_ms(now_ms()),
+        attempts=1,
+    )
+    return postroom.Delivery(msg, f"{mid}.tok", from_ms(lease_end_ms), "me")
+
+
+def test_redis_prefetched_deliveries_are_handed_out_or_given_back() -> None:
+    from postroom.backends.redis._prefetch import Prefetched
+
+    ahead = Prefetched()
+    later = now_ms() + 30_000
+    got = [_delivery(f"m{i}", later) for i in range(3)]
+    assert ahead.put("q", 30_000, "me", got) == []
+    assert ahead.take("q", 2, 30_000, "me") == (got[:2], [])
+    assert ahead.take("q", 2, 30_000, "me") == (got[2:], [])
+    assert ahead.take("q", 2, 30_000, "me") == ([], [])
+    # Other claim arguments, or a lease about to end: given back, not handed out.
+    ahead.put("q", 30_000, "me", got[:1])
+    assert ahead.take("q", 5, 10_000, "me") == ([], got[:1])
+    ending = _delivery("e", now_ms() + 10)
+    ahead.put("q", 30_000, "me", [ending])
+    assert ahead.take("q", 5, 30_000, "me") == ([], [ending])
+    ahead.put("q", 30_000, "me", got[:1])
+    assert ahead.put("q", 5_000, "me", got[1:2]) == got[:1]
+    assert ahead.drain() == got[1:2]
