@@ -21,8 +21,9 @@ Rules every backend follows (the contract suite in ``tests/contract`` checks the
 from __future__ import annotations
 
 import importlib
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -47,11 +48,28 @@ from .._message import (
 
 COUNTERS = ("sent", "acked", "retried", "dead_lettered", "redriven")
 
+# Upper bounds (seconds) of the handler duration histogram's buckets: Prometheus's
+# default buckets, then 30 s, 60 s and +Inf. Backends store one cumulative counter
+# per bucket, named by its label, beside ``count`` and ``sum_ms``.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, math.inf,
+)  # fmt: skip
+DURATION_LABELS: tuple[str, ...] = tuple(
+    "+Inf" if math.isinf(b) else repr(b) for b in DURATION_BUCKETS
+)
+DURATION_TOTALS = ("count", "sum_ms")
+
 __all__ = [
     "COUNTERS",
+    "DURATION_BUCKETS",
+    "DURATION_LABELS",
+    "DURATION_TOTALS",
     "Backend",
     "Capabilities",
+    "DurationHistogram",
     "TopicInfo",
+    "duration_cells",
     "open_backend",
     "register_scheme",
 ]
@@ -75,6 +93,46 @@ class TopicInfo:
     subscriptions: int
     published: int
     unrouted: int
+
+
+@dataclass(frozen=True, slots=True)
+class DurationHistogram:
+    """Handler durations of one queue, over every process: cumulative bucket
+    counts (one per :data:`DURATION_BUCKETS`), the count and the sum."""
+
+    buckets: tuple[int, ...] = (0,) * len(DURATION_BUCKETS)
+    count: int = 0
+    sum_ms: int = 0
+
+    @property
+    def sum_seconds(self) -> float:
+        """The sum of the durations in seconds."""
+        return self.sum_ms / 1000
+
+    @classmethod
+    def from_cells(cls, cells: Mapping[str, int]) -> DurationHistogram:
+        """Build it from stored cells (bucket labels, ``count``, ``sum_ms``)."""
+        return cls(
+            buckets=tuple(int(cells.get(label, 0)) for label in DURATION_LABELS),
+            count=int(cells.get("count", 0)),
+            sum_ms=int(cells.get("sum_ms", 0)),
+        )
+
+
+def duration_cells(
+    observations: Mapping[str, int], count: int, sum_ms: int
+) -> dict[str, int]:
+    """The increments :meth:`Backend.record_durations` adds: each non-zero
+    bucket's, ``count`` and ``sum_ms``. Unknown labels or negatives are errors."""
+    unknown = set(observations) - set(DURATION_LABELS)
+    if unknown:
+        raise ValueError(
+            f"unknown duration bucket(s) {sorted(unknown)}: use DURATION_LABELS"
+        )
+    cells = {**observations, "count": count, "sum_ms": sum_ms}
+    if any(n < 0 for n in cells.values()):
+        raise ValueError(f"duration increments must be >= 0, got {cells}")
+    return {name: int(n) for name, n in cells.items() if n}
 
 
 class Backend(ABC):
@@ -254,6 +312,24 @@ class Backend(ABC):
     async def sweep(self, queue: str) -> None:
         """Resolve expired leases of ``queue`` now (normally done lazily)."""
         raise NotSupported(f"{type(self).__name__} has no explicit sweep")
+
+    async def record_durations(
+        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
+    ) -> None:
+        """Add a batch of handler durations of ``queue`` to its histogram.
+
+        ``observations`` maps bucket labels (:data:`DURATION_LABELS`) to how many
+        of the ``count`` durations fit in that bucket (cumulative: a duration
+        counts in its bucket and every larger one); ``sum_ms`` is their sum. One
+        atomic increment of every cell (see :func:`duration_cells`); the queue
+        need not exist.
+        """
+        raise NotSupported(f"{type(self).__name__} does not keep handler durations")
+
+    async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
+        """The handler duration histogram of each named queue (zeros when none
+        was recorded), summed over every process that recorded."""
+        raise NotSupported(f"{type(self).__name__} does not keep handler durations")
 
 
 _SCHEMES: dict[str, tuple[str, str, str]] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -26,7 +26,14 @@ from .._message import (
     now_ms,
 )
 from ._common import lease_expired_entry, make_receipt, new_token, parse_receipt
-from .base import COUNTERS, Backend, Capabilities, TopicInfo
+from .base import (
+    COUNTERS,
+    Backend,
+    Capabilities,
+    DurationHistogram,
+    TopicInfo,
+    duration_cells,
+)
 
 __all__ = ["MemoryBackend"]
 
@@ -56,6 +63,7 @@ class _Store:
     queues: dict[str, _Queue] = field(default_factory=dict)
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
     topics: dict[str, list[int]] = field(default_factory=dict)
+    durations: dict[str, dict[str, int]] = field(default_factory=dict)
     waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(
         default_factory=set
     )
@@ -323,6 +331,22 @@ class MemoryBackend(Backend):
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
         with self._s.lock:
             return {name: dict(self._q(name).counters) for name in queues}
+
+    async def record_durations(
+        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
+    ) -> None:
+        cells = duration_cells(observations, count, sum_ms)
+        with self._s.lock:
+            held = self._s.durations.setdefault(queue, {})
+            for name, n in cells.items():
+                held[name] = held.get(name, 0) + n
+
+    async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
+        with self._s.lock:
+            return {
+                name: DurationHistogram.from_cells(self._s.durations.get(name, {}))
+                for name in queues
+            }
 
     # -- dead letters --------------------------------------------------------------
 

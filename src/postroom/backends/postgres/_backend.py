@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -33,8 +33,14 @@ from ..._message import (
     now_ms,
 )
 from .._common import make_receipt, new_token, parse_receipt
-from ..base import Backend, Capabilities, TopicInfo
-from . import _admin, _send
+from ..base import (
+    Backend,
+    Capabilities,
+    DurationHistogram,
+    TopicInfo,
+    duration_cells,
+)
+from . import _admin, _durations, _send
 from ._conn import PostgresSettings, init_schema, load_queries, translated
 from ._listen import Listener
 from ._ops import Conn, Sql, expire, fetch, lost, require_queue, run
@@ -312,6 +318,19 @@ class PostgresBackend(Backend):
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
         async with self._conn() as conn:
             return await _admin.counters(conn, self.sql, queues)
+
+    @translated
+    async def record_durations(
+        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
+    ) -> None:
+        cells = duration_cells(observations, count, sum_ms)
+        async with self._conn() as conn:
+            await _durations.record_durations(conn, self.sql, queue, cells)
+
+    @translated
+    async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
+        async with self._conn() as conn:
+            return await _durations.durations(conn, self.sql, queues)
 
     # -- dead letters --------------------------------------------------------------
 

@@ -80,6 +80,12 @@ CREATE TABLE IF NOT EXISTS {schema}.topics (
     published bigint NOT NULL DEFAULT 0,
     unrouted bigint NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS {schema}.durations (
+    queue text NOT NULL,
+    bucket text NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (queue, bucket)
+);
 
 -- name: schema_ready
 -- Whether the last table of the schema exists (the schema is created in one
@@ -485,3 +491,16 @@ SELECT t.topic,
     (SELECT count(*) FROM {schema}.subscriptions AS s WHERE s.topic = t.topic),
     t.published, t.unrouted
 FROM {schema}.topics AS t ORDER BY t.topic;
+
+-- name: durations_add
+-- Add to cells of a queue's handler duration histogram (bucket labels, "count",
+-- "sum_ms"), all in one statement.
+INSERT INTO {schema}.durations AS d (queue, bucket, n)
+SELECT %(queue)s, u.bucket, u.n
+FROM unnest(%(buckets)b::text[], %(ns)b::bigint[]) AS u(bucket, n)
+ON CONFLICT (queue, bucket) DO UPDATE SET n = d.n + excluded.n;
+
+-- name: durations_get
+-- Every cell of the named queues' handler duration histograms.
+SELECT queue, bucket, n FROM {schema}.durations
+WHERE queue = ANY(%(queues)b::text[]);

@@ -12,7 +12,7 @@ processes' commits through ``PRAGMA data_version`` (see ``_watch.py``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -27,8 +27,14 @@ from ..._message import (
     from_ms,
     now_ms,
 )
-from ..base import Backend, Capabilities, TopicInfo
-from . import _admin
+from ..base import (
+    Backend,
+    Capabilities,
+    DurationHistogram,
+    TopicInfo,
+    duration_cells,
+)
+from . import _admin, _durations
 from ._conn import SqliteSettings, init_schema, open_connection, translate
 from ._executor import Executor
 from ._store import Store
@@ -182,6 +188,19 @@ class SqliteBackend(Backend):
 
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
         return await self._run(self._s().counters, list(queues), durable=False)
+
+    async def record_durations(
+        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
+    ) -> None:
+        cells = duration_cells(observations, count, sum_ms)
+        await self._run(
+            _durations.record_durations, self._s(), queue, cells, durable=False
+        )
+
+    async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
+        return await self._run(
+            _durations.durations, self._s(), list(queues), durable=False
+        )
 
     # -- dead letters --------------------------------------------------------------
 

@@ -75,6 +75,12 @@ CREATE TABLE IF NOT EXISTS postroom_topics (
     published INTEGER NOT NULL DEFAULT 0,
     unrouted INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS postroom_durations (
+    queue TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (queue, bucket)
+) WITHOUT ROWID;
 
 -- name: get_queue
 -- The stored policy (JSON) and max_attempts of one queue.
@@ -293,3 +299,13 @@ SELECT t.topic,
     (SELECT count(*) FROM postroom_subscriptions AS s WHERE s.topic = t.topic),
     t.published, t.unrouted
 FROM postroom_topics AS t ORDER BY t.topic;
+
+-- name: durations_add
+-- Add to one cell of a queue's handler duration histogram (a bucket's label,
+-- "count" or "sum_ms").
+INSERT INTO postroom_durations (queue, bucket, n) VALUES (?, ?, ?)
+ON CONFLICT (queue, bucket) DO UPDATE SET n = n + excluded.n;
+
+-- name: durations_get
+-- Every cell of one queue's handler duration histogram.
+SELECT bucket, n FROM postroom_durations WHERE queue = ?;
