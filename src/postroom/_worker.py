@@ -24,6 +24,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ._client import AsyncClient
+from ._durations import DurationRecorder
 from ._errors import ConfigurationError
 from ._message import QueuePolicy
 from ._worker_runner import QueueRunner, describe_policy
@@ -124,6 +125,7 @@ class Worker:
         self._grace_scope: anyio.CancelScope | None = None
         self.push = push
         self._pusher: Pusher | None = None
+        self.durations = DurationRecorder()
 
     # -- control -------------------------------------------------------------------
 
@@ -188,6 +190,7 @@ class Worker:
                 for runner in self.runners:
                     service.start_soon(runner.ack_loop)
                     service.start_soon(runner.extend_loop)
+                service.start_soon(self.durations.run, client.backend)
                 async with anyio.create_task_group() as pushing:
                     if self._pusher is not None:
                         pushing.start_soon(self._pusher.run)
@@ -197,6 +200,7 @@ class Worker:
                         pushing.cancel_scope.cancel()
                 await self._release_unfinished(client)
                 service.cancel_scope.cancel()
+            await self.durations.final_flush(client.backend)
         finally:
             if self._client is None:
                 with anyio.CancelScope(shield=True):
@@ -218,6 +222,7 @@ class Worker:
                     is_stopping=lambda: self.stopping,
                     on_job_left=self._job_left,
                     prepare=prepare,
+                    durations=self.durations,
                 )
             )
         if self.push:

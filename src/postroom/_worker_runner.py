@@ -22,6 +22,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from ._codec import decode_body
+from ._durations import DurationRecorder
 from ._errors import DecodeError, LeaseLost, QueueNotFound, Reject, Retry
 from ._message import Delivery, QueuePolicy
 
@@ -51,6 +52,7 @@ class Job:
     scope: anyio.CancelScope | None = None
     cancelled: bool = False
     finished: bool = False
+    seconds: float | None = None  # how long the handler ran, once it has
 
     def cancel(self) -> None:
         """Stop the handler (shutdown); the delivery is then released, not failed."""
@@ -93,6 +95,7 @@ class QueueRunner:
     is_stopping: Callable[[], bool]
     on_job_left: Callable[[], None]
     prepare: Callable[[], Awaitable[QueuePolicy]]
+    durations: DurationRecorder | None = None
     jobs: set[Job] = field(default_factory=set)
     abandoned_threads: int = 0
     _wait_scope: anyio.CancelScope | None = None
@@ -191,6 +194,8 @@ class QueueRunner:
         if outcome is None:  # cancelled by shutdown: released by the worker
             return
         job.finished = True
+        if job.seconds is not None and self.durations is not None:
+            self.durations.observe(self.queue, job.seconds)
         if outcome.kind == "ok":  # the ack loop acks it, batched, then lets it go
             self._ack_batch.append(job)
             assert self._ack_ready is not None
@@ -234,6 +239,7 @@ class QueueRunner:
         deadline = anyio.current_time() + timeout if timeout is not None else math.inf
         # One scope serves both ends: the deadline (timeout) and job.cancel()
         # (shutdown), told apart by job.cancelled.
+        started = time.monotonic()
         with anyio.CancelScope(deadline=deadline) as scope:
             job.scope = scope
             if job.cancelled:
@@ -247,6 +253,8 @@ class QueueRunner:
                 return Outcome("reject", exc)
             except Exception as exc:
                 return Outcome("failed", exc)
+            finally:
+                job.seconds = time.monotonic() - started
         if job.cancelled or not scope.cancelled_caught:
             return None
         return Outcome(

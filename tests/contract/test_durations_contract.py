@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import anyio
 import pytest
 
 import postroom
 from postroom import Client
 from postroom.backends.base import DURATION_LABELS, DurationHistogram
+from tests.contract.test_worker_contract import running, settled, wait_until
 
 
 def _record(
@@ -70,3 +72,27 @@ def test_durations_are_shared_by_clients_of_one_url(url: str, client: Client) ->
         _record(other, "q", _cumulative("0.1", 4), 4, 280)
         assert _read(other, "q")["q"].count == 5
     assert _read(client, "q")["q"].sum_ms == 350
+
+
+def test_worker_records_handler_durations(client: Client, url: str) -> None:
+    app = postroom.App(url)
+
+    @app.handler("timed", concurrency=4)
+    async def timed(body: int) -> None:
+        await anyio.sleep(0.03)
+        if body == 2:
+            raise postroom.Reject("two is rejected")
+
+    with running(app, url):
+        client.send_many("timed", [1, 2, 3])
+        wait_until(lambda: _read(client, "timed")["timed"].count == 3)
+        first = _read(client, "timed")["timed"]
+        client.send_many("timed", [4, 5])
+        wait_until(lambda: settled(client, "timed"))
+    # Whatever the last periodic flush missed, the shutdown flush sent.
+    last = _read(client, "timed")["timed"]
+    assert (first.count, last.count) == (3, 5)
+    assert first.sum_ms >= 3 * 30 and last.sum_ms >= 5 * 30
+    by_label = dict(zip(DURATION_LABELS, last.buckets, strict=True))
+    assert by_label["0.025"] == 0  # each handler slept 30 ms
+    assert by_label["+Inf"] == 5
