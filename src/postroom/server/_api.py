@@ -245,9 +245,9 @@ def _decode(ctx: Ctx, receipt: str) -> HttpReceipt:
     return rc
 
 
-def _observe(ctx: Ctx, rc: HttpReceipt, outcome: str) -> None:
+def _observe(ctx: Ctx, rc: HttpReceipt) -> None:
     seconds = max(0.0, (now_ms() - rc.leased_at_ms) / 1000)
-    ctx.state.metrics.observe_handler(rc.queue, outcome, seconds)
+    ctx.state.metrics.observe_handler(rc.queue, seconds)
 
 
 def _error(value: Any) -> ErrorInfo | str | None:
@@ -267,7 +267,7 @@ async def ack(ctx: Ctx, req: ReceiptRequest) -> Ok:
     """Delete a received message (409 when its lease was lost)."""
     rc = _receipt(ctx, req)
     await ctx.client.ack(rc.delivery())
-    _observe(ctx, rc, "acked")
+    _observe(ctx, rc)
     return Ok()
 
 
@@ -286,7 +286,7 @@ async def ack_batch(ctx: Ctx, req: BatchAckRequest) -> BatchAckResponse:
     lost_ids = {d.id for d in lost}
     for rc in receipts:
         if rc.message_id not in lost_ids:
-            _observe(ctx, rc, "acked")
+            _observe(ctx, rc)
     return BatchAckResponse(acked=len(receipts) - len(lost), lost=sorted(lost_ids))
 
 
@@ -298,7 +298,7 @@ async def retry(ctx: Ctx, req: RetryRequest) -> Ok:
     """Give a message back after ``delay`` (default: backoff); counts the attempt."""
     rc = _receipt(ctx, req)
     await ctx.client.retry(rc.delivery(), delay=req.delay, error=_error(req.error))
-    _observe(ctx, rc, "retried")
+    _observe(ctx, rc)
     return Ok()
 
 
@@ -310,7 +310,7 @@ async def reject(ctx: Ctx, req: RejectRequest) -> Ok:
     """Move a received message to the dead letter queue at once."""
     rc = _receipt(ctx, req)
     await ctx.client.reject(rc.delivery(), _error(req.error) or "rejected")
-    _observe(ctx, rc, "rejected")
+    _observe(ctx, rc)
     return Ok()
 
 

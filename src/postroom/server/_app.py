@@ -115,6 +115,8 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     try:
         async with anyio.create_task_group() as tg:
             stop = anyio.Event()
+            # HTTP consumers' durations reach the backend about once a second.
+            tg.start_soon(state.metrics.recorder.run, client.backend, stop)
             if state.push:
                 from .._push import run_pusher
 

@@ -1,10 +1,11 @@
 """``/metrics``: queue depths and counters read from the backend, in Prometheus
 text format.
 
-Depths and counters come from the backend at scrape time, so they count the work
-of every process (workers included). The handler duration histogram covers the
-deliveries acked, retried or rejected through this server's HTTP API: the time
-from ``receive`` to the outcome, by queue and outcome.
+Depths, counters and the handler duration histogram come from the backend at
+scrape time, so they count the work of every process: ``postroom worker``
+processes record how long each handler ran (see :mod:`postroom._durations`), and
+this server records, for consumers working over its HTTP API, the time from
+``receive`` to ``ack``/``retry``/``reject`` the same way.
 """
 
 from __future__ import annotations
@@ -12,19 +13,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from .._client import AsyncClient
+from .._durations import DurationRecorder
+from .._errors import NotSupported
 from .._message import QueueStats
-from ..backends.base import COUNTERS
+from ..backends.base import COUNTERS, DURATION_LABELS, Backend, DurationHistogram
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _STATES = ("ready", "delayed", "in_flight", "dead")
-_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
 class _Snapshot(Collector):
@@ -33,6 +40,7 @@ class _Snapshot(Collector):
     def __init__(self) -> None:
         self.stats: list[QueueStats] = []
         self.counters: dict[str, dict[str, int]] = {}
+        self.durations: dict[str, DurationHistogram] = {}
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
@@ -60,33 +68,56 @@ class _Snapshot(Collector):
             for queue, values in self.counters.items():
                 fam.add_metric([queue], values.get(name, 0))
             yield fam
+        yield self._durations()
+
+    def _durations(self) -> HistogramMetricFamily:
+        fam = HistogramMetricFamily(
+            "postroom_handler_duration_seconds",
+            "Seconds a handler ran (workers) or held a message from receive to its "
+            "outcome (HTTP consumers), over every process",
+            labels=["queue"],
+        )
+        for queue, h in self.durations.items():
+            buckets = list(zip(DURATION_LABELS, h.buckets, strict=True))
+            fam.add_metric([queue], buckets, sum_value=h.sum_seconds)
+        return fam
 
 
 class Metrics:
-    """The server's Prometheus registry."""
+    """The server's Prometheus registry and its HTTP consumers' durations."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)
-        self.handler_duration = Histogram(
-            "postroom_handler_duration_seconds",
-            "Seconds from receive to ack/retry/reject of HTTP consumers",
-            labelnames=["queue", "outcome"],
-            buckets=_BUCKETS,
-            registry=self.registry,
-        )
+        self.recorder = DurationRecorder()
 
-    def observe_handler(self, queue: str, outcome: str, seconds: float) -> None:
-        """Record how long an HTTP consumer held a message before its outcome."""
-        self.handler_duration.labels(queue=queue, outcome=outcome).observe(seconds)
+    def observe_handler(self, queue: str, seconds: float) -> None:
+        """Record how long an HTTP consumer held a message before its outcome
+        (ack, retry or reject); sent to the backend with the next flush."""
+        self.recorder.observe(queue, seconds)
 
     async def render(self, client: AsyncClient) -> bytes:
-        """Read depths and counters from the backend; the text exposition."""
+        """Read depths, counters and durations from the backend; the text
+        exposition."""
         backend = client.backend
+        await self.recorder.flush(backend)  # this server's own, up to now
         names = await backend.list_queues()
         stats = await backend.stats(names) if names else []
         counters = await backend.counters(names) if names else {}
         self._snapshot.stats, self._snapshot.counters = stats, counters
+        self._snapshot.durations = await _durations(backend, names)
         data: Any = generate_latest(self.registry)
         return bytes(data)
+
+
+async def _durations(
+    backend: Backend, names: list[str]
+) -> dict[str, DurationHistogram]:
+    """The backend's duration histograms; none from a backend that keeps none."""
+    if not names:
+        return {}
+    try:
+        return await backend.durations(names)
+    except NotSupported:
+        return {}
