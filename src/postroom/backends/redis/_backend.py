@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio.lowlevel
@@ -33,7 +33,14 @@ from ..._message import (
     to_ms_dt,
 )
 from .._common import new_token, parse_receipt
-from ..base import COUNTERS, Backend, Capabilities
+from ..base import (
+    COUNTERS,
+    Backend,
+    Capabilities,
+    DurationHistogram,
+    duration_cells,
+)
+from . import _durations
 from ._dead import DeadLettersMixin
 from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys, queue_tag
 from ._prefetch import Prefetched
@@ -429,6 +436,17 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
             got = {k.decode(): int(v) for k, v in raw.items()}
             out[q] = {name: got.get(name, 0) for name in COUNTERS}
         return out
+
+    @translated
+    async def record_durations(
+        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
+    ) -> None:
+        cells = duration_cells(observations, count, sum_ms)
+        await _durations.record_durations(self.redis, self.prefix, queue, cells)
+
+    @translated
+    async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
+        return await _durations.durations(self.redis, self.prefix, queues)
 
     # -- optional ------------------------------------------------------------------
 
