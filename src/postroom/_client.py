@@ -428,6 +428,13 @@ class AsyncClient:
         batch moves atomically, so an interruption loses nothing.
         """
         await self.queue_policy(queue)
+        if isinstance(ids, str):
+            ids = [ids]
+        if ids is not None and not all(isinstance(i, str) for i in ids):
+            raise ConfigurationError(
+                "redrive ids must be message id strings, e.g. "
+                "[dl.id for dl in client.dead_letters(queue)]"
+            )
         if rate is not None and rate <= 0:
             raise ConfigurationError("rate must be > 0 messages per second")
         target = to or queue

@@ -316,3 +316,12 @@ def test_counters_count_each_outcome(client: Client) -> None:
 async def _counters(url: str) -> dict[str, int]:
     async with postroom.connect_async(url) as ac:
         return (await ac.backend.counters(["q"]))["q"]
+
+
+def test_redrive_checks_its_ids(client: Client) -> None:
+    client.declare_queue("q", max_attempts=1)
+    mid = client.send("q", "x")
+    client.reject(receive_one(client, "q"))
+    with pytest.raises(postroom.ConfigurationError, match="id strings"):
+        client.redrive("q", ids=[123])  # type: ignore[list-item]
+    assert client.redrive("q", ids=mid) == [mid]  # type: ignore[arg-type]
