@@ -17,7 +17,7 @@ from typing import Any
 import anyio.lowlevel
 
 import redis.exceptions
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -54,6 +54,12 @@ from ._topics import TopicsMixin
 from ._translate import translated
 
 __all__ = ["RedisBackend"]
+
+
+# Connections per backend (a worker process shares one backend across handlers).
+_MAX_CONNECTIONS = 256
+# Seconds a command waits for a free pooled connection before failing.
+_POOL_TIMEOUT = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +104,13 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
         # A pooled connection that the server closed (restart, failover, idle
         # timeout) is reopened and the command sent again, a few times.
         retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
-        r = Redis.from_url(
+        # A blocking pool: a worker with more handlers in flight than connections
+        # waits for a free one instead of failing with "Too many connections".
+        # `?max_connections=` in the URL overrides the size.
+        pool = BlockingConnectionPool.from_url(
             self._redis_url,
+            max_connections=_MAX_CONNECTIONS,
+            timeout=_POOL_TIMEOUT,
             decode_responses=False,
             retry=retry,
             retry_on_error=[
@@ -107,6 +118,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
                 redis.exceptions.TimeoutError,
             ],
         )
+        r = Redis.from_pool(pool)
         try:
             scripts = Scripts(r)
             await scripts.load()
@@ -299,7 +311,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
         notify = self.key(queue, "notify")
         args = self._ahead.args.get(queue)
         if args is None:
-            await self.redis.blpop([notify], timeout)
+            await self.scripts.blpop(notify, timeout)
             return
         # Claim in the same round trip, the moment the wait ends ('*': the claim
         # reads the server's clock then). The next claim() hands the result out.

@@ -34,6 +34,9 @@ SCRIPT_NAMES = (
 
 Call = tuple[str, Sequence[str], Sequence[Any]]
 
+# Seconds a blocked read may take beyond the BLPOP's own timeout.
+_READ_MARGIN = 5.0
+
 # redis-py < 5.3 needs a command name to hand out a connection; later versions
 # warn when one is given.
 _GET_CONNECTION_ARGS: tuple[str, ...] = (
@@ -58,7 +61,7 @@ class Scripts:
         if not _SOURCES:
             _SOURCES.update({name: _source(name) for name in SCRIPT_NAMES})
         self._redis = redis
-        # Connections kept for waiting consumers between waits (see _send_two).
+        # Connections kept for waiting consumers between waits (see _send).
         self._spare: list[Any] = []
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(src) for name, src in _SOURCES.items()
@@ -126,11 +129,11 @@ class Scripts:
             ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args),
         ]
         try:
-            result = await self._send_two(packed)
+            result = await self._send(packed, timeout)
         except RedisConnectionError:
             # A pooled connection the server closed (restart, idle timeout): the
             # commands never ran, so send them once more on a new connection.
-            result = await self._send_two(packed)
+            result = await self._send(packed, timeout)
         if isinstance(result, NoScriptError):
             await self.load()
             return None
@@ -138,8 +141,20 @@ class Scripts:
             raise result
         return result
 
-    async def _send_two(self, packed: list[tuple[Any, ...]]) -> Any:
-        """Send two commands on one connection; the second one's reply.
+    async def blpop(self, list_key: str, timeout: float) -> None:
+        """``BLPOP list_key timeout`` on a kept connection, result ignored."""
+        packed = [("BLPOP", list_key, timeout)]
+        try:
+            await self._send(packed, timeout)
+        except RedisConnectionError:
+            await self._send(packed, timeout)
+
+    async def _send(self, packed: list[tuple[Any, ...]], block: float) -> Any:
+        """Send commands on one connection; the last one's reply.
+
+        The first command may block the server side for ``block`` seconds (BLPOP),
+        so the first reply is read with that much more than the client's socket
+        timeout, which would otherwise cut long waits short.
 
         The connection is kept aside for the next wait instead of going back to
         the pool: taking one from redis-py's pool and returning it costs about as
@@ -152,11 +167,12 @@ class Scripts:
         ok = False
         try:
             await conn.send_packed_command(conn.pack_commands(packed))
-            await conn.read_response()
-            try:
-                result = await conn.read_response()
-            except ResponseError as exc:
-                result = exc
+            result: Any = await conn.read_response(timeout=block + _READ_MARGIN)
+            for _ in packed[1:]:
+                try:
+                    result = await conn.read_response()
+                except ResponseError as exc:
+                    result = exc
             ok = True
             return result
         except RedisConnectionError:
