@@ -65,3 +65,10 @@ def test_connect_defaults_to_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
         assert c.url == "memory://env-test"
     monkeypatch.delenv("POSTROOM_URL")
     assert postroom.connect_async().url == "sqlite:///postroom.db"
+
+
+def test_planned_backends_say_they_are_not_available_yet() -> None:
+    with pytest.raises(postroom.ConfigurationError, match=r"RabbitMQ.*not available"):
+        postroom.open_backend("amqp://guest:guest@localhost/")
+    with pytest.raises(postroom.ConfigurationError, match=r"NATS.*sqlite://"):
+        postroom.open_backend("nats://localhost:4222")

@@ -343,6 +343,14 @@ _SCHEMES: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Backends of the product specification that this version does not ship yet.
+_PLANNED: dict[str, str] = {
+    "amqp": "RabbitMQ",
+    "amqps": "RabbitMQ",
+    "nats": "NATS JetStream",
+}
+
+
 def register_scheme(scheme: str, module: str, cls: str, extra: str = "") -> None:
     """Make ``open_backend`` open ``scheme://`` URLs with ``module.cls``."""
     _SCHEMES[scheme] = (module, cls, extra)
@@ -360,6 +368,11 @@ def open_backend(url: str) -> Backend:
         module_name, cls_name, extra = _SCHEMES[scheme]
     except KeyError:
         known = ", ".join(f"{s}://" for s in sorted(_SCHEMES))
+        if scheme in _PLANNED:
+            raise ConfigurationError(
+                f"the {_PLANNED[scheme]} backend ({scheme}://) is not available in "
+                f"this version of postroom: use one of {known}"
+            ) from None
         raise ConfigurationError(
             f"unknown URL scheme {scheme!r} in {url!r}: postroom supports {known}"
         ) from None
