@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,32 +18,32 @@ __all__ = ["DeadLettersMixin"]
 _DEAD_PAGE = 200
 
 
-class DeadLettersMixin:
+class DeadLettersMixin(ABC):
     """Listing dead letters (filtered, paged) and moving them back."""
 
     where: str
 
     @property
+    @abstractmethod
     def redis(self) -> Redis:
         """The redis-py client (provided by the backend)."""
-        raise NotImplementedError
 
     @property
+    @abstractmethod
     def scripts(self) -> Scripts:
         """The loaded scripts (provided by the backend)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def key(self, queue: str, kind: str) -> str:
         """One key of ``queue`` (provided by the backend)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def script_keys(self, queue: str) -> list[str]:
         """The KEYS of a script call on ``queue`` (provided by the backend)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def sweep(self, queue: str) -> None:
         """Resolve expired leases of ``queue`` (provided by the backend)."""
-        raise NotImplementedError
 
     @translated
     async def dead_letters(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 
 from redis.asyncio import Redis
 
@@ -16,20 +17,20 @@ __all__ = ["TopicsMixin"]
 _SEP = "\x00"  # between topic and name in the subscriptions hash
 
 
-class TopicsMixin:
+class TopicsMixin(ABC):
     """Subscriptions in one hash, publish counters in two, under ``{prefix}``."""
 
     where: str
     glob: GlobalKeys
 
     @property
+    @abstractmethod
     def redis(self) -> Redis:
         """The redis-py client (provided by the backend)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def keys(self, queue: str) -> list[str]:
         """The keys of ``queue`` (provided by the backend)."""
-        raise NotImplementedError
 
     @translated
     async def put_subscription(self, subscription: Subscription) -> Subscription:
