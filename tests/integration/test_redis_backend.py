@@ -194,3 +194,23 @@ def test_redis_prefetched_deliveries_are_handed_out_or_given_back() -> None:
     ahead.put("q", 30_000, "me", got[:1])
     assert ahead.put("q", 5_000, "me", got[1:2]) == got[:1]
     assert ahead.drain() == got[1:2]
+
+
+async def test_redis_wait_after_a_claim_is_bounded_by_the_next_due_message(
+    client: postroom.AsyncClient,
+) -> None:
+    """A consumer whose claim returned messages still wakes for a delayed one,
+    even when another consumer took the wake-up token."""
+    await client.declare_queue("q")
+    await client.send("q", "now")
+    await client.send("q", "soon", delay=0.8)
+    [first] = await client.receive("q", max_messages=10)
+    assert first.message.text == '"now"'
+    backend = client.backend
+    assert isinstance(backend, RedisBackend)
+    await backend.redis.delete(backend.key("q", "notify"))  # tokens taken elsewhere
+    started = anyio.current_time()
+    await backend.wait("q", 20.0)
+    assert anyio.current_time() - started < 10.0, "woke when 'soon' became due"
+    [second] = await client.receive("q", max_messages=10, wait=2.0)
+    assert second.message.text == '"soon"'

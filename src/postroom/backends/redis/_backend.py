@@ -289,11 +289,17 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
             if _no_queue(exc):
                 raise QueueNotFound(queue) from None
             raise
-        at, flat = reply
-        if not flat:
-            self._due[queue] = int(at)
+        return self._claimed(queue, reply, token, consumer)
+
+    def _claimed(
+        self, queue: str, reply: list[Any], token: str, consumer: str
+    ) -> list[Delivery]:
+        """Deliveries of a claim reply; remember when the queue is next due."""
+        if not reply[1]:
+            self._due[queue] = int(reply[0])
             return []
-        return deliveries_from(queue, flat, token, int(at), consumer)
+        self._due[queue] = int(reply[2])
+        return deliveries_from(queue, reply[1], token, int(reply[0]), consumer)
 
     @translated
     async def wait(self, queue: str, timeout: float) -> None:
@@ -326,14 +332,11 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
             raise
         if result is None:
             return
-        at, flat = result
-        if flat:
-            got = deliveries_from(queue, flat, token, int(at), consumer)
+        got = self._claimed(queue, result, token, consumer)
+        if got:
             stale = self._ahead.put(queue, lease_ms, consumer, got)
             if stale:
                 await self.release(stale)
-        else:
-            self._due[queue] = int(at)
 
     @translated
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:

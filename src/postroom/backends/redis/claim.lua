@@ -1,7 +1,8 @@
 -- claim(now, max, lease_ms, token, consumer): sweep expired leases, then lease up to
 -- `max` visible messages (due delayed messages are visible: the queued set is scored
--- by available time). Returns {lease_expires_at, {id, payload, attempts, ...}} or,
--- when nothing was claimed, {next_due or -1, {}}. `now` is '*' when the claim
+-- by available time). Returns {lease_expires_at, {id, payload, attempts, ...},
+-- next_due} or, when nothing was claimed, {next_due, {}}; next_due is the earliest
+-- time a message becomes due or a lease ends (-1: none), which bounds the next wait. `now` is '*' when the claim
 -- was queued behind a BLPOP: then the server's clock is read when it runs.
 local now, max = tonumber(ARGV[1]), tonumber(ARGV[2])
 if ARGV[1] == '*' then
@@ -38,4 +39,4 @@ for i, id in ipairs(ids) do
 end
 redis.call('ZADD', K_LEASED, unpack(zargs))
 redis.call('HSET', K_LEASE, unpack(hargs))
-return {expires, out}
+return {expires, out, next_due()}
