@@ -519,10 +519,10 @@ class AsyncClient:
     ) -> Subscription:
         """Create a durable subscription of ``topic`` (idempotent by name).
 
-        A push subscription's ``secret`` is generated when not given. When the
-        subscription exists it is returned as it is: its queue's policy, possibly
-        tuned since with :meth:`declare_queue`, is left alone (delete and create
-        again to change its endpoint or filter).
+        The ``secret`` (which signs push deliveries) is generated when not given.
+        When the subscription exists it is returned as it is: its queue's policy,
+        possibly tuned since with :meth:`declare_queue`, is left alone (delete and
+        create again to change its endpoint or filter).
         """
         from ._signing import validate_endpoint
 
@@ -530,7 +530,9 @@ class AsyncClient:
         check_queue_name(name)
         if push_endpoint is not None:
             validate_endpoint(push_endpoint)
-            secret = secret or secrets.token_urlsafe(32)
+        # Every subscription gets a secret, so one made for pulling can be turned
+        # into a push subscription without a new secret to distribute.
+        secret = secret or secrets.token_urlsafe(32)
         queue = subscription_queue_name(topic, name)
         policy = QueuePolicy(
             max_attempts=max_attempts,
