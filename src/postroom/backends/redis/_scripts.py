@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["SCRIPT_NAMES", "Call", "Scripts"]
 
@@ -36,6 +37,8 @@ Call = tuple[str, Sequence[str], Sequence[Any]]
 
 # Seconds a blocked read may take beyond the BLPOP's own timeout.
 _READ_MARGIN = 5.0
+# Connections kept out of the pool for the next call (see Scripts._send).
+_SPARE = 16
 
 # redis-py < 5.3 needs a command name to hand out a connection; later versions
 # warn when one is given.
@@ -61,7 +64,7 @@ class Scripts:
         if not _SOURCES:
             _SOURCES.update({name: _source(name) for name in SCRIPT_NAMES})
         self._redis = redis
-        # Connections kept for waiting consumers between waits (see _send).
+        # Connections kept between calls (see _send).
         self._spare: list[Any] = []
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(src) for name, src in _SOURCES.items()
@@ -83,12 +86,8 @@ class Scripts:
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run one script (one round trip)."""
-        sha = self._scripts[name].sha
-        try:
-            return await self._redis.evalsha(sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.load()
-            return await self._redis.evalsha(sha, len(keys), *keys, *args)
+        result = (await self.run_many([(name, keys, args)], raise_errors=True))[0]
+        return result
 
     async def run_many(
         self, calls: Sequence[Call], *, raise_errors: bool = True
@@ -98,19 +97,29 @@ class Scripts:
         Raises the first error other than a missing script, or with
         ``raise_errors=False`` returns errors in place of results.
         """
-        if len(calls) == 1 and raise_errors:
-            return [await self.run(*calls[0])]
-        results = await self._pipeline(calls)
+        results = await self._evalshas(calls)
         missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:
             await self.load()
-            again = await self._pipeline([calls[i] for i in missing])
+            again = await self._evalshas([calls[i] for i in missing])
             for i, r in zip(missing, again, strict=True):
                 results[i] = r
         for r in results:
             if raise_errors and isinstance(r, Exception):
                 raise r
         return results
+
+    async def _evalshas(self, calls: Sequence[Call]) -> list[Any]:
+        """EVALSHA each call down one kept connection; on a broken connection,
+        once more through redis-py's pipeline (which reconnects and retries)."""
+        packed = [
+            ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)
+            for name, keys, args in calls
+        ]
+        try:
+            return await self._send(packed, 0.0)
+        except (RedisConnectionError, RedisTimeoutError):
+            return await self._pipeline(calls)
 
     async def after_blpop(
         self, list_key: str, timeout: float, call: Call
@@ -129,11 +138,11 @@ class Scripts:
             ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args),
         ]
         try:
-            result = await self._send(packed, timeout)
+            result = (await self._send(packed, timeout))[-1]
         except RedisConnectionError:
             # A pooled connection the server closed (restart, idle timeout): the
             # commands never ran, so send them once more on a new connection.
-            result = await self._send(packed, timeout)
+            result = (await self._send(packed, timeout))[-1]
         if isinstance(result, NoScriptError):
             await self.load()
             return None
@@ -149,16 +158,19 @@ class Scripts:
         except RedisConnectionError:
             await self._send(packed, timeout)
 
-    async def _send(self, packed: list[tuple[Any, ...]], block: float) -> Any:
-        """Send commands on one connection; the last one's reply.
+    async def _send(self, packed: list[tuple[Any, ...]], block: float) -> list[Any]:
+        """Send commands on one connection; their replies in order, an error
+        reply as a :class:`ResponseError` in its place.
 
-        The first command may block the server side for ``block`` seconds (BLPOP),
-        so the first reply is read with that much more than the client's socket
-        timeout, which would otherwise cut long waits short.
+        With ``block``, the first command may block the server side that many
+        seconds (BLPOP), so the first reply is read with that much more than the
+        client's socket timeout, which would otherwise cut long waits short.
 
-        The connection is kept aside for the next wait instead of going back to
-        the pool: taking one from redis-py's pool and returning it costs about as
-        much as the rest of a wake-up.
+        The connection is kept aside for the next call instead of going back to
+        the pool: taking one from redis-py's pool (which checks the socket for
+        stray data each time) and returning it costs about as much as the rest
+        of a call. redis-py disconnects a connection whose send or read fails or
+        is cancelled, so a kept connection never holds a stray reply.
         """
         pool: Any = self._redis.connection_pool
         conn = self._spare.pop() if self._spare else None
@@ -166,20 +178,25 @@ class Scripts:
             conn = await pool.get_connection(*_GET_CONNECTION_ARGS)
         ok = False
         try:
-            await conn.send_packed_command(conn.pack_commands(packed))
-            result: Any = await conn.read_response(timeout=block + _READ_MARGIN)
-            for _ in packed[1:]:
+            await conn.send_packed_command(conn.pack_commands(packed), False)
+            results: list[Any] = []
+            for i in range(len(packed)):
                 try:
-                    result = await conn.read_response()
+                    if i == 0 and block > 0:
+                        results.append(
+                            await conn.read_response(timeout=block + _READ_MARGIN)
+                        )
+                    else:
+                        results.append(await conn.read_response())
                 except ResponseError as exc:
-                    result = exc
+                    results.append(exc)
             ok = True
-            return result
+            return results
         except RedisConnectionError:
             await conn.disconnect()
             raise
         finally:
-            if ok and len(self._spare) < 4:
+            if ok and len(self._spare) < _SPARE:
                 self._spare.append(conn)
             else:
                 await pool.release(conn)
