@@ -61,6 +61,14 @@ class Job:
             self.scope.cancel()
 
 
+@dataclass(eq=False, slots=True)
+class _Slot:
+    """A parked handler slot, woken with a job (or with none: stop)."""
+
+    job: Job | None = None
+    ready: anyio.Event = field(default_factory=anyio.Event)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How a handler run ended: ``ok``, ``retry``, ``reject``, ``undecodable``,
@@ -103,6 +111,7 @@ class QueueRunner:
     _ack_batch: list[Job] = field(default_factory=list)
     _ack_ready: anyio.Event | None = None
     _limiter: anyio.CapacityLimiter | None = None
+    _parked: list[_Slot] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._freed = anyio.Event()
@@ -139,23 +148,26 @@ class QueueRunner:
     async def receive_loop(self, handlers: TaskGroup) -> None:
         """Claim and start work until the worker stops; errors pause, never kill."""
         pause = ERROR_PAUSE_SECONDS
-        while not self.is_stopping():
-            try:
-                await self._step(handlers)
-                pause = ERROR_PAUSE_SECONDS
-            except Exception as exc:
-                if await self._recover(exc):
-                    continue
-                log.error(
-                    "receiving from %r failed (%s: %s); trying again in %g s",
-                    self.queue,
-                    type(exc).__name__,
-                    exc,
-                    pause,
-                    exc_info=exc,
-                )
-                await self._idle(partial(anyio.sleep, pause))
-                pause = min(pause * 2, MAX_ERROR_PAUSE_SECONDS)
+        try:
+            while not self.is_stopping():
+                try:
+                    await self._step(handlers)
+                    pause = ERROR_PAUSE_SECONDS
+                except Exception as exc:
+                    if await self._recover(exc):
+                        continue
+                    log.error(
+                        "receiving from %r failed (%s: %s); trying again in %g s",
+                        self.queue,
+                        type(exc).__name__,
+                        exc,
+                        pause,
+                        exc_info=exc,
+                    )
+                    await self._idle(partial(anyio.sleep, pause))
+                    pause = min(pause * 2, MAX_ERROR_PAUSE_SECONDS)
+        finally:
+            self._close_slots()
 
     async def _recover(self, exc: Exception) -> bool:
         """Recreate a queue (or subscription) deleted under the worker."""
@@ -181,13 +193,35 @@ class QueueRunner:
         for delivery in got:
             job = Job(delivery)
             self.jobs.add(job)
-            handlers.start_soon(self._process, job, name=f"postroom:{delivery.id}")
+            if self._parked:
+                slot = self._parked.pop()
+                slot.job = job
+                slot.ready.set()
+            else:
+                handlers.start_soon(self._serve, job, name=f"postroom:{self.queue}")
         if len(got) < free:
             await self._idle(
                 partial(self.client.backend.wait, self.queue, POLL_SECONDS)
             )
 
     # -- running a handler ---------------------------------------------------------
+
+    async def _serve(self, job: Job | None) -> None:
+        """A handler slot: runs its job, then waits to be handed the next one (a
+        parked slot costs less to wake than a new task costs to start)."""
+        while job is not None:
+            await self._process(job)
+            if self.is_stopping():
+                return
+            slot = _Slot()
+            self._parked.append(slot)
+            await slot.ready.wait()
+            job = slot.job
+
+    def _close_slots(self) -> None:
+        parked, self._parked = self._parked, []
+        for slot in parked:
+            slot.ready.set()
 
     async def _process(self, job: Job) -> None:
         outcome = await self._invoke(job)
