@@ -133,6 +133,11 @@ async def test_redis_enqueue_and_claim_on_unknown_queue_raise(
     )
     with pytest.raises(postroom.QueueNotFound, match="never"):
         await backend.enqueue("never", [msg], dedup_window_ms=0)
+    assert isinstance(backend, RedisBackend)
+    r = backend.redis  # the single-send transaction took its writes back
+    assert await r.hlen(backend.key("never", "msg")) == 0
+    assert await r.zcard(backend.key("never", "queued")) == 0
+    assert await r.zcard(backend.key("never", "live")) == 0
     with pytest.raises(postroom.QueueNotFound, match="never"):
         await backend.claim("never", 1, 1000, "me")
 
@@ -214,3 +219,38 @@ async def test_redis_wait_after_a_claim_is_bounded_by_the_next_due_message(
     assert anyio.current_time() - started < 10.0, "woke when 'soon' became due"
     [second] = await client.receive("q", max_messages=10, wait=2.0)
     assert second.message.text == '"soon"'
+
+
+async def test_redis_single_send_stores_what_the_enqueue_script_stores(
+    client: postroom.AsyncClient,
+) -> None:
+    """A lone send without dedup key (one MULTI/EXEC of plain commands) leaves the
+    same keys as the enqueue script, which sends with a dedup key or several
+    messages use."""
+    await client.declare_queue("q")
+    backend = client.backend
+    assert isinstance(backend, RedisBackend)
+    r = backend.redis
+
+    async def stored(mid: str) -> tuple[object, ...]:
+        return (
+            await r.zscore(backend.key("q", "queued"), mid),
+            await r.zscore(backend.key("q", "live"), mid),
+            await r.hexists(backend.key("q", "msg"), mid),
+            await r.hexists(backend.key("q", "att"), mid),
+        )
+
+    plain = await client.send("q", {"n": 1}, delay=5)
+    scripted = await client.send("q", {"n": 1}, delay=5, dedup_key="k")
+    a, b = await stored(plain), await stored(scripted)
+    assert a[2:] == b[2:] == (True, False)
+    assert abs(float(a[0]) - float(b[0])) < 1000  # type: ignore[arg-type]
+    assert float(a[0]) - float(a[1]) >= 5000  # type: ignore[arg-type]
+    counters = await client.backend.counters(["q"])
+    assert counters["q"]["sent"] == 2
+    assert await r.llen(backend.key("q", "notify")) == 2  # each send woke a consumer
+    for _ in range(20):
+        await client.send("q", "x")
+    assert await r.llen(backend.key("q", "notify")) == 16  # bounded, as the script's
+    got = await client.receive("q", max_messages=100)
+    assert len(got) == 20 and all(d.message.text == '"x"' for d in got)
