@@ -15,6 +15,7 @@ from redis.asyncio.connection import AbstractConnection
 
 import postroom
 from postroom._worker import Worker
+from postroom.backends.redis import _scripts
 
 URL = "redis://127.0.0.1:6379/7"
 N = 20_000
@@ -29,6 +30,18 @@ async def _counting(self: Any, command: Any, check_health: bool = True) -> None:
 
 
 AbstractConnection.send_packed_command = _counting  # type: ignore[method-assign]
+
+# postroom's own calls write to the socket directly (``_scripts._write``).
+_original_write = _scripts._write
+
+
+async def _counting_write(conn: Any, chunks: list[bytes]) -> None:
+    global _sent
+    _sent += 1
+    await _original_write(conn, chunks)
+
+
+_scripts._write = _counting_write
 
 
 async def measure(label: str, body: Any) -> None:
