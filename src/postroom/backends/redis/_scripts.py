@@ -2,7 +2,9 @@
 
 Each operation family is one script; ``lib.lua`` (key layout and helpers) is
 prepended to each. Calls go by EVALSHA; after a server restart or SCRIPT FLUSH the
-scripts are loaded again and only the calls that were refused are repeated.
+scripts are loaded again and only the calls that were refused are repeated. Script
+calls, MULTI/EXEC transactions and waits go down connections kept between calls
+(see :meth:`Scripts._send`).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class Scripts:
         }
 
     async def close(self) -> None:
-        """Give the connections kept for waiting back to the pool."""
+        """Give the connections kept between calls back to the pool."""
         pool: Any = self._redis.connection_pool
         spare, self._spare = self._spare, []
         for conn in spare:
@@ -93,8 +95,7 @@ class Scripts:
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run one script (one round trip)."""
-        result = (await self.run_many([(name, keys, args)], raise_errors=True))[0]
-        return result
+        return (await self.run_many([(name, keys, args)]))[0]
 
     async def run_many(
         self, calls: Sequence[Call], *, raise_errors: bool = True
