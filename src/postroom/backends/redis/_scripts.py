@@ -257,7 +257,7 @@ async def _write(conn: Any, chunks: list[bytes]) -> None:
     shows as a ConnectionError on the read that follows.
     """
     writer = getattr(conn, "_writer", None)
-    if writer is None or not conn.is_connected:
+    if writer is None or not getattr(conn, "is_connected", False):
         await conn.send_packed_command(chunks, False)
         return
     writer.writelines(chunks)
