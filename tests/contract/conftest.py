@@ -15,6 +15,7 @@ import pytest
 
 import postroom
 from tests.conftest import require_service
+from tests.redis_cluster import cluster_port, cluster_ports
 
 
 def _memory(tmp_path: Path, uid: str) -> str:
@@ -32,6 +33,16 @@ def _redis(tmp_path: Path, uid: str) -> str:
     require_service("redis", "127.0.0.1", 6379)
     _REDIS_PREFIXES.append(uid)
     return f"redis://127.0.0.1:6379/0?prefix={uid}"
+
+
+_CLUSTER_PREFIXES: list[str] = []
+
+
+def _redis_cluster(tmp_path: Path, uid: str) -> str:
+    require_service("redis", "127.0.0.1", 6379)  # same packages as the server
+    port = cluster_port()
+    _CLUSTER_PREFIXES.append(uid)
+    return f"redis://127.0.0.1:{port}/0?prefix={uid}"
 
 
 _POSTGRES_SCHEMAS: list[str] = []
@@ -65,21 +76,31 @@ def _redis_cleanup() -> Iterator[None]:
     yield
     if _POSTGRES_SCHEMAS:
         _drop_postgres_schemas()
-    if not _REDIS_PREFIXES:
-        return
+    if _REDIS_PREFIXES:
+        _delete_prefixes([6379], _REDIS_PREFIXES)
+    if _CLUSTER_PREFIXES:
+        _delete_prefixes(cluster_ports(), _CLUSTER_PREFIXES)
+
+
+def _delete_prefixes(ports: list[int], prefixes: list[str]) -> None:
+    """Delete the keys under each prefix on each server (each cluster node holds
+    its own slots' keys, so they are deleted node by node, slot by slot)."""
     import redis
 
-    with redis.Redis(host="127.0.0.1", port=6379, db=0) as r:
-        while _REDIS_PREFIXES:
-            keys = list(r.scan_iter(match=f"{{{_REDIS_PREFIXES.pop()}[:}}]*"))
-            if keys:
-                r.delete(*keys)
+    patterns = [f"{{{prefix}[:}}]*" for prefix in prefixes]
+    prefixes.clear()
+    for port in ports:
+        with redis.Redis(host="127.0.0.1", port=port, db=0) as r:
+            for pattern in patterns:
+                for key in r.scan_iter(match=pattern):
+                    r.delete(key)
 
 
 BACKENDS: dict[str, Callable[[Path, str], str]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "redis": _redis,
+    "redis-cluster": _redis_cluster,
     "postgres": _postgres,
 }
 

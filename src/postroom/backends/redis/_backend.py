@@ -17,11 +17,11 @@ from typing import Any
 import anyio.lowlevel
 
 import redis.exceptions
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from ..._errors import BackendError, LeaseLost, QueueNotFound
+from ..._errors import BackendError, ConfigurationError, LeaseLost, QueueNotFound
 from ..._message import (
     Delivery,
     HistoryEntry,
@@ -58,6 +58,10 @@ __all__ = ["RedisBackend"]
 
 # Connections per backend (a worker process shares one backend across handlers).
 _MAX_CONNECTIONS = 256
+# The installed redis-py, (major, minor).
+_REDIS_PY = tuple(int(p) for p in redis.__version__.split(".")[:2])
+# Connections per cluster node (see _cluster_client).
+_MAX_CLUSTER_CONNECTIONS = 2048
 # Seconds a command waits for a free pooled connection before failing.
 _POOL_TIMEOUT = 30.0
 
@@ -119,15 +123,38 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
                 redis.exceptions.TimeoutError,
             ],
         )
-        r = Redis.from_pool(pool)
+        r: Any = Redis.from_pool(pool)
         try:
-            scripts = Scripts(r)
+            cluster = await _cluster_enabled(r)
+            if cluster:
+                await r.aclose()
+                r = self._cluster_client()
+                await r.initialize()
+            scripts = Scripts(r, cluster=cluster)
             await scripts.load()
             await self._check_eviction(r)
         except BaseException:
             await r.aclose()
             raise
         self._r, self._scripts = r, scripts
+
+    def _cluster_client(self) -> Any:
+        """A Redis Cluster client: the URL names any one node; the others are
+        discovered. Each call goes to the shard of its queue's hash tag."""
+        if _REDIS_PY < (8, 0):
+            raise ConfigurationError(
+                f"{self.where} is a Redis Cluster node: postroom needs redis-py >= "
+                f"8.0 for a cluster (its transactions within one slot), and "
+                f"{redis.__version__} is installed: pip install -U 'redis>=8'"
+            )
+        return RedisCluster.from_url(
+            self._redis_url,
+            # Per node. redis-py's cluster client fails a call beyond it rather
+            # than wait, so it is set well above any worker's concurrency.
+            max_connections=_MAX_CLUSTER_CONNECTIONS,
+            decode_responses=False,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        )
 
     async def _check_eviction(self, r: Redis) -> None:
         try:
@@ -170,6 +197,11 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
         if self._r is None:
             raise BackendError("the Redis backend is not connected: call connect()")
         return self._r
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the server is a Redis Cluster (found at connect)."""
+        return self._scripts is not None and self._scripts.cluster
 
     @property
     def scripts(self) -> Scripts:
@@ -226,7 +258,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
     async def enqueue(
         self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
     ) -> list[str]:
-        if len(messages) == 1 and not messages[0].dedup_key:
+        if len(messages) == 1 and not messages[0].dedup_key and not self.cluster:
             return [await self._enqueue_one(queue, messages[0])]
         calls = [
             self._enqueue_call(
@@ -505,6 +537,15 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
     @translated
     async def sweep(self, queue: str) -> None:
         await self.scripts.run("stats", self.script_keys(queue), [now_ms()])
+
+
+async def _cluster_enabled(r: Redis) -> bool:
+    """Whether the server is a Redis Cluster node (``INFO cluster``)."""
+    try:
+        info = await r.info("cluster")
+    except redis.exceptions.ResponseError:  # INFO renamed or disabled
+        return False
+    return bool(int(info.get("cluster_enabled", 0)))
 
 
 def _no_queue(exc: Exception) -> bool:

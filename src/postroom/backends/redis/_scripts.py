@@ -17,8 +17,14 @@ from typing import Any
 import redis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _pack_command: Callable[[tuple[Any, ...]], bytes] | None
@@ -46,6 +52,9 @@ Call = tuple[str, Sequence[str], Sequence[Any]]
 
 # Seconds a blocked read may take beyond the BLPOP's own timeout.
 _READ_MARGIN = 5.0
+# Cluster replies that a call went to a shard that no longer (or not yet) serves
+# its slot: the cluster client sends it again where it belongs.
+_REDIRECTIONS = (MovedError, AskError, TryAgainError)
 # Connections kept out of the pool for the next call (see Scripts._send).
 _SPARE = 16
 
@@ -69,10 +78,14 @@ _SOURCES: dict[str, str] = {}
 class Scripts:
     """The registered scripts of one Redis client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, cluster: bool = False) -> None:
         if not _SOURCES:
             _SOURCES.update({name: _source(name) for name in SCRIPT_NAMES})
-        self._redis = redis
+        self._redis: Any = redis
+        # A RedisCluster client: calls go through its pipelines (which route each
+        # call to the shard of its key and follow redirections), waits down a
+        # connection of the shard that holds the queue.
+        self.cluster = cluster
         # Connections kept between calls (see _send).
         self._spare: list[Any] = []
         self._scripts: dict[str, AsyncScript] = {
@@ -81,13 +94,20 @@ class Scripts:
 
     async def close(self) -> None:
         """Give the connections kept between calls back to the pool."""
-        pool: Any = self._redis.connection_pool
         spare, self._spare = self._spare, []
+        if not spare:
+            return
+        pool: Any = self._redis.connection_pool
         for conn in spare:
             await pool.release(conn)
 
     async def load(self) -> None:
-        """Load every script into the server's script cache (one round trip)."""
+        """Load every script into the server's script cache (one round trip; on a
+        cluster, one per script, each to every node)."""
+        if self.cluster:
+            for script in self._scripts.values():
+                await self._redis.script_load(script.script)
+            return
         async with self._redis.pipeline(transaction=False) as pipe:
             for script in self._scripts.values():
                 pipe.script_load(script.script)
@@ -120,10 +140,9 @@ class Scripts:
     async def _evalshas(self, calls: Sequence[Call]) -> list[Any]:
         """EVALSHA each call down one kept connection; on a broken connection,
         once more through redis-py's pipeline (which reconnects and retries)."""
-        packed = [
-            ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)
-            for name, keys, args in calls
-        ]
+        if self.cluster:
+            return await self._cluster_evalshas(calls)
+        packed = [self._evalsha_command(call) for call in calls]
         try:
             return await self._send(packed, 0.0)
         except (RedisConnectionError, RedisTimeoutError):
@@ -137,6 +156,8 @@ class Scripts:
         """
         packed = [("MULTI",), *commands, ("EXEC",)]
         try:
+            if self.cluster:
+                raise RedisConnectionError("a cluster routes transactions itself")
             replies = await self._send(packed, 0.0)
         except (RedisConnectionError, RedisTimeoutError):
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -163,33 +184,44 @@ class Scripts:
         costs more, and this is on the path of every wake-up). A cancelled read
         disconnects the connection, so no reply is left behind on it.
         """
-        name, keys, args = call
-        packed = [
-            ("BLPOP", list_key, timeout),
-            ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args),
-        ]
+        packed = [("BLPOP", list_key, timeout), self._evalsha_command(call)]
         try:
-            result = (await self._send(packed, timeout))[-1]
+            result = (await self._send(packed, timeout, list_key))[-1]
         except RedisConnectionError:
             # A pooled connection the server closed (restart, idle timeout): the
             # commands never ran, so send them once more on a new connection.
-            result = (await self._send(packed, timeout))[-1]
+            result = (await self._send(packed, timeout, list_key))[-1]
         if isinstance(result, NoScriptError):
             await self.load()
+            return None
+        if isinstance(result, ResponseError) and await self._redirected(result):
             return None
         if isinstance(result, Exception):
             raise result
         return result
 
+    async def _redirected(self, error: ResponseError) -> bool:
+        """On a cluster, whether a reply was a redirection (the queue's slot moved
+        or is moving): then the slot map is read again; the caller's next claim
+        goes through the cluster client, which follows the redirection."""
+        if not self.cluster or not isinstance(error, _REDIRECTIONS):
+            return False
+        await self._redis.nodes_manager.initialize()
+        return True
+
     async def blpop(self, list_key: str, timeout: float) -> None:
         """``BLPOP list_key timeout`` on a kept connection, result ignored."""
         packed = [("BLPOP", list_key, timeout)]
         try:
-            await self._send(packed, timeout)
+            [result] = await self._send(packed, timeout, list_key)
         except RedisConnectionError:
-            await self._send(packed, timeout)
+            [result] = await self._send(packed, timeout, list_key)
+        if isinstance(result, ResponseError):
+            await self._redirected(result)
 
-    async def _send(self, packed: list[tuple[Any, ...]], block: float) -> list[Any]:
+    async def _send(
+        self, packed: list[tuple[Any, ...]], block: float, key: str | None = None
+    ) -> list[Any]:
         """Send commands on one connection; their replies in order, an error
         reply as a :class:`ResponseError` in its place.
 
@@ -202,7 +234,11 @@ class Scripts:
         stray data each time) and returning it costs about as much as the rest
         of a call. redis-py disconnects a connection whose send or read fails or
         is cancelled, so a kept connection never holds a stray reply.
+
+        On a cluster the connection comes from the node that holds ``key``.
         """
+        if self.cluster:
+            return await self._send_to_node(packed, block, key)
         pool: Any = self._redis.connection_pool
         conn = self._spare.pop() if self._spare else None
         if conn is None:
@@ -210,17 +246,7 @@ class Scripts:
         ok = False
         try:
             await _write(conn, _pack(conn, packed))
-            results: list[Any] = []
-            for i in range(len(packed)):
-                try:
-                    if i == 0 and block > 0:
-                        results.append(
-                            await conn.read_response(timeout=block + _READ_MARGIN)
-                        )
-                    else:
-                        results.append(await conn.read_response())
-                except ResponseError as exc:
-                    results.append(exc)
+            results = await _read_replies(conn, len(packed), block)
             ok = True
             return results
         except RedisConnectionError:
@@ -232,11 +258,78 @@ class Scripts:
             else:
                 await pool.release(conn)
 
+    async def _cluster_evalshas(self, calls: Sequence[Call]) -> list[Any]:
+        """On a cluster: the calls of each shard in one round trip, the shards at
+        once. A call refused with a redirection (its slot moved) or sent to a
+        shard that could not be reached goes again through the cluster client,
+        which reads the slot map again and follows redirections."""
+        by_node: dict[str, list[int]] = {}
+        for i, (_, keys, _) in enumerate(calls):
+            by_node.setdefault(self._redis.get_node_from_key(keys[0]).name, []).append(
+                i
+            )
+        results: list[Any] = [None] * len(calls)
+
+        async def shard(indices: list[int]) -> None:
+            packed = [self._evalsha_command(calls[i]) for i in indices]
+            try:
+                replies = await self._send_to_node(packed, 0.0, calls[indices[0]][1][0])
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                replies = [exc] * len(indices)
+            for i, reply in zip(indices, replies, strict=True):
+                results[i] = reply
+
+        await asyncio.gather(*(shard(indices) for indices in by_node.values()))
+        for i, result in enumerate(results):
+            if isinstance(
+                result, (RedisConnectionError, RedisTimeoutError, *_REDIRECTIONS)
+            ):
+                try:
+                    results[i] = await self._redis.evalsha(
+                        *self._evalsha_command(calls[i])[1:]
+                    )
+                except ResponseError as exc:
+                    results[i] = exc
+        return results
+
+    def _evalsha_command(self, call: Call) -> tuple[Any, ...]:
+        name, keys, args = call
+        return ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)
+
+    async def _send_to_node(
+        self, packed: list[tuple[Any, ...]], block: float, key: str | None
+    ) -> list[Any]:
+        node = self._redis.get_node_from_key(key)
+        conn = node.acquire_connection()
+        try:
+            await _write(conn, _pack(conn, packed))
+            return await _read_replies(conn, len(packed), block)
+        except RedisConnectionError:
+            await conn.disconnect()
+            raise
+        finally:
+            node.release(conn)
+
     async def _pipeline(self, calls: Sequence[Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for name, keys, args in calls:
                 pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
+
+
+async def _read_replies(conn: Any, n: int, block: float) -> list[Any]:
+    """The ``n`` replies of commands just sent, an error reply as a
+    :class:`ResponseError` in its place; the first may wait ``block`` seconds."""
+    results: list[Any] = []
+    for i in range(n):
+        try:
+            if i == 0 and block > 0:
+                results.append(await conn.read_response(timeout=block + _READ_MARGIN))
+            else:
+                results.append(await conn.read_response())
+        except ResponseError as exc:
+            results.append(exc)
+    return results
 
 
 def _pack(conn: Any, commands: list[tuple[Any, ...]]) -> list[bytes]:
