@@ -220,6 +220,20 @@ class AsyncClient:
         ``delay`` hides it for that many seconds. With ``dedup_key``, a repeat send
         while the first message is known returns the first id and adds nothing.
         """
+        msg, window = await self._prepare_one(queue, body, delay, headers, dedup_key)
+        [mid] = await self.backend.enqueue(queue, [msg], dedup_window_ms=window)
+        return mid
+
+    async def _prepare_one(
+        self,
+        queue: str,
+        body: Any,
+        delay: float | timedelta | None,
+        headers: Mapping[str, str] | None,
+        dedup_key: str | None,
+    ) -> tuple[Message, int]:
+        """The message of one send (the queue created if missing) and the queue's
+        dedup window in milliseconds."""
         policy = await self._ensure_queue(queue)
         msg = self._build(
             queue,
@@ -229,9 +243,7 @@ class AsyncClient:
             dedup_key=dedup_key,
             now=now_ms(),
         )
-        window = round(policy.dedup_window * 1000)
-        [mid] = await self.backend.enqueue(queue, [msg], dedup_window_ms=window)
-        return mid
+        return msg, round(policy.dedup_window * 1000)
 
     async def send_many(
         self,

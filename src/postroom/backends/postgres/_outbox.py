@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from ..._errors import NotSupported
-from ..._message import now_ms
-from ..._retry import to_ms
 from . import _send
 from ._backend import PostgresBackend
 from ._conn import backend_error
@@ -52,16 +50,7 @@ async def send_in_transaction(
             f"send_in_transaction needs a postgresql:// client, not {client.url!r}: "
             "use client.send() on other backends"
         )
-    policy = await client._ensure_queue(queue)
-    msg = client._build(
-        queue,
-        body,
-        delay_ms=to_ms(delay) or 0,
-        headers=headers,
-        dedup_key=dedup_key,
-        now=now_ms(),
-    )
-    window = round(policy.dedup_window * 1000)
+    msg, window = await client._prepare_one(queue, body, delay, headers, dedup_key)
     try:
         async with conn.transaction():  # a savepoint inside the caller's transaction
             if dedup_key is None:
