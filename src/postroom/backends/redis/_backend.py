@@ -49,7 +49,7 @@ from ._records import (
     deliveries_from,
     encode_message,
 )
-from ._scripts import Call, Scripts
+from ._scripts import REDIS_PY, Call, Scripts
 from ._topics import TopicsMixin
 from ._translate import translated
 
@@ -58,8 +58,8 @@ __all__ = ["RedisBackend"]
 
 # Connections per backend (a worker process shares one backend across handlers).
 _MAX_CONNECTIONS = 256
-# The installed redis-py, (major, minor).
-_REDIS_PY = tuple(int(p) for p in redis.__version__.split(".")[:2])
+# Position of each key kind in a queue's key list.
+_KIND_INDEX = {kind: i for i, kind in enumerate(QUEUE_KEY_KINDS)}
 # Connections per cluster node (see _cluster_client).
 _MAX_CLUSTER_CONNECTIONS = 2048
 # Seconds a command waits for a free pooled connection before failing.
@@ -141,7 +141,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
     def _cluster_client(self) -> Any:
         """A Redis Cluster client: the URL names any one node; the others are
         discovered. Each call goes to the shard of its queue's hash tag."""
-        if _REDIS_PY < (8, 0):
+        if REDIS_PY < (8, 0):
             raise ConfigurationError(
                 f"{self.where} is a Redis Cluster node: postroom needs redis-py >= "
                 f"8.0 for a cluster (its transactions within one slot), and "
@@ -226,7 +226,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
 
     def key(self, queue: str, kind: str) -> str:
         """One key of ``queue``."""
-        return self.keys(queue)[QUEUE_KEY_KINDS.index(kind)]
+        return self.keys(queue)[_KIND_INDEX[kind]]
 
     # -- queues --------------------------------------------------------------------
 

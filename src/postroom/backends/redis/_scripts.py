@@ -33,7 +33,7 @@ try:
 except ImportError:  # hiredis is optional: redis-py packs then
     _pack_command = None
 
-__all__ = ["SCRIPT_NAMES", "Call", "Scripts"]
+__all__ = ["REDIS_PY", "SCRIPT_NAMES", "Call", "Scripts"]
 
 SCRIPT_NAMES = (
     "enqueue",
@@ -58,11 +58,11 @@ _REDIRECTIONS = (MovedError, AskError, TryAgainError)
 # Connections kept out of the pool for the next call (see Scripts._send).
 _SPARE = 16
 
+# The installed redis-py, (major, minor).
+REDIS_PY = tuple(int(p) for p in redis.__version__.split(".")[:2])
 # redis-py < 5.3 needs a command name to hand out a connection; later versions
 # warn when one is given.
-_GET_CONNECTION_ARGS: tuple[str, ...] = (
-    () if tuple(int(p) for p in redis.__version__.split(".")[:2]) >= (5, 3) else ("_",)
-)
+_GET_CONNECTION_ARGS: tuple[str, ...] = () if REDIS_PY >= (5, 3) else ("_",)
 
 
 def _source(name: str) -> str:
@@ -154,16 +154,13 @@ class Scripts:
         For a write small enough to need no script: Redis runs a transaction at
         a fraction of a script call's cost.
         """
+        if self.cluster:  # its client routes the transaction to the slot's shard
+            return await self._client_transaction(commands)
         packed = [("MULTI",), *commands, ("EXEC",)]
         try:
-            if self.cluster:
-                raise RedisConnectionError("a cluster routes transactions itself")
             replies = await self._send(packed, 0.0)
         except (RedisConnectionError, RedisTimeoutError):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for command in commands:
-                    pipe.execute_command(*command)
-                return list(await pipe.execute())
+            return await self._client_transaction(commands)
         for reply in replies:
             if isinstance(reply, Exception):  # refused before EXEC: nothing ran
                 raise reply
@@ -172,6 +169,15 @@ class Scripts:
             if isinstance(result, Exception):
                 raise result
         return results
+
+    async def _client_transaction(
+        self, commands: Sequence[tuple[Any, ...]]
+    ) -> list[Any]:
+        """The transaction through redis-py's client (reconnects and retries)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
 
     async def after_blpop(
         self, list_key: str, timeout: float, call: Call
