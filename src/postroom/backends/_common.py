@@ -7,10 +7,11 @@ import os
 from typing import Any
 
 from .._errors import ConfigurationError
-from .._message import ErrorInfo, HistoryEntry, Message, from_ms
+from .._message import DeadLetter, ErrorInfo, HistoryEntry, Message, from_ms
 
 __all__ = [
     "check_queue_name",
+    "error_matches",
     "lease_expired_entry",
     "make_receipt",
     "message_from_record",
@@ -79,3 +80,13 @@ def lease_expired_entry(now: int, consumer: str) -> HistoryEntry:
             ),
         ),
     )
+
+
+def error_matches(dl: DeadLetter, needle: str) -> bool:
+    """Whether the dead letter's last error has ``needle`` in its message or type
+    (case-insensitive): the ``error_contains`` filter of every backend."""
+    err = dl.error
+    if err is None:
+        return False
+    needle = needle.lower()
+    return needle in err.message.lower() or needle in err.type.lower()

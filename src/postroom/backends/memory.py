@@ -25,7 +25,13 @@ from .._message import (
     from_ms,
     now_ms,
 )
-from ._common import lease_expired_entry, make_receipt, new_token, parse_receipt
+from ._common import (
+    error_matches,
+    lease_expired_entry,
+    make_receipt,
+    new_token,
+    parse_receipt,
+)
 from .base import (
     COUNTERS,
     Backend,
@@ -371,9 +377,7 @@ class MemoryBackend(Backend):
                     continue
                 if reason is not None and dl.reason != reason:
                     continue
-                if error_contains is not None and not _error_matches(
-                    dl, error_contains
-                ):
+                if error_contains is not None and not error_matches(dl, error_contains):
                     continue
                 out.append(dl)
             return out
@@ -454,11 +458,3 @@ class MemoryBackend(Backend):
     async def sweep(self, queue: str) -> None:
         with self._s.lock:
             self._expire(self._q(queue), now_ms())
-
-
-def _error_matches(dl: DeadLetter, needle: str) -> bool:
-    needle = needle.lower()
-    err = dl.error
-    if err is None:
-        return False
-    return needle in err.message.lower() or needle in err.type.lower()

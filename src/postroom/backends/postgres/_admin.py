@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 
 from ..._errors import QueueNotFound
 from ..._message import DeadLetter, Message, QueueStats, Subscription, now_ms
+from .._common import error_matches
 from ..base import COUNTERS, TopicInfo
 from ._ops import Conn, Sql, expire, fetch, require_queue, run
 from ._records import dead_from_row, message_columns
@@ -90,23 +91,15 @@ async def dead_letters(
         "limit": limit if error_contains is None else None,
     }
     rows = await fetch(conn, sql, "dead_letters", args)
-    needle = None if error_contains is None else error_contains.lower()
     out: list[DeadLetter] = []
     for row in rows:
         if len(out) >= limit:
             break
         dl = dead_from_row(row)
-        if needle is not None and not _error_matches(dl, needle):
+        if error_contains is not None and not error_matches(dl, error_contains):
             continue
         out.append(dl)
     return out
-
-
-def _error_matches(dl: DeadLetter, needle: str) -> bool:
-    err = dl.error
-    if err is None:
-        return False
-    return needle in err.message.lower() or needle in err.type.lower()
 
 
 async def redrive(

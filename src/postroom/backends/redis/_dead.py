@@ -9,6 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ..._message import DeadLetter, now_ms
+from .._common import error_matches
 from ._records import as_text, dead_letter_from, rewrite_for_redrive
 from ._scripts import Scripts
 from ._translate import translated
@@ -145,10 +146,4 @@ class DeadLettersMixin(ABC):
 def _matches(dl: DeadLetter, reason: str | None, error_contains: str | None) -> bool:
     if reason is not None and dl.reason != reason:
         return False
-    if error_contains is None:
-        return True
-    err = dl.error
-    if err is None:
-        return False
-    needle = error_contains.lower()
-    return needle in err.message.lower() or needle in err.type.lower()
+    return error_contains is None or error_matches(dl, error_contains)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from ..._errors import QueueNotFound
 from ..._message import DeadLetter, Message, Subscription, now_ms
+from .._common import error_matches
 from ..base import TopicInfo
 from ._conn import QUERIES as Q
 from ._conn import write
@@ -46,23 +47,15 @@ def dead_letters(
     }
     cursor = store.conn.execute(Q["dead_letters"], args)
     out: list[DeadLetter] = []
-    needle = None if error_contains is None else error_contains.lower()
     for row in cursor:
         if len(out) >= limit:
             break
         dl = dead_from_row(row)
-        if needle is not None and not _error_matches(dl, needle):
+        if error_contains is not None and not error_matches(dl, error_contains):
             continue
         out.append(dl)
     cursor.close()
     return out
-
-
-def _error_matches(dl: DeadLetter, needle: str) -> bool:
-    err = dl.error
-    if err is None:
-        return False
-    return needle in err.message.lower() or needle in err.type.lower()
 
 
 def redrive(
