@@ -2,7 +2,7 @@
 
     python benchmarks/bench_postgres.py [--url URL] [--json] [--drain N] [--latency N]
 
-The workloads of ``postroom._bench`` (as ``bench_sqlite.py``: send and send_many,
+The workloads of ``postroom.bench`` (as ``bench_sqlite.py``: send and send_many,
 drain by one ``postroom worker`` process, end-to-end latency p50/p99, the failure
 path, idle CPU of the waiting worker) on a fresh schema of the database in
 ``--url`` (default: the local server's ``test`` database), dropped at the end.
@@ -17,8 +17,8 @@ import uuid
 import psycopg
 from rich.console import Console
 
-from postroom._bench import BenchSizes, run_bench
 from postroom.backends.postgres import PostgresSettings
+from postroom.bench import BenchSizes, run_bench
 from postroom.cli.bench import results_table
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -4,7 +4,7 @@
    ``--fanout``) and report events published per second and copies stored per
    second.
 2. **Webhook push**: fill ``--subscriptions`` push subscriptions with ``--events``
-   events each, then run one :class:`~postroom._push.Pusher` until every queue is
+   events each, then run one :class:`~postroom.runtime.push.Pusher` until every queue is
    empty; the endpoint is a uvicorn receiver in another process answering 204.
    Reports deliveries (signed POST + ack) per second, and the pusher's CPU time
    per delivery (steadier than wall-clock time on a busy machine).
@@ -32,7 +32,7 @@ import anyio
 import httpx
 
 from postroom import AsyncClient
-from postroom._push import Pusher
+from postroom.runtime.push import Pusher
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

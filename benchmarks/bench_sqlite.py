@@ -2,7 +2,7 @@
 
     python benchmarks/bench_sqlite.py [--json] [--drain N] [--latency N] [--fail N]
 
-The workloads live in ``postroom._bench`` (also run by ``postroom bench``), on a
+The workloads live in ``postroom.bench`` (also run by ``postroom bench``), on a
 fresh database file in a temporary directory:
 
 - enqueue one by one (``AsyncClient.send``) and with ``send_many`` (msg/s);
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from postroom._bench import BenchSizes, run_bench
+from postroom.bench import BenchSizes, run_bench
 from postroom.cli.bench import results_table
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from redis.asyncio.connection import AbstractConnection
 
 import postroom
-from postroom._worker import Worker
 from postroom.backends.redis import _scripts
+from postroom.runtime.worker import Worker
 
 URL = "redis://127.0.0.1:6379/7"
 N = 20_000

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import postroom
-from postroom._worker import Worker
+from postroom.runtime.worker import Worker
 
 TOPIC = "product.inserted"
 SUBSCRIPTION = "read-model"

@@ -6,9 +6,10 @@ embedded SQLite by default, ``memory://`` for tests, Redis and more by URL.
 
 from __future__ import annotations
 
-from ._app import App
-from ._client import AsyncClient, DeadLetterNotFound
-from ._errors import (
+from .backends.base import Backend, Capabilities, TopicInfo, open_backend
+from .client.core import AsyncClient, DeadLetterNotFound
+from .client.sync import Client
+from .model.errors import (
     BackendError,
     ConfigurationError,
     DecodeError,
@@ -23,7 +24,7 @@ from ._errors import (
     SerializationError,
     SubscriptionNotFound,
 )
-from ._message import (
+from .model.message import (
     DeadLetter,
     Delivery,
     ErrorInfo,
@@ -33,11 +34,10 @@ from ._message import (
     QueueStats,
     Subscription,
 )
-from ._retry import Backoff
-from ._signing import verify_signature
-from ._sync import Client
-from ._worker import Worker, run_worker
-from .backends.base import Backend, Capabilities, TopicInfo, open_backend
+from .model.retry import Backoff
+from .model.signing import verify_signature
+from .runtime.app import App
+from .runtime.worker import Worker, run_worker
 
 __version__ = "0.1.0"
 

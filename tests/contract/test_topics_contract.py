@@ -7,7 +7,7 @@ import pytest
 
 import postroom
 from postroom import Backoff, Client
-from postroom._client import subscription_queue_name
+from postroom.client.core import subscription_queue_name
 
 NO_WAIT = Backoff(initial=0.0, factor=1.0, max=0.0, jitter=False)
 

@@ -1,7 +1,8 @@
 """The worker runtime (SPEC §2.5, §2.6, §2.8, §2.13, §2.15) on every backend.
 
-Each test runs a :class:`postroom._worker.Worker` in-process, on an event loop in a
-helper thread, against a fresh backend, and watches the outcome with a sync client.
+Each test runs a :class:`postroom.runtime.worker.Worker` in-process, on an event
+loop in a helper thread, against a fresh backend, and watches the outcome with a
+sync client.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from anyio.from_thread import start_blocking_portal
 
 import postroom
 from postroom import Client
-from postroom._worker import Worker
+from postroom.runtime.worker import Worker
 
 NO_BACKOFF = postroom.Backoff(initial=0.0, jitter=False)
 

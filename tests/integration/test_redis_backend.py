@@ -12,9 +12,9 @@ import anyio
 import pytest
 
 import postroom
-from postroom._message import from_ms, now_ms
 from postroom.backends.redis import RedisBackend
 from postroom.backends.redis._keys import parse_url
+from postroom.model.message import from_ms, now_ms
 from tests.conftest import require_service
 from tests.integration.test_redis_restart import RedisServer, _free_port
 

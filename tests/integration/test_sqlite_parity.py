@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from postroom import Delivery, HistoryEntry, Message, QueuePolicy
-from postroom._ids import new_id
-from postroom._message import from_ms, now_ms
 from postroom.backends.base import Backend, open_backend
+from postroom.model.ids import new_id
+from postroom.model.message import from_ms, now_ms
 
 QUEUE = "parity"
 LEASE_MS = 60_000

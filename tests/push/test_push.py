@@ -16,7 +16,7 @@ from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 
 import postroom
 from postroom import AsyncClient, Backoff
-from postroom._push import Pusher, run_pusher
+from postroom.runtime.push import Pusher, run_pusher
 from tests.contract.conftest import (
     BACKENDS,
     _redis_cleanup,  # noqa: F401 - autouse: drop keys
@@ -256,7 +256,7 @@ async def test_run_pusher_by_url_stops_on_event(
 async def test_worker_with_push_delivers_push_subscriptions(
     mem_url: str, receiver: Receiver
 ) -> None:
-    from postroom._worker import Worker
+    from postroom.runtime.worker import Worker
 
     app = postroom.App(mem_url)
     received: list[object] = []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from cloudevents.core.bindings.http import HTTPMessage, from_http_event
 
 from postroom import Message, Subscription, verify_signature
-from postroom._push import push_headers
+from postroom.runtime.push import push_headers
 
 AT = datetime(2026, 11, 26, 23, 0, 1, 250000, tzinfo=UTC)
 

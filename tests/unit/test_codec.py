@@ -8,7 +8,7 @@ import pydantic
 import pytest
 
 from postroom import DecodeError, Delivery, Message, SerializationError
-from postroom._codec import body_to_json, decode_body, encode_body
+from postroom.model.codec import body_to_json, decode_body, encode_body
 
 
 class Job(pydantic.BaseModel):

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 import postroom
-from postroom._signing import signature_header
 from postroom.demo import RESIZE_QUEUE, DataDir, Resized, ResizeJob
 from postroom.demo._report import percentile
 from postroom.demo.gallery import GalleryIndex
@@ -19,6 +18,7 @@ from postroom.demo.images import corrupt_image, generate_image, make_watermark
 from postroom.demo.runner import upload_kind
 from postroom.demo.service import create_app
 from postroom.demo.worker import MissingAsset, resize_files
+from postroom.model.signing import signature_header
 
 
 @pytest.fixture

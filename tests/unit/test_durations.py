@@ -9,10 +9,10 @@ from collections.abc import Mapping
 import anyio
 import pytest
 
-from postroom._durations import DurationRecorder
-from postroom._errors import BackendError
 from postroom.backends.base import Backend, DurationHistogram
 from postroom.backends.memory import MemoryBackend
+from postroom.model.errors import BackendError
+from postroom.runtime.durations import DurationRecorder
 
 
 class _NoDurations(MemoryBackend):
@@ -91,7 +91,7 @@ def test_recorder_keeps_a_failed_batch_for_the_next_flush(
     backend, recorder = _Flaky(_url()), DurationRecorder()
     backend.failures = 2
     recorder.observe("q", 0.1)
-    with caplog.at_level(logging.WARNING, logger="postroom._durations"):
+    with caplog.at_level(logging.WARNING, logger="postroom.runtime.durations"):
         anyio.run(recorder.flush, backend)
         recorder.observe("q", 0.3)
         anyio.run(recorder.flush, backend)

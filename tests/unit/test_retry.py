@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from postroom import Backoff
-from postroom._retry import seconds, to_ms
+from postroom.model.retry import seconds, to_ms
 
 
 def test_backoff_grows_exponentially_and_caps() -> None:

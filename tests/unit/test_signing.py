@@ -8,7 +8,7 @@ import hmac
 import pytest
 
 import postroom
-from postroom._signing import (
+from postroom.model.signing import (
     SIGNATURE_HEADER,
     parse_signature_header,
     sign,

@@ -6,8 +6,8 @@ import json
 import os
 from typing import Any
 
-from .._errors import ConfigurationError
-from .._message import DeadLetter, ErrorInfo, HistoryEntry, Message, from_ms
+from ..model.errors import ConfigurationError
+from ..model.message import DeadLetter, ErrorInfo, HistoryEntry, Message, from_ms
 
 __all__ = [
     "check_queue_name",

@@ -30,13 +30,13 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from .._errors import (
+from ..model.errors import (
     ConfigurationError,
     MissingDependency,
     NotSupported,
     QueueNotFound,
 )
-from .._message import (
+from ..model.message import (
     DeadLetter,
     Delivery,
     HistoryEntry,

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from .._errors import LeaseLost, QueueNotFound
-from .._message import (
+from ..model.errors import LeaseLost, QueueNotFound
+from ..model.message import (
     DeadLetter,
     Delivery,
     HistoryEntry,

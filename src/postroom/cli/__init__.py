@@ -10,7 +10,7 @@ import click
 import typer
 from rich.markup import escape
 
-from .._errors import PostroomError
+from ..model.errors import PostroomError
 from ._common import err_console, state
 
 __all__ = ["app", "main"]

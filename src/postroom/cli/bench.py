@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .._bench import BenchSizes, run_bench
+from ..bench import BenchSizes, run_bench
 from ._common import Json, console, print_json
 
 __all__ = ["TARGETS", "register"]

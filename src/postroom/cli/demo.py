@@ -17,8 +17,8 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from .._errors import MissingDependency
-from .._message import DeadLetter
+from ..model.errors import MissingDependency
+from ..model.message import DeadLetter
 from ._common import Json, console, err_console, print_json
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from .._codec import body_to_json
-from .._message import DEAD_REASONS, DeadLetter, ErrorInfo, Message
-from .._sync import Client
+from ..client.sync import Client
+from ..model.codec import body_to_json
+from ..model.message import DEAD_REASONS, DeadLetter, ErrorInfo, Message
 from ._common import (
     Json,
     Url,

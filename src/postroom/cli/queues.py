@@ -12,8 +12,8 @@ from rich.box import SIMPLE_HEAD
 from rich.table import Table
 from rich.text import Text
 
-from .._codec import body_to_json
-from .._message import QueueStats
+from ..model.codec import body_to_json
+from ..model.message import QueueStats
 from ._common import (
     Json,
     Url,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .._errors import MissingDependency
+from ..model.errors import MissingDependency
 from ._common import Url, err_console
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .._message import Subscription
+from ..model.message import Subscription
 from ._common import Json, Url, Yes, confirm, console, open_client, print_json
 from .queues import parse_body
 

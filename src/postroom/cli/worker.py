@@ -15,10 +15,10 @@ from typing import Annotated
 
 import typer
 
-from .._app import App
-from .._errors import ConfigurationError
-from .._worker import run_worker, select_handlers
 from ..backends.base import open_backend
+from ..model.errors import ConfigurationError
+from ..runtime.app import App
+from ..runtime.worker import run_worker, select_handlers
 
 __all__ = ["load_app", "register"]
 

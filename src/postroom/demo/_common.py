@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pydantic
 
-from .._client import AsyncClient
-from .._retry import Backoff
+from ..client.core import AsyncClient
+from ..model.retry import Backoff
 
 __all__ = [
     "DATA_DIR_ENV",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .._errors import PostroomError
+from ..model.errors import PostroomError
 
 __all__ = [
     "Child",

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .._message import DeadLetter
+from ..model.message import DeadLetter
 
 __all__ = [
     "Phase",

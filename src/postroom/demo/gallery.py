@@ -16,7 +16,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from .._app import App
+from ..runtime.app import App
 from ._common import GALLERY_SUBSCRIPTION, RESIZED_TOPIC, DataDir, Resized
 
 __all__ = ["GalleryIndex", "app", "index_resized"]

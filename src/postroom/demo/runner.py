@@ -22,8 +22,8 @@ from types import TracebackType
 import anyio
 import httpx
 
-from .._client import AsyncClient, subscription_queue_name
-from .._message import DeadLetter
+from ..client.core import AsyncClient, subscription_queue_name
+from ..model.message import DeadLetter
 from ._common import (
     DATA_DIR_ENV,
     GALLERY_SUBSCRIPTION,

@@ -40,10 +40,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .._client import AsyncClient, DeadLetterNotFound
-from .._errors import SubscriptionNotFound
-from .._ids import new_id
-from .._signing import verify_signature
+from ..client.core import AsyncClient, DeadLetterNotFound
+from ..model.errors import SubscriptionNotFound
+from ..model.ids import new_id
+from ..model.signing import verify_signature
 from ._common import (
     RESIZE_QUEUE,
     RESIZED_TOPIC,

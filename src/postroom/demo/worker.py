@@ -21,9 +21,9 @@ import time
 
 import anyio
 
-from .._app import App
-from .._client import AsyncClient
-from .._errors import Reject
+from ..client.core import AsyncClient
+from ..model.errors import Reject
+from ..runtime.app import App
 from ._common import RESIZE_QUEUE, RESIZED_TOPIC, DataDir, Resized, ResizeJob
 from .images import UndecodableImage, make_thumbnails
 

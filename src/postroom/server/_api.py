@@ -8,8 +8,8 @@ from typing import Any
 import anyio
 from starlette.requests import Request
 
-from .._message import Delivery, ErrorInfo, QueuePolicy, now_ms
-from .._retry import Backoff
+from ..model.message import Delivery, ErrorInfo, QueuePolicy, now_ms
+from ..model.retry import Backoff
 from ._models import (
     BackoffModel,
     BatchAckRequest,

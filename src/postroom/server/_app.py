@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._client import AsyncClient
+from ..client.core import AsyncClient
 from . import _admin  # noqa: F401 - registers the admin operations
 from ._api import api
 from ._auth import Token
@@ -118,7 +118,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             # HTTP consumers' durations reach the backend about once a second.
             tg.start_soon(state.metrics.recorder.run, client.backend, stop)
             if state.push:
-                from .._push import run_pusher
+                from ..runtime.push import run_pusher
 
                 tg.start_soon(functools.partial(run_pusher, client, stop=stop))
                 log.info("push delivery started")

@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from .._errors import ConfigurationError
+from ..model.errors import ConfigurationError
 
 __all__ = [
     "SCOPES",

@@ -17,9 +17,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from .._client import AsyncClient, DeadLetterNotFound
-from .._errors import QueueNotFound
-from .._message import DEAD_REASONS, DeadLetter, Message
+from ..client.core import AsyncClient, DeadLetterNotFound
+from ..model.errors import QueueNotFound
+from ..model.message import DEAD_REASONS, DeadLetter, Message
 from ._api import queue_stats
 from ._auth import find_token
 from ._routing import Ctx, HttpProblem, Settings, bearer

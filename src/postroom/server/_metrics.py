@@ -3,7 +3,7 @@ text format.
 
 Depths, counters and the handler duration histogram come from the backend at
 scrape time, so they count the work of every process: ``postroom worker``
-processes record how long each handler ran (see :mod:`postroom._durations`), and
+processes record how long each handler ran (see :mod:`postroom.runtime.durations`), and
 this server records, for consumers working over its HTTP API, the time from
 ``receive`` to ``ack``/``retry``/``reject`` the same way.
 """
@@ -22,11 +22,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from .._client import AsyncClient
-from .._durations import DurationRecorder
-from .._errors import NotSupported
-from .._message import QueueStats
 from ..backends.base import COUNTERS, DURATION_LABELS, Backend, DurationHistogram
+from ..client.core import AsyncClient
+from ..model.errors import NotSupported
+from ..model.message import QueueStats
+from ..runtime.durations import DurationRecorder
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .._message import Delivery, Message, from_ms
+from ..model.message import Delivery, Message, from_ms
 
 __all__ = ["HttpReceipt", "InvalidReceipt"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .._codec import CONTENT_TYPE, JSON_TYPE
-from .._message import DeadLetter, Message, QueueStats, Subscription
+from ..model.codec import CONTENT_TYPE, JSON_TYPE
+from ..model.message import DeadLetter, Message, QueueStats, Subscription
 from ._models import BackoffModel, ErrorModel, Headers
 
 

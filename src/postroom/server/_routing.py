@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .._client import AsyncClient, DeadLetterNotFound
-from .._errors import (
+from ..client.core import AsyncClient, DeadLetterNotFound
+from ..model.errors import (
     BackendError,
     ConfigurationError,
     LeaseLost,

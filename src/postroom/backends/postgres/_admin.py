@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from psycopg.types.json import Jsonb
 
-from ..._errors import QueueNotFound
-from ..._message import DeadLetter, Message, QueueStats, Subscription, now_ms
+from ...model.errors import QueueNotFound
+from ...model.message import DeadLetter, Message, QueueStats, Subscription, now_ms
 from .._common import error_matches
 from ..base import COUNTERS, TopicInfo
 from ._ops import Conn, Sql, expire, fetch, require_queue, run

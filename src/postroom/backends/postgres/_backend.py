@@ -20,8 +20,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ..._errors import BackendError, QueueNotFound
-from ..._message import (
+from ...model.errors import BackendError, QueueNotFound
+from ...model.message import (
     DeadLetter,
     Delivery,
     HistoryEntry,

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import psycopg
 import psycopg.errors
 
-from ..._errors import BackendError, ConfigurationError
+from ...model.errors import BackendError, ConfigurationError
 
 __all__ = [
     "MIN_SERVER_VERSION",

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from ..._errors import QueueNotFound
+from ...model.errors import QueueNotFound
 from .._common import lease_expired_entry
 from ._records import dumps, lease_lost
 

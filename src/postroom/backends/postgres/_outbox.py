@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from ..._errors import NotSupported
+from ...model.errors import NotSupported
 from . import _send
 from ._backend import PostgresBackend
 from ._conn import backend_error
 
 if TYPE_CHECKING:
-    from ..._client import AsyncClient
+    from ...client.core import AsyncClient
 
 __all__ = ["send_in_transaction"]
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ..._errors import LeaseLost
-from ..._message import DeadLetter, ErrorInfo, HistoryEntry, Message, from_ms
+from ...model.errors import LeaseLost
+from ...model.message import DeadLetter, ErrorInfo, HistoryEntry, Message, from_ms
 
 __all__ = [
     "dead_from_row",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..._errors import QueueNotFound
-from ..._message import Message, now_ms
+from ...model.errors import QueueNotFound
+from ...model.message import Message, now_ms
 from ._ops import Conn, Sql, fetch, require_queue, run
 from ._records import message_columns
 

@@ -21,8 +21,8 @@ from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from ..._errors import BackendError, ConfigurationError, LeaseLost, QueueNotFound
-from ..._message import (
+from ...model.errors import BackendError, ConfigurationError, LeaseLost, QueueNotFound
+from ...model.message import (
     Delivery,
     HistoryEntry,
     Message,

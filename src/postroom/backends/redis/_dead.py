@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ..._message import DeadLetter, now_ms
+from ...model.message import DeadLetter, now_ms
 from .._common import error_matches
 from ._records import as_text, dead_letter_from, rewrite_for_redrive
 from ._scripts import Scripts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..._errors import ConfigurationError
+from ...model.errors import ConfigurationError
 
 __all__ = [
     "QUEUE_KEY_KINDS",

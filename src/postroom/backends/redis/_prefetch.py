@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..._message import Delivery, now_ms
+from ...model.message import Delivery, now_ms
 
 __all__ = ["ClaimArgs", "Prefetched"]
 

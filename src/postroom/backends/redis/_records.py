@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..._message import (
+from ...model.message import (
     DeadLetter,
     Delivery,
     HistoryEntry,

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 
 from redis.asyncio import Redis
 
-from ..._message import Subscription
+from ...model.message import Subscription
 from ..base import TopicInfo
 from ._keys import GlobalKeys
 from ._translate import translated

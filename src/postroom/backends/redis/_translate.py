@@ -8,7 +8,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import redis.exceptions
 
-from ..._errors import BackendError
+from ...model.errors import BackendError
 
 __all__ = ["translated"]
 

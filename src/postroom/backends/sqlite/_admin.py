@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ..._errors import QueueNotFound
-from ..._message import DeadLetter, Message, Subscription, now_ms
+from ...model.errors import QueueNotFound
+from ...model.message import DeadLetter, Message, Subscription, now_ms
 from .._common import error_matches
 from ..base import TopicInfo
 from ._conn import QUERIES as Q

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from ..._message import (
+from ...model.message import (
     DeadLetter,
     Delivery,
     HistoryEntry,
@@ -77,7 +77,7 @@ class SqliteBackend(Backend):
 
     def _s(self) -> Store:
         if self._store is None:
-            from ..._errors import BackendError
+            from ...model.errors import BackendError
 
             raise BackendError(
                 f"the SQLite backend for {self.path} is not connected: use the "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 
-from ..._errors import BackendError, ConfigurationError
+from ...model.errors import BackendError, ConfigurationError
 
 __all__ = [
     "QUERIES",

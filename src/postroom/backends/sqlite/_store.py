@@ -13,8 +13,8 @@ import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 
-from ..._errors import QueueNotFound
-from ..._message import (
+from ...model.errors import QueueNotFound
+from ...model.message import (
     Delivery,
     HistoryEntry,
     Message,

@@ -32,7 +32,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 
-from ..._message import now_ms
+from ...model.message import now_ms
 from ._conn import QUERIES as Q
 from ._conn import SqliteSettings, open_connection
 from ._inotify import FileWatch, watch_file

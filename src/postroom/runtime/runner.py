@@ -3,7 +3,7 @@
 A :class:`QueueRunner` claims at most as many messages as it has free concurrency
 slots (one ``receive`` call), runs the handler for each in its own task, records the
 outcome (ack, retry, dead letter), batches acks that complete together, and keeps
-the leases of running handlers alive. :mod:`postroom._worker` drives the runners
+the leases of running handlers alive. :mod:`postroom.runtime.worker` drives the runners
 and their graceful shutdown.
 """
 
@@ -21,18 +21,18 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from ._codec import decode_body
-from ._durations import DurationRecorder
-from ._errors import DecodeError, LeaseLost, QueueNotFound, Reject, Retry
-from ._message import Delivery, QueuePolicy
+from ..model.codec import decode_body
+from ..model.errors import DecodeError, LeaseLost, QueueNotFound, Reject, Retry
+from ..model.message import Delivery, QueuePolicy
+from .durations import DurationRecorder
 
 if TYPE_CHECKING:
-    from ._app import HandlerSpec
-    from ._client import AsyncClient
+    from ..client.core import AsyncClient
+    from .app import HandlerSpec
 
 __all__ = ["Job", "Outcome", "QueueRunner", "describe_policy"]
 
-log = logging.getLogger("postroom._worker")
+log = logging.getLogger("postroom.runtime.worker")
 
 # Longest single long-poll; ``Backend.wait`` returns earlier when work may be there.
 POLL_SECONDS = 10.0

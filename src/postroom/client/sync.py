@@ -17,9 +17,9 @@ from typing import Any, overload
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from ._client import AsyncClient
-from ._errors import ConfigurationError
-from ._message import (
+from ..backends.base import Backend, TopicInfo
+from ..model.errors import ConfigurationError
+from ..model.message import (
     DeadLetter,
     Delivery,
     ErrorInfo,
@@ -28,8 +28,8 @@ from ._message import (
     QueueStats,
     Subscription,
 )
-from ._retry import Backoff
-from .backends.base import Backend, TopicInfo
+from ..model.retry import Backoff
+from .core import AsyncClient
 
 __all__ = ["Client"]
 

@@ -14,17 +14,18 @@ from typing import Any, overload
 
 import anyio
 
-from ._codec import CONTENT_TYPE, encode_body
-from ._config import resolve_url
-from ._errors import (
+from ..backends._common import check_queue_name
+from ..backends.base import Backend, TopicInfo, open_backend
+from ..model.codec import CONTENT_TYPE, encode_body
+from ..model.errors import (
     ConfigurationError,
     LeaseLost,
     PostroomError,
     QueueNotFound,
     SubscriptionNotFound,
 )
-from ._ids import new_id
-from ._message import (
+from ..model.ids import new_id
+from ..model.message import (
     DeadLetter,
     Delivery,
     ErrorInfo,
@@ -37,10 +38,9 @@ from ._message import (
     from_ms,
     now_ms,
 )
-from ._retry import Backoff, to_ms
-from ._retry import seconds as to_seconds
-from .backends._common import check_queue_name
-from .backends.base import Backend, TopicInfo, open_backend
+from ..model.retry import Backoff, to_ms
+from ..model.retry import seconds as to_seconds
+from .config import resolve_url
 
 __all__ = ["AsyncClient", "DeadLetterNotFound", "subscription_queue_name"]
 
@@ -536,7 +536,7 @@ class AsyncClient:
         possibly tuned since with :meth:`declare_queue`, is left alone (delete and
         create again to change its endpoint or filter).
         """
-        from ._signing import validate_endpoint
+        from ..model.signing import validate_endpoint
 
         check_queue_name(topic)
         check_queue_name(name)

@@ -1,6 +1,6 @@
 """The worker runtime: runs an :class:`~postroom.App`'s handlers on one client.
 
-Per handler queue a :class:`~postroom._worker_runner.QueueRunner` claims at most its
+Per handler queue a :class:`~postroom.runtime.runner.QueueRunner` claims at most its
 free concurrency slots in one ``receive`` call, long-polls through the backend's
 ``wait`` when idle, runs handlers (``async def`` in the event loop, ``def`` in
 threads), batches acks and extends the leases of running handlers.
@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
-from ._client import AsyncClient
-from ._durations import DurationRecorder
-from ._errors import ConfigurationError
-from ._message import QueuePolicy
-from ._worker_runner import QueueRunner, describe_policy
+from ..client.core import AsyncClient
+from ..model.errors import ConfigurationError
+from ..model.message import QueuePolicy
+from .durations import DurationRecorder
+from .runner import QueueRunner, describe_policy
 
 if TYPE_CHECKING:
-    from ._app import App, HandlerSpec
-    from ._push import Pusher
+    from .app import App, HandlerSpec
+    from .push import Pusher
 
 __all__ = ["Worker", "run_worker"]
 
@@ -92,7 +92,7 @@ class Worker:
     worker to some handlers; ``grace`` is the shutdown grace period in seconds.
     ``url`` overrides the app's URL; or pass a ``client`` (left open when done).
     With ``push`` the worker also delivers HTTP push subscriptions (see
-    :class:`postroom._push.Pusher`).
+    :class:`postroom.runtime.push.Pusher`).
     """
 
     def __init__(
@@ -226,7 +226,7 @@ class Worker:
                 )
             )
         if self.push:
-            from ._push import Pusher
+            from .push import Pusher
 
             self._pusher = Pusher(client)
             if self.stopping:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ._retry import Backoff
+from .retry import Backoff
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -84,7 +84,7 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (body as UTF-8 text when possible, else base64)."""
-        from ._codec import body_to_json
+        from .codec import body_to_json
 
         return {
             "id": self.id,

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar, get_type_hints
 
-from ._client import subscription_queue_name
-from ._config import resolve_url
-from ._errors import ConfigurationError
-from ._retry import seconds
-from .backends._common import check_queue_name
+from ..backends._common import check_queue_name
+from ..client.config import resolve_url
+from ..client.core import subscription_queue_name
+from ..model.errors import ConfigurationError
+from ..model.retry import seconds
 
 __all__ = ["App", "HandlerSpec"]
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._client import AsyncClient
-from ._retry import Backoff
+from .client.core import AsyncClient
+from .model.retry import Backoff
 
 __all__ = ["BenchSizes", "run_bench"]
 

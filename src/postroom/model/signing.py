@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
-from ._errors import ConfigurationError
+from .errors import ConfigurationError
 
 __all__ = [
     "SIGNATURE_HEADER",

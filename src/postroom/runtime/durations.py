@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from ._errors import NotSupported
-from .backends.base import DURATION_BUCKETS, DURATION_LABELS, Backend
+from ..backends.base import DURATION_BUCKETS, DURATION_LABELS, Backend
+from ..model.errors import NotSupported
 
 __all__ = ["FLUSH_SECONDS", "DurationRecorder"]
 

@@ -4,7 +4,7 @@ A :class:`Pusher` lists the push subscriptions (again every ``refresh`` seconds)
 runs one receive loop per subscription. Each loop leases messages from the
 subscription's queue, at most ``concurrency`` at a time, and POSTs each one as a
 CloudEvents 1.0 event in binary content mode, signed with the subscription's
-secret (see :mod:`postroom._signing`). A 2xx answer acks the message; any other
+secret (see :mod:`postroom.model.signing`). A 2xx answer acks the message; any other
 status, a connection error or a timeout is a failed attempt, retried with the
 queue's backoff and dead-lettered once ``max_attempts`` is used up, with the status
 and the first bytes of the answer as the error.
@@ -28,11 +28,11 @@ from urllib.parse import quote
 import anyio
 import httpx
 
-from ._client import AsyncClient
-from ._codec import BYTES_TYPE, CONTENT_TYPE
-from ._errors import LeaseLost, QueueNotFound
-from ._message import Delivery, ErrorInfo, Message, Subscription
-from ._signing import SIGNATURE_HEADER, signature_header
+from ..client.core import AsyncClient
+from ..model.codec import BYTES_TYPE, CONTENT_TYPE
+from ..model.errors import LeaseLost, QueueNotFound
+from ..model.message import Delivery, ErrorInfo, Message, Subscription
+from ..model.signing import SIGNATURE_HEADER, signature_header
 
 __all__ = ["Pusher", "push_headers", "run_pusher"]
 

@@ -10,8 +10,8 @@ from typing import Any, get_origin
 
 import pydantic
 
-from ._errors import DecodeError, SerializationError
-from ._message import Delivery, Message
+from .errors import DecodeError, SerializationError
+from .message import Delivery, Message
 
 __all__ = ["CONTENT_TYPE", "body_to_json", "decode_body", "encode_body"]
 
