@@ -81,8 +81,10 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 def test_interrupted_redrive_loses_nothing(sqlite_url: str) -> None:
     with postroom.connect(sqlite_url) as client:
         client.declare_queue("jobs", max_attempts=1)
-        client.send_many("jobs", list(range(20)))
-        for d in client.receive("jobs", max_messages=20):
+        # 100 at 4/s: the redrive runs for 25 s, far longer than a loaded
+        # machine takes to see the first batch and interrupt it.
+        client.send_many("jobs", list(range(100)))
+        for d in client.receive("jobs", max_messages=100):
             client.reject(d)
         cmd = [str(POSTROOM), "dlq", "redrive", "--url", sqlite_url, "jobs"]
         proc = subprocess.Popen(
@@ -100,7 +102,7 @@ def test_interrupted_redrive_loses_nothing(sqlite_url: str) -> None:
         assert "interrupted" in err and "Traceback" not in err
         stats = client.stats("jobs")
         assert stats.ready >= 2 and stats.dead >= 1
-        assert stats.ready + stats.dead == 20
+        assert stats.ready + stats.dead == 100
 
 
 def answer_on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
