@@ -7,11 +7,12 @@ embedded SQLite by default, ``memory://`` for tests, Redis and more by URL.
 from __future__ import annotations
 
 from .backends.base import Backend, Capabilities, TopicInfo, open_backend
-from .client.core import AsyncClient, DeadLetterNotFound
+from .client.core import AsyncClient
 from .client.sync import Client
 from .model.errors import (
     BackendError,
     ConfigurationError,
+    DeadLetterNotFound,
     DecodeError,
     HandlerSignal,
     LeaseLost,

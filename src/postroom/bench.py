@@ -88,7 +88,7 @@ class _Bench:
         self.lat_file = tmp / "latency.txt"
 
     async def _acked(self, queue: str) -> int:
-        return (await self.client.backend.counters([queue]))[queue]["acked"]
+        return (await self.client.counters([queue]))[queue]["acked"]
 
     async def send(self, n_single: int, n_many: int) -> dict[str, float]:
         c, single_q, drain_q = self.client, self.p + "single", self.p + "drain"

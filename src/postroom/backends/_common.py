@@ -10,7 +10,6 @@ from ..model.errors import ConfigurationError
 from ..model.message import DeadLetter, ErrorInfo, HistoryEntry, Message, from_ms
 
 __all__ = [
-    "check_queue_name",
     "error_matches",
     "lease_expired_entry",
     "make_receipt",
@@ -36,16 +35,6 @@ def parse_receipt(receipt: str) -> tuple[str, str]:
     if not message_id or not token:
         raise ConfigurationError(f"malformed receipt {receipt!r}")
     return message_id, token
-
-
-def check_queue_name(name: str) -> str:
-    """Validate a queue or topic name; return it."""
-    if not name or len(name) > 200 or any(c.isspace() for c in name):
-        raise ConfigurationError(
-            f"invalid name {name!r}: use 1-200 characters without spaces, "
-            "e.g. 'images.resize'"
-        )
-    return name
 
 
 def message_from_record(rec: dict[str, Any]) -> Message:

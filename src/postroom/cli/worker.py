@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from ..backends.base import open_backend
+from ..client.core import AsyncClient
 from ..model.errors import ConfigurationError
 from ..runtime.app import App
 from ..runtime.worker import run_worker, select_handlers
@@ -238,7 +238,7 @@ def worker(
     app = load_app(target)  # also in the parent: a bad target fails once, early
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     select_handlers(app, names, allow_none=push)  # unknown queue names fail here
-    open_backend(url or app.url)  # and so does a malformed URL: once, not per child
+    AsyncClient(url or app.url)  # and so does a malformed URL: once, not per child
     if processes > 1:
         args = _child_args(target, concurrency, grace, url, queues, push, log_level)
         raise typer.Exit(_Supervisor(args, processes).run())

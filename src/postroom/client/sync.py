@@ -17,18 +17,20 @@ from typing import Any, overload
 import anyio
 from anyio.from_thread import BlockingPortal
 
-from ..backends.base import Backend, TopicInfo
+from ..backends.base import Backend
 from ..model.errors import ConfigurationError
 from ..model.message import (
     DeadLetter,
     Delivery,
     ErrorInfo,
     Message,
+    PreparedSend,
     QueuePolicy,
     QueueStats,
     Subscription,
 )
 from ..model.retry import Backoff
+from ..model.stats import DurationHistogram, TopicInfo
 from .core import AsyncClient
 
 __all__ = ["Client"]
@@ -376,3 +378,50 @@ class Client:
     def topics(self) -> list[TopicInfo]:
         """Every topic with its subscription count and publish counters."""
         return self._call(self.aclient.topics)  # type: ignore[no-any-return]
+
+    # -- what the worker, server and tools read ------------------------------------
+
+    def ensure_queue(self, queue: str) -> QueuePolicy:
+        """The policy of ``queue``, creating the queue when it does not exist."""
+        return self._call(self.aclient.ensure_queue, queue)  # type: ignore[no-any-return]
+
+    def prepare_send(
+        self,
+        queue: str,
+        body: Any,
+        *,
+        delay: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+        dedup_key: str | None = None,
+    ) -> PreparedSend:
+        """What :meth:`send` stores, without storing it."""
+        return self._call(  # type: ignore[no-any-return]
+            self.aclient.prepare_send,
+            queue,
+            body,
+            delay=delay,
+            headers=headers,
+            dedup_key=dedup_key,
+        )
+
+    def wait_for_messages(self, queue: str, timeout: float) -> None:
+        """Block until ``queue`` may have a visible message, or ``timeout`` seconds."""
+        self._call(self.aclient.wait_for_messages, queue, timeout)
+
+    def queue_stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Depths of the named queues in one round trip, in the same order."""
+        return self._call(self.aclient.queue_stats, queues)  # type: ignore[no-any-return]
+
+    def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        """Lifetime counters of the named queues, summed over every process."""
+        return self._call(self.aclient.counters, queues)  # type: ignore[no-any-return]
+
+    def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
+        """Handler duration histograms of the named queues, over every process."""
+        return self._call(self.aclient.durations, queues)  # type: ignore[no-any-return]
+
+    def record_durations(
+        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
+    ) -> None:
+        """Add a batch of handler durations of ``queue`` to its histogram."""
+        self._call(self.aclient.record_durations, queue, observations, count, sum_ms)

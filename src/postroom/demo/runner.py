@@ -22,8 +22,9 @@ from types import TracebackType
 import anyio
 import httpx
 
-from ..client.core import AsyncClient, subscription_queue_name
+from ..client.core import AsyncClient
 from ..model.message import DeadLetter
+from ..model.names import subscription_queue_name
 from ._common import (
     DATA_DIR_ENV,
     GALLERY_SUBSCRIPTION,
@@ -287,7 +288,7 @@ class DemoRun:
     async def _snapshot(self, client: AsyncClient) -> Snapshot:
         st = await client.stats(RESIZE_QUEUE)
         events = [await client.stats(q) for q in EVENT_QUEUES]
-        counters = await client.backend.counters([RESIZE_QUEUE])
+        counters = await client.counters([RESIZE_QUEUE])
         gallery = await anyio.to_thread.run_sync(self.gallery.count)
         webhooks = await anyio.to_thread.run_sync(self.gallery.notified_count)
         return Snapshot(

@@ -40,8 +40,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..client.core import AsyncClient, DeadLetterNotFound
-from ..model.errors import SubscriptionNotFound
+from ..client.core import AsyncClient
+from ..model.errors import DeadLetterNotFound, SubscriptionNotFound
 from ..model.ids import new_id
 from ..model.signing import verify_signature
 from ._common import (

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
 import json
+from collections.abc import Mapping
 from typing import Any, get_origin
 
 import pydantic
 
 from .errors import DecodeError, SerializationError
-from .message import Delivery, Message
+from .ids import new_id
+from .message import Delivery, Message, body_to_json, from_ms  # re-exported
 
-__all__ = ["CONTENT_TYPE", "body_to_json", "decode_body", "encode_body"]
+__all__ = [
+    "CONTENT_TYPE",
+    "body_to_json",
+    "build_message",
+    "decode_body",
+    "encode_body",
+]
 
 CONTENT_TYPE = "content-type"
 JSON_TYPE = "application/json"
@@ -117,9 +124,29 @@ def decode_body(delivery: Delivery, annotation: Any) -> Any:
         ) from exc
 
 
-def body_to_json(body: bytes) -> dict[str, Any]:
-    """A body for JSON documents: ``{"body": text}`` or ``{"body_base64": ...}``."""
-    try:
-        return {"body": body.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"body_base64": base64.b64encode(body).decode("ascii")}
+def build_message(
+    queue: str,
+    body: Any,
+    *,
+    now: int,
+    delay_ms: int = 0,
+    headers: Mapping[str, str] | None = None,
+    dedup_key: str | None = None,
+    message_id: str | None = None,
+) -> Message:
+    """The message of one send, before it is stored: ``body`` encoded (its
+    content type in the headers), visible ``delay_ms`` after ``now`` (ms)."""
+    data, content_type = encode_body(body)
+    hdrs = {CONTENT_TYPE: content_type}
+    if headers:
+        hdrs.update({str(k): str(v) for k, v in headers.items()})
+    return Message(
+        id=message_id or new_id(),
+        queue=queue,
+        body=data,
+        headers=hdrs,
+        enqueued_at=from_ms(now),
+        available_at=from_ms(now + delay_ms),
+        attempts=0,
+        dedup_key=dedup_key,
+    )

@@ -9,6 +9,7 @@ all; each message says what happened and what to do about it::
     ├── BackendError            the broker failed or could not be reached
     ├── QueueNotFound           a read or admin operation named an unknown queue
     ├── SubscriptionNotFound    an unknown topic subscription
+    ├── DeadLetterNotFound      no dead letter with that id on that queue
     ├── LeaseLost               ack/retry/extend with a receipt whose lease was lost
     ├── SerializationError      a body that cannot be encoded
     ├── DecodeError             a body that cannot be decoded into the handler's type
@@ -25,6 +26,7 @@ from datetime import timedelta
 __all__ = [
     "BackendError",
     "ConfigurationError",
+    "DeadLetterNotFound",
     "DecodeError",
     "HandlerSignal",
     "LeaseLost",
@@ -76,6 +78,10 @@ class SubscriptionNotFound(PostroomError):
         )
         self.topic = topic
         self.name = name
+
+
+class DeadLetterNotFound(PostroomError):
+    """No dead letter with that id on that queue."""
 
 
 class LeaseLost(PostroomError):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from .names import dead_letter_queue_name
 from .retry import Backoff
 
 __all__ = [
@@ -17,9 +19,11 @@ __all__ = [
     "ErrorInfo",
     "HistoryEntry",
     "Message",
+    "PreparedSend",
     "QueuePolicy",
     "QueueStats",
     "Subscription",
+    "body_to_json",
     "dead_letter_queue_name",
     "from_ms",
     "now_ms",
@@ -50,9 +54,12 @@ def to_ms_dt(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
 
-def dead_letter_queue_name(queue: str) -> str:
-    """The default name of ``queue``'s dead letter queue."""
-    return f"{queue}.dead"
+def body_to_json(body: bytes) -> dict[str, Any]:
+    """A body for JSON documents: ``{"body": text}`` or ``{"body_base64": ...}``."""
+    try:
+        return {"body": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"body_base64": base64.b64encode(body).decode("ascii")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +91,6 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (body as UTF-8 text when possible, else base64)."""
-        from .codec import body_to_json
-
         return {
             "id": self.id,
             "queue": self.queue,
@@ -97,6 +102,15 @@ class Message:
             "dedup_key": self.dedup_key,
             "redrives": self.redrives,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSend:
+    """One send made ready by the client (its queue exists, its message built):
+    what a backend stores, and the queue's dedup window in milliseconds."""
+
+    message: Message
+    dedup_window_ms: int
 
 
 @dataclass(frozen=True, slots=True)

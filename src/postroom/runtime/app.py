@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar, get_type_hints
 
-from ..backends._common import check_queue_name
 from ..client.config import resolve_url
-from ..client.core import subscription_queue_name
 from ..model.errors import ConfigurationError
+from ..model.names import check_queue_name, subscription_queue_name
 from ..model.retry import seconds
 
 __all__ = ["App", "HandlerSpec"]

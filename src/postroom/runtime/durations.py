@@ -3,8 +3,8 @@
 A worker (and ``postroom serve``, for consumers working over HTTP) observes how
 long each handler ran; a :class:`DurationRecorder` adds it to a per-queue
 histogram in memory and sends the increments to the backend at most about once
-per second (and at shutdown) with :meth:`Backend.record_durations
-<postroom.backends.base.Backend.record_durations>`, never once per message. The
+per second (and at shutdown) with :meth:`AsyncClient.record_durations
+<postroom.AsyncClient.record_durations>`, never once per message. The
 backend keeps the sums, so ``/metrics`` shows the work of every process.
 
 Recording is best effort and never fails a message: a backend that does not keep
@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import bisect
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 
-from ..backends.base import DURATION_BUCKETS, DURATION_LABELS, Backend
 from ..model.errors import NotSupported
+from ..model.stats import DURATION_BUCKETS, DURATION_LABELS
 
-__all__ = ["FLUSH_SECONDS", "DurationRecorder"]
+__all__ = ["FLUSH_SECONDS", "DurationRecorder", "DurationSink"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,16 @@ log = logging.getLogger(__name__)
 FLUSH_SECONDS = 1.0
 # Longest wait for the last flush at shutdown.
 FINAL_FLUSH_SECONDS = 5.0
+
+
+class DurationSink(Protocol):
+    """Where durations go: an :class:`~postroom.AsyncClient` (or, in tests, a
+    backend)."""
+
+    async def record_durations(
+        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
+    ) -> None:
+        """Add a batch of handler durations of ``queue`` to its histogram."""
 
 
 @dataclass(slots=True)
@@ -85,16 +97,16 @@ class DurationRecorder:
             batch = self._pending[queue] = _Batch()
         batch.add(max(0.0, seconds))
 
-    async def flush(self, backend: Backend) -> None:
+    async def flush(self, sink: DurationSink) -> None:
         """Send what is pending: one ``record_durations`` call per queue."""
         batches, self._pending = self._pending, {}
         for queue, batch in batches.items():
             if not self.enabled:
                 return
             try:
-                await self._send(backend, queue, batch)
+                await self._send(sink, queue, batch)
             except NotSupported:
-                log.debug("%s does not keep handler durations", type(backend).__name__)
+                log.debug("the backend does not keep handler durations")
                 self.enabled = False
             except Exception as exc:  # a failed flush must never fail a message
                 self._keep(queue, batch)
@@ -104,11 +116,11 @@ class DurationRecorder:
             else:
                 self._failing = False
 
-    async def _send(self, backend: Backend, queue: str, batch: _Batch) -> None:
+    async def _send(self, sink: DurationSink, queue: str, batch: _Batch) -> None:
         # Whole milliseconds go out; the fraction waits for the next batch.
         total_ms = batch.sum_seconds * 1000 + self._carry_ms.get(queue, 0.0)
         sum_ms = int(total_ms)
-        await backend.record_durations(queue, batch.cumulative(), batch.count, sum_ms)
+        await sink.record_durations(queue, batch.cumulative(), batch.count, sum_ms)
         self._carry_ms[queue] = total_ms - sum_ms
 
     def _keep(self, queue: str, batch: _Batch) -> None:
@@ -120,7 +132,7 @@ class DurationRecorder:
 
     async def run(
         self,
-        backend: Backend,
+        sink: DurationSink,
         stop: anyio.Event | None = None,
         interval: float = FLUSH_SECONDS,
     ) -> None:
@@ -131,14 +143,14 @@ class DurationRecorder:
             with anyio.move_on_after(interval):
                 await waiter()
             if stop is not None and stop.is_set():
-                await self.final_flush(backend)
+                await self.final_flush(sink)
                 return
             if self._pending:
-                await self.flush(backend)
+                await self.flush(sink)
 
-    async def final_flush(self, backend: Backend) -> None:
+    async def final_flush(self, sink: DurationSink) -> None:
         """Flush at shutdown: shielded from cancellation, bounded in time."""
         if not self._pending or not self.enabled:
             return
         with anyio.move_on_after(FINAL_FLUSH_SECONDS, shield=True):
-            await self.flush(backend)
+            await self.flush(sink)

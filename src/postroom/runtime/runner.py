@@ -34,7 +34,8 @@ __all__ = ["Job", "Outcome", "QueueRunner", "describe_policy"]
 
 log = logging.getLogger("postroom.runtime.worker")
 
-# Longest single long-poll; ``Backend.wait`` returns earlier when work may be there.
+# Longest single long-poll; ``wait_for_messages`` returns earlier when work may
+# be there.
 POLL_SECONDS = 10.0
 # Pause after an unexpected backend error before claiming again, doubled on each
 # error in a row up to the maximum.
@@ -201,7 +202,7 @@ class QueueRunner:
                 handlers.start_soon(self._serve, job, name=f"postroom:{self.queue}")
         if len(got) < free:
             await self._idle(
-                partial(self.client.backend.wait, self.queue, POLL_SECONDS)
+                partial(self.client.wait_for_messages, self.queue, POLL_SECONDS)
             )
 
     # -- running a handler ---------------------------------------------------------

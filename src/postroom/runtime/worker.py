@@ -190,7 +190,7 @@ class Worker:
                 for runner in self.runners:
                     service.start_soon(runner.ack_loop)
                     service.start_soon(runner.extend_loop)
-                service.start_soon(self.durations.run, client.backend)
+                service.start_soon(self.durations.run, client)
                 async with anyio.create_task_group() as pushing:
                     if self._pusher is not None:
                         pushing.start_soon(self._pusher.run)
@@ -200,7 +200,7 @@ class Worker:
                         pushing.cancel_scope.cancel()
                 await self._release_unfinished(client)
                 service.cancel_scope.cancel()
-            await self.durations.final_flush(client.backend)
+            await self.durations.final_flush(client)
         finally:
             if self._client is None:
                 with anyio.CancelScope(shield=True):
@@ -246,7 +246,7 @@ class Worker:
         if spec.topic is not None and spec.subscription is not None:
             opts = self.app.subscription_options(spec.topic, spec.subscription)
             await client.create_subscription(spec.topic, spec.subscription, **opts)
-        return await client._ensure_queue(spec.queue)
+        return await client.ensure_queue(spec.queue)
 
     async def _consume(self) -> None:
         while not self.runners and not self.stopping:  # a push-only worker

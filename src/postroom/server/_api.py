@@ -66,9 +66,8 @@ async def queue_stats(ctx: Ctx, names: list[str]) -> list[QueueStatsModel]:
     """Stats and counters of ``names`` in two backend round trips."""
     if not names:
         return []
-    backend = ctx.client.backend
-    stats = await backend.stats(names)
-    counters = await backend.counters(names)
+    stats = await ctx.client.queue_stats(names)
+    counters = await ctx.client.counters(names)
     return [QueueStatsModel.of(s, counters.get(s.queue, {})) for s in stats]
 
 

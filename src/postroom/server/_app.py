@@ -116,7 +116,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             stop = anyio.Event()
             # HTTP consumers' durations reach the backend about once a second.
-            tg.start_soon(state.metrics.recorder.run, client.backend, stop)
+            tg.start_soon(state.metrics.recorder.run, client, stop)
             if state.push:
                 from ..runtime.push import run_pusher
 

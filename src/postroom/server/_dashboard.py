@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
-from ..client.core import AsyncClient, DeadLetterNotFound
-from ..model.errors import QueueNotFound
+from ..client.core import AsyncClient
+from ..model.errors import DeadLetterNotFound, QueueNotFound
 from ..model.message import DEAD_REASONS, DeadLetter, Message
 from ._api import queue_stats
 from ._auth import find_token

@@ -22,10 +22,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from ..backends.base import COUNTERS, DURATION_LABELS, Backend, DurationHistogram
 from ..client.core import AsyncClient
 from ..model.errors import NotSupported
 from ..model.message import QueueStats
+from ..model.stats import COUNTERS, DURATION_LABELS, DurationHistogram
 from ..runtime.durations import DurationRecorder
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -100,24 +100,21 @@ class Metrics:
     async def render(self, client: AsyncClient) -> bytes:
         """Read depths, counters and durations from the backend; the text
         exposition."""
-        backend = client.backend
-        await self.recorder.flush(backend)  # this server's own, up to now
-        names = await backend.list_queues()
-        stats = await backend.stats(names) if names else []
-        counters = await backend.counters(names) if names else {}
+        await self.recorder.flush(client)  # this server's own, up to now
+        names = await client.queues()
+        stats = await client.queue_stats(names)
+        counters = await client.counters(names)
         self._snapshot.stats, self._snapshot.counters = stats, counters
-        self._snapshot.durations = await _durations(backend, names)
+        self._snapshot.durations = await _durations(client, names)
         data: Any = generate_latest(self.registry)
         return bytes(data)
 
 
 async def _durations(
-    backend: Backend, names: list[str]
+    client: AsyncClient, names: list[str]
 ) -> dict[str, DurationHistogram]:
     """The backend's duration histograms; none from a backend that keeps none."""
-    if not names:
-        return {}
     try:
-        return await backend.durations(names)
+        return await client.durations(names)
     except NotSupported:
         return {}

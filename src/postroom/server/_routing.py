@@ -21,10 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..client.core import AsyncClient, DeadLetterNotFound
+from ..client.core import AsyncClient
 from ..model.errors import (
     BackendError,
     ConfigurationError,
+    DeadLetterNotFound,
     LeaseLost,
     NotSupported,
     QueueNotFound,

@@ -32,15 +32,10 @@ from ...model.message import (
     from_ms,
     now_ms,
 )
+from ...model.stats import DurationHistogram, TopicInfo, duration_cells
 from .._common import make_receipt, new_token, parse_receipt
-from ..base import (
-    Backend,
-    Capabilities,
-    DurationHistogram,
-    TopicInfo,
-    duration_cells,
-)
-from . import _admin, _durations, _send
+from ..base import Backend, Capabilities
+from . import _admin, _durations, _outbox, _send
 from ._conn import PostgresSettings, init_schema, load_queries, translated
 from ._listen import Listener
 from ._ops import Conn, Sql, expire, fetch, lost, require_queue, run
@@ -160,6 +155,11 @@ class PostgresBackend(Backend):
                     )
             await _send.insert(conn, self.sql, queue, messages)
         return [m.id for m in messages]
+
+    async def enqueue_in_transaction(
+        self, conn: Any, queue: str, msgs: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        return await _outbox.enqueue_in(self, conn, queue, msgs, dedup_window_ms)
 
     # -- leases --------------------------------------------------------------------
 

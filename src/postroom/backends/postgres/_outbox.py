@@ -5,29 +5,62 @@ neither. :func:`send_in_transaction` stores the message through the caller's
 connection, in the caller's transaction: a rollback takes it back with the
 caller's writes, and consumers see it (and are woken by its ``NOTIFY``) only once
 that transaction commits.
+
+The client prepares the message (:meth:`AsyncClient.prepare_send
+<postroom.AsyncClient.prepare_send>`); the backend stores it through
+``Backend.enqueue_in_transaction``, which backends declaring
+``capabilities.transactional_send`` implement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 
 from ...model.errors import NotSupported
+from ...model.message import Message, PreparedSend
+from ..base import Backend, Capabilities
 from . import _send
-from ._backend import PostgresBackend
 from ._conn import backend_error
 
 if TYPE_CHECKING:
-    from ...client.core import AsyncClient
+    from ._backend import PostgresBackend
 
-__all__ = ["send_in_transaction"]
+__all__ = ["TransactionalClient", "enqueue_in", "send_in_transaction"]
+
+
+class TransactionalClient(Protocol):
+    """What :func:`send_in_transaction` needs of an ``AsyncClient``."""
+
+    @property
+    def url(self) -> str:
+        """The client's backend URL."""
+
+    @property
+    def backend(self) -> Backend:
+        """The client's backend."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the client's backend does natively."""
+
+    async def prepare_send(
+        self,
+        queue: str,
+        body: Any,
+        *,
+        delay: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
+        dedup_key: str | None = None,
+    ) -> PreparedSend:
+        """The message of one send, its queue created if missing."""
 
 
 async def send_in_transaction(
-    client: AsyncClient,
+    client: TransactionalClient,
     conn: psycopg.AsyncConnection[Any],
     queue: str,
     body: Any,
@@ -44,21 +77,36 @@ async def send_in_transaction(
     removes it. Returns the message id. The queue itself is created, when needed,
     at once and outside that transaction (as ``send`` does).
     """
-    backend = client.backend
-    if not isinstance(backend, PostgresBackend):
+    if not client.capabilities.transactional_send:
         raise NotSupported(
             f"send_in_transaction needs a postgresql:// client, not {client.url!r}: "
             "use client.send() on other backends"
         )
-    msg, window = await client._prepare_one(queue, body, delay, headers, dedup_key)
+    ready = await client.prepare_send(
+        queue, body, delay=delay, headers=headers, dedup_key=dedup_key
+    )
+    [mid] = await client.backend.enqueue_in_transaction(
+        conn, queue, [ready.message], dedup_window_ms=ready.dedup_window_ms
+    )
+    return mid
+
+
+async def enqueue_in(
+    backend: PostgresBackend,
+    conn: psycopg.AsyncConnection[Any],
+    queue: str,
+    messages: Sequence[Message],
+    dedup_window_ms: int,
+) -> list[str]:
+    """``PostgresBackend.enqueue_in_transaction``: the messages stored through
+    ``conn``, in a savepoint of the transaction open on it."""
     try:
         async with conn.transaction():  # a savepoint inside the caller's transaction
-            if dedup_key is None:
-                await _send.insert(conn, backend.sql, queue, [msg])
-                return msg.id
-            [mid] = await _send.enqueue_dedup(
-                conn, backend.sql, queue, [msg], window, backend.pruned
+            if all(m.dedup_key is None for m in messages):
+                await _send.insert(conn, backend.sql, queue, messages)
+                return [m.id for m in messages]
+            return await _send.enqueue_dedup(
+                conn, backend.sql, queue, messages, dedup_window_ms, backend.pruned
             )
-            return mid
     except psycopg.Error as exc:
         raise backend_error(exc, backend.settings.where) from exc
