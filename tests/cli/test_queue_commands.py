@@ -303,3 +303,16 @@ def test_names_that_look_like_markup_are_printed_as_they_are(url: str) -> None:
     assert refused.code == 1
     assert "'jobs[bold]'" in refused.err
     assert "[red]body" in ok(["peek", "--url", url, "jobs[bold]"])
+
+
+def test_delete_queue_removes_queue_and_dead_letters(
+    url: str, client: postroom.Client
+) -> None:
+    make_dead_letters(client)
+    client.send("jobs", {"n": 1})
+    assert run_cli(["delete-queue", "--url", url, "jobs"]).code == 1
+    out = ok(["delete-queue", "--url", url, "jobs", "--yes"])
+    assert "deleted queue 'jobs'" in out
+    assert "jobs" not in client.queues()
+    result = run_cli(["delete-queue", "--url", url, "jobs", "--yes"])
+    assert result.code == 1 and "jobs" in result.err

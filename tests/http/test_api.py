@@ -375,3 +375,10 @@ def test_dashboard_pages_escape_message_content(http: httpx.Client, queue: str) 
     assert http.get("/ui/queues/nope").status_code == 404
     assert http.get(f"/ui/queues/{queue}/dead/nope").status_code == 404
     assert http.get(f"/ui/queues/{queue}?reason=bogus").status_code == 400
+
+
+def test_delete_queue_removes_it(http: httpx.Client, queue: str) -> None:
+    _send(http, queue, "x")
+    assert http.delete(f"/v1/queues/{queue}").json() == {"ok": True}
+    assert http.get(f"/v1/queues/{queue}").status_code == 404
+    assert http.delete(f"/v1/queues/{queue}").status_code == 404

@@ -115,6 +115,14 @@ class Backend(ABC):
     async def list_queues(self) -> list[str]:
         """Names of every declared queue, sorted."""
 
+    async def delete_queue(self, queue: str) -> bool:
+        """Delete ``queue`` with its policy, messages (leased ones included), dead
+        letters, dedup keys, counters and handler durations; whether it existed.
+
+        A later ``send`` to the name creates a new, empty queue.
+        """
+        raise NotSupported(f"{type(self).__name__} cannot delete queues")
+
     # -- messages ------------------------------------------------------------------
 
     @abstractmethod

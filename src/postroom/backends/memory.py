@@ -129,6 +129,11 @@ class MemoryBackend(Backend):
     async def list_queues(self) -> list[str]:
         return sorted(self._s.queues)
 
+    async def delete_queue(self, queue: str) -> bool:
+        with self._s.lock:
+            self._s.durations.pop(queue, None)
+            return self._s.queues.pop(queue, None) is not None
+
     # -- messages ------------------------------------------------------------------
 
     async def enqueue(

@@ -48,6 +48,7 @@ def register(app: typer.Typer) -> None:
     app.command("queues")(queues)
     app.command("peek")(peek)
     app.command("purge")(purge)
+    app.command("delete-queue")(delete_queue)
     from .dlq import dlq_app
 
     app.add_typer(dlq_app, name="dlq")
@@ -231,3 +232,14 @@ def purge(queue: Queue, yes: Yes = False, url: Url = None) -> None:
         confirm(f"Delete every message of queue {queue!r}?", yes)
         n = client.purge(queue)
     console.print(Text(f"purged {plural(n, 'message')} from {queue!r}"))
+
+
+def delete_queue(queue: Queue, yes: Yes = False, url: Url = None) -> None:
+    """Delete QUEUE with its messages, dead letters and policy."""
+    with open_client(url) as client:
+        st = client.stats(queue)
+        messages = plural(st.ready + st.delayed + st.in_flight, "message")
+        dead = plural(st.dead, "dead letter")
+        confirm(f"Delete queue {queue!r} with {messages} and {dead}?", yes)
+        client.delete_queue(queue)
+    console.print(Text(f"deleted queue {queue!r}"))

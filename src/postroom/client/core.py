@@ -73,8 +73,13 @@ class AsyncClient(DeadLetters, Topics):
         backoff: Backoff | None = None,
         dead_letter: str | None = None,
         dedup_window: float | timedelta = 300.0,
+        attributes: Mapping[str, str] | None = None,
     ) -> QueuePolicy:
-        """Create ``queue`` or update its policy (idempotent); return the policy."""
+        """Create ``queue`` or update its policy (idempotent); return the policy.
+
+        ``attributes`` (str -> str) are stored with the policy for other
+        interfaces, e.g. the SQS endpoint's queue attributes.
+        """
         check_queue_name(queue)
         policy = QueuePolicy(
             max_attempts=max_attempts,
@@ -82,6 +87,7 @@ class AsyncClient(DeadLetters, Topics):
             backoff=backoff or Backoff(),
             dead_letter=dead_letter or dead_letter_queue_name(queue),
             dedup_window=to_seconds(dedup_window) or 0.0,
+            attributes=dict(attributes or {}),
         )
         stored = await (await self._b()).declare_queue(queue, policy, replace=True)
         return self._remember(queue, stored)
@@ -89,6 +95,16 @@ class AsyncClient(DeadLetters, Topics):
     async def queues(self) -> list[str]:
         """Names of every queue (subscription queues included), sorted."""
         return await (await self._b()).list_queues()
+
+    async def delete_queue(self, queue: str) -> None:
+        """Delete ``queue`` with its messages, dead letters and policy.
+
+        Raises :class:`QueueNotFound` when there is no such queue. A later
+        ``send`` to the name creates a new, empty queue.
+        """
+        self._policies.pop(queue, None)
+        if not await (await self._b()).delete_queue(queue):
+            raise QueueNotFound(queue)
 
     # -- sending -------------------------------------------------------------------
 

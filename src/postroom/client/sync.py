@@ -156,6 +156,7 @@ class Client:
         backoff: Backoff | None = None,
         dead_letter: str | None = None,
         dedup_window: float | timedelta = 300.0,
+        attributes: Mapping[str, str] | None = None,
     ) -> QueuePolicy:
         """Create ``queue`` or update its policy (idempotent); return the policy."""
         return self._call(  # type: ignore[no-any-return]
@@ -166,6 +167,7 @@ class Client:
             backoff=backoff,
             dead_letter=dead_letter,
             dedup_window=dedup_window,
+            attributes=attributes,
         )
 
     def queue_policy(self, queue: str) -> QueuePolicy:
@@ -175,6 +177,10 @@ class Client:
     def queues(self) -> list[str]:
         """Names of every queue, sorted."""
         return self._call(self.aclient.queues)  # type: ignore[no-any-return]
+
+    def delete_queue(self, queue: str) -> None:
+        """Delete ``queue`` with its messages, dead letters and policy."""
+        self._call(self.aclient.delete_queue, queue)
 
     # -- sending -------------------------------------------------------------------
 

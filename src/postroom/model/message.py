@@ -268,7 +268,9 @@ class QueuePolicy:
     """A queue's delivery policy, stored in the backend.
 
     Durations are seconds. ``dead_letter`` names the dead letter queue (default
-    ``"<queue>.dead"``).
+    ``"<queue>.dead"``). ``attributes`` are kept with the policy for other
+    interfaces (the SQS endpoint stores its queue attributes there); postroom's
+    delivery does not read them.
     """
 
     max_attempts: int = 5
@@ -276,6 +278,7 @@ class QueuePolicy:
     backoff: Backoff = field(default_factory=Backoff)
     dead_letter: str | None = None
     dedup_window: float = 300.0
+    attributes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -291,14 +294,17 @@ class QueuePolicy:
         return round(self.visibility_timeout * 1000)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, as stored in backends."""
-        return {
+        """JSON-able form, as stored in backends (``attributes`` when not empty)."""
+        data: dict[str, Any] = {
             "max_attempts": self.max_attempts,
             "visibility_timeout": self.visibility_timeout,
             "backoff": self.backoff.to_dict(),
             "dead_letter": self.dead_letter,
             "dedup_window": self.dedup_window,
         }
+        if self.attributes:
+            data["attributes"] = dict(self.attributes)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QueuePolicy:
@@ -309,6 +315,9 @@ class QueuePolicy:
             backoff=Backoff.from_dict(data["backoff"]),
             dead_letter=data.get("dead_letter"),
             dedup_window=float(data.get("dedup_window", 300.0)),
+            attributes={
+                str(k): str(v) for k, v in (data.get("attributes") or {}).items()
+            },
         )
 
 

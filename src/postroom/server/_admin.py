@@ -40,6 +40,13 @@ async def purge_queue(ctx: Ctx, _: None) -> PurgeResponse:
     return PurgeResponse(purged=await ctx.client.purge(ctx.params["queue"]))
 
 
+@api.op("DELETE", Q, scope="admin", response=Ok, tag="queues", errors=(404,))
+async def delete_queue(ctx: Ctx, _: None) -> Ok:
+    """Delete a queue with its messages, dead letters and policy."""
+    await ctx.client.delete_queue(ctx.params["queue"])
+    return Ok()
+
+
 @api.op(
     "GET", DL, scope="admin", query=DeadLetterQuery, response=DeadLetterList,
     tag="dead letters", errors=(404,),

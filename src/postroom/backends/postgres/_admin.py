@@ -19,6 +19,7 @@ from ._records import dead_from_row, message_columns
 __all__ = [
     "counters",
     "dead_letters",
+    "delete_queue",
     "delete_subscription",
     "fan_out",
     "list_topics",
@@ -158,6 +159,19 @@ async def delete_subscription(conn: Conn, sql: Sql, topic: str, name: str) -> bo
         for q in ("purge_messages", "purge_dead", "purge_dedup", "delete_queue"):
             await run(conn, sql, q, queue)
     return True
+
+
+async def delete_queue(conn: Conn, sql: Sql, queue: str) -> bool:
+    """Delete a queue with its messages, dead letters, dedup keys and durations.
+
+    The queue row goes first: a concurrent send locks it, so none is left behind.
+    """
+    params = {"queue": queue}
+    async with conn.transaction():
+        existed = await run(conn, sql, "delete_queue", params) > 0
+        for q in ("purge_messages", "purge_dead", "purge_dedup", "delete_durations"):
+            await run(conn, sql, q, params)
+    return existed
 
 
 async def fan_out(conn: Conn, sql: Sql, topic: str, copies: Sequence[Message]) -> int:

@@ -374,6 +374,11 @@ class PostgresBackend(Backend):
             return await _admin.delete_subscription(conn, self.sql, topic, name)
 
     @translated
+    async def delete_queue(self, queue: str) -> bool:
+        async with self._conn() as conn:
+            return await _admin.delete_queue(conn, self.sql, queue)
+
+    @translated
     async def record_publish(self, topic: str, copies: int) -> None:
         params = {"topic": topic, "unrouted": int(copies == 0)}
         async with self._conn() as conn:

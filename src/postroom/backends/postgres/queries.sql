@@ -500,6 +500,9 @@ SELECT %(queue)s, u.bucket, u.n
 FROM unnest(%(buckets)b::text[], %(ns)b::bigint[]) AS u(bucket, n)
 ON CONFLICT (queue, bucket) DO UPDATE SET n = d.n + excluded.n;
 
+-- name: delete_durations
+DELETE FROM {schema}.durations WHERE queue = %(queue)s;
+
 -- name: durations_get
 -- Every cell of the named queues' handler duration histograms.
 SELECT queue, bucket, n FROM {schema}.durations

@@ -252,6 +252,16 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
         members = await self.redis.smembers(self.glob.queues)
         return sorted(as_text(m) for m in members)
 
+    @translated
+    async def delete_queue(self, queue: str) -> bool:
+        # Every key of the queue shares its hash tag: one DEL, one shard.
+        keys = [*self.keys(queue), _durations.durations_key(self.prefix, queue)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.srem(self.glob.queues, queue)
+            pipe.delete(*keys)
+            removed, deleted = await pipe.execute()
+        return bool(removed or deleted)
+
     # -- messages ------------------------------------------------------------------
 
     @translated

@@ -19,6 +19,7 @@ from ._store import Store
 
 __all__ = [
     "dead_letters",
+    "delete_queue",
     "delete_subscription",
     "fan_out",
     "list_subscriptions",
@@ -116,6 +117,16 @@ def delete_subscription(store: Store, topic: str, name: str) -> bool:
         for q in ("purge_messages", "purge_dead", "purge_dedup", "delete_queue"):
             conn.execute(Q[q], (queue,))
     return True
+
+
+def delete_queue(store: Store, queue: str) -> bool:
+    """Delete a queue with its messages, dead letters, dedup keys and durations."""
+    conn = store.conn
+    with write(conn):
+        existed = conn.execute(Q["delete_queue"], (queue,)).rowcount > 0
+        for q in ("purge_messages", "purge_dead", "purge_dedup", "delete_durations"):
+            conn.execute(Q[q], (queue,))
+    return existed
 
 
 def record_publish(store: Store, topic: str, copies: int) -> None:

@@ -245,6 +245,9 @@ class SqliteBackend(Backend):
     async def delete_subscription(self, topic: str, name: str) -> bool:
         return await self._run(_admin.delete_subscription, self._s(), topic, name)
 
+    async def delete_queue(self, queue: str) -> bool:
+        return await self._run(_admin.delete_queue, self._s(), queue)
+
     async def record_publish(self, topic: str, copies: int) -> None:
         await self._run(_admin.record_publish, self._s(), topic, copies, durable=False)
 

@@ -306,6 +306,9 @@ FROM postroom_topics AS t ORDER BY t.topic;
 INSERT INTO postroom_durations (queue, bucket, n) VALUES (?, ?, ?)
 ON CONFLICT (queue, bucket) DO UPDATE SET n = n + excluded.n;
 
+-- name: delete_durations
+DELETE FROM postroom_durations WHERE queue = ?;
+
 -- name: durations_get
 -- Every cell of one queue's handler duration histogram.
 SELECT bucket, n FROM postroom_durations WHERE queue = ?;
