@@ -15,7 +15,12 @@ from datetime import timedelta
 from typing import Any, overload
 
 from ..model.codec import build_message
-from ..model.errors import ConfigurationError, DeadLetterNotFound, LeaseLost
+from ..model.errors import (
+    ConfigurationError,
+    DeadLetterNotFound,
+    LeaseLost,
+    QueueNotFound,
+)
 from ..model.message import (
     Delivery,
     ErrorInfo,
