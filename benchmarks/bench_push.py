@@ -32,6 +32,7 @@ import anyio
 import httpx
 
 from postroom import AsyncClient
+from postroom.runtime.egress import EgressPolicy
 from postroom.runtime.push import Pusher
 
 Scope = MutableMapping[str, Any]
@@ -125,7 +126,13 @@ async def bench_webhook(
             ]
             for _ in range(events):
                 await client.publish("bench.push", {"n": 1})
-            pusher = Pusher(client, concurrency=concurrency, refresh=60.0, poll=0.2)
+            pusher = Pusher(
+                client,
+                concurrency=concurrency,
+                refresh=60.0,
+                poll=0.2,
+                egress=EgressPolicy.parse("127.0.0.1"),  # the local receiver
+            )
             total = events * subscriptions
             start, cpu = time.perf_counter(), time.process_time()
             async with anyio.create_task_group() as tg:

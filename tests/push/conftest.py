@@ -6,11 +6,14 @@ import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anyio
 import pytest
+
+from postroom.runtime.egress import ALLOW_ENV
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Receiver:
     url: str = ""
     status: int = 200
     answer: bytes = b"ok"
+    answer_headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     gate: threading.Event | None = None
     requests: list[Request] = field(default_factory=list)
@@ -65,6 +69,7 @@ def _handler(rx: Receiver) -> type[BaseHTTPRequestHandler]:
                 rx.in_flight += 1
                 rx.max_in_flight = max(rx.max_in_flight, rx.in_flight)
                 status, answer, delay, gate = rx.status, rx.answer, rx.delay, rx.gate
+                extra = dict(rx.answer_headers)
             try:
                 if gate is not None and self.path.startswith("/slow"):
                     while not gate.wait(0.05) and not rx.closing.is_set():
@@ -73,6 +78,8 @@ def _handler(rx: Receiver) -> type[BaseHTTPRequestHandler]:
                     rx.closing.wait(delay)
                 self.send_response(status)
                 self.send_header("content-length", str(len(answer)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(answer)
             except OSError:
@@ -88,8 +95,27 @@ def _handler(rx: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """An HTTP server on a free port of 127.0.0.1 that records every POST."""
+def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Allow pushes to 127.0.0.1, which the egress policy refuses by default."""
+    monkeypatch.setenv(ALLOW_ENV, "127.0.0.1")
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    """An HTTP server on a free port of 127.0.0.1 that records every POST.
+
+    Pushes may reach it because this fixture allow-lists 127.0.0.1 (the egress
+    policy refuses loopback targets by default): use :func:`serve_receiver` for
+    one that is not allowed.
+    """
+    monkeypatch.setenv(ALLOW_ENV, "127.0.0.1")
+    with serve_receiver() as rx:
+        yield rx
+
+
+@contextmanager
+def serve_receiver() -> Iterator[Receiver]:
+    """Run a recording receiver on 127.0.0.1 for the duration of the block."""
     rx = Receiver()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(rx))
     server.daemon_threads = True

@@ -155,6 +155,7 @@ async def test_push_timeout_is_a_failed_attempt(
     assert [h.outcome for h in dl.history] == ["timeout", "timeout"]
 
 
+@pytest.mark.usefixtures("allow_loopback")
 async def test_push_connection_refused_is_a_failed_attempt(mem_url: str) -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

@@ -18,6 +18,7 @@ import typer
 from ..client.core import AsyncClient
 from ..model.errors import ConfigurationError
 from ..runtime.app import App
+from ..runtime.egress import ALLOW_ENV, EgressPolicy
 from ..runtime.worker import run_worker, select_handlers
 
 __all__ = ["load_app", "register"]
@@ -191,6 +192,14 @@ class _Supervisor:
         return code
 
 
+def _export_push_allow(entries: list[str]) -> None:
+    """Add ``--push-allow`` entries to POSTROOM_PUSH_ALLOW, which this process's
+    pusher and every worker process it starts read."""
+    EgressPolicy.parse(entries)  # a bad entry fails here, once
+    current = os.environ.get(ALLOW_ENV, "")
+    os.environ[ALLOW_ENV] = ",".join(e for e in [current, *entries] if e.strip())
+
+
 def worker(
     target: Annotated[
         str, typer.Argument(metavar="MODULE:APP", help="The postroom.App to run.")
@@ -228,6 +237,15 @@ def worker(
     push: Annotated[
         bool, typer.Option("--push", help="Also deliver HTTP push subscriptions.")
     ] = False,
+    push_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--push-allow",
+            metavar="CIDR_OR_HOST",
+            help="Let pushes reach this private/loopback network, address or host "
+            "name (repeatable; also POSTROOM_PUSH_ALLOW).",
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
     ] = "INFO",
@@ -235,6 +253,8 @@ def worker(
 ) -> None:
     """Run the handlers of MODULE:APP until SIGTERM or Ctrl-C."""
     _setup_logging(log_level)
+    if push_allow:
+        _export_push_allow(push_allow)
     app = load_app(target)  # also in the parent: a bad target fails once, early
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     select_handlers(app, names, allow_none=push)  # unknown queue names fail here

@@ -212,8 +212,10 @@ class DemoRun:
             self.processes.start(
                 f"worker-{i}", postroom_command("worker", _RESIZE_APP, *watch)
             )
-        # --push: the gallery's process also delivers the webhook subscription.
-        gallery = postroom_command("worker", _GALLERY_APP, "--push", *watch)
+        # --push: the gallery's process also delivers the webhook subscription,
+        # which goes to this machine's loopback: allowed here by name.
+        allow = ("--push-allow", "127.0.0.1")
+        gallery = postroom_command("worker", _GALLERY_APP, "--push", *allow, *watch)
         self.processes.start("gallery", gallery)
         await self._wait_healthy()
 

@@ -7,7 +7,9 @@ CloudEvents 1.0 event in binary content mode, signed with the subscription's
 secret (see :mod:`postroom.model.signing`). A 2xx answer acks the message; any other
 status, a connection error or a timeout is a failed attempt, retried with the
 queue's backoff and dead-lettered once ``max_attempts`` is used up, with the status
-and the first bytes of the answer as the error.
+and the answer's length as the error (and its first bytes for a target named by the
+allow-list). Only addresses the egress policy allows are reached (see
+:mod:`postroom.runtime.egress`), and redirects are not followed.
 
 Subscriptions never wait for each other: each has its own loop and slots, and the
 HTTP connection pool is unbounded (the sum of the slots bounds it), so one slow
@@ -33,6 +35,7 @@ from ..model.codec import BYTES_TYPE, CONTENT_TYPE
 from ..model.errors import LeaseLost, QueueNotFound
 from ..model.message import Delivery, ErrorInfo, Message, Subscription
 from ..model.signing import SIGNATURE_HEADER, signature_header
+from .egress import EgressPolicy, EgressRefused, EgressTransport, describe_answer
 
 __all__ = ["Pusher", "push_headers", "run_pusher"]
 
@@ -142,6 +145,9 @@ class Pusher:
     subscription gets its own, with ``concurrency`` connections: one endpoint's
     slow connections never hold another's, and a small pool stays cheap (an
     httpcore pool spends time linear in its connections on every request).
+    ``egress`` says which addresses pushes may reach (default: the policy of
+    ``POSTROOM_PUSH_ALLOW``, see :mod:`postroom.runtime.egress`); a client of your
+    own is used as it is.
     """
 
     def __init__(
@@ -153,6 +159,7 @@ class Pusher:
         refresh: float = 2.0,
         poll: float = 1.0,
         http: httpx.AsyncClient | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -164,6 +171,7 @@ class Pusher:
         self.refresh = refresh
         self.poll = poll
         self._http = http
+        self.egress = egress if egress is not None else EgressPolicy.from_env()
         self._loops: dict[tuple[str, str], _Loop] = {}
         self._stopping = False
         self._stop_event = anyio.Event()
@@ -197,12 +205,13 @@ class Pusher:
             self._loops.clear()
 
     def _new_http(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(
+            max_connections=self.concurrency,
+            max_keepalive_connections=self.concurrency,
+        )
         return httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout),
-            limits=httpx.Limits(
-                max_connections=self.concurrency,
-                max_keepalive_connections=self.concurrency,
-            ),
+            transport=EgressTransport(self.egress, limits=limits),
             follow_redirects=False,
             headers={"user-agent": "postroom-pusher"},
         )
@@ -339,20 +348,20 @@ class Pusher:
                 async with http.stream(
                     "POST", endpoint, content=delivery.body, headers=headers
                 ) as resp:
-                    status, reason = resp.status_code, resp.reason_phrase
-                    if 200 <= status < 300:
+                    if 200 <= resp.status_code < 300:
                         # drain (so the connection is reused), but not forever
                         await _read_head(resp, _DRAIN_BYTES)
                         return None, "acked"
                     head = await _read_head(resp, ERROR_BODY_BYTES)
+        except EgressRefused as exc:
+            return ErrorInfo(type="PushRefused", message=str(exc)), "failed"
         except (TimeoutError, httpx.TimeoutException):
             message = f"POST {endpoint} timed out after {self.timeout:g} s"
             return ErrorInfo(type="PushTimeout", message=message), "timeout"
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             message = f"POST {endpoint} failed: {type(exc).__name__}: {exc}"
             return ErrorInfo(type="PushConnectionError", message=message), "failed"
-        text = head.decode("utf-8", "replace")
-        message = f"POST {endpoint} answered HTTP {status} {reason}: {text}"
+        message = f"POST {endpoint} answered {describe_answer(resp, head)}"
         return ErrorInfo(type="PushHTTPError", message=message), "failed"
 
 
@@ -372,20 +381,31 @@ async def run_pusher(
     refresh: float = 2.0,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float = DEFAULT_TIMEOUT,
+    egress: EgressPolicy | None = None,
 ) -> None:
     """Deliver every push subscription until ``stop`` is set or the task is cancelled.
 
     ``client`` is an :class:`AsyncClient` (not closed here) or a URL (``None``:
     ``POSTROOM_URL``, else the SQLite default) for a client opened and closed here.
-    Used by ``postroom serve`` and ``postroom worker --push``.
+    ``egress`` as for :class:`Pusher`. Used by ``postroom serve`` and
+    ``postroom worker --push``.
     """
     if isinstance(client, AsyncClient):
         pusher = Pusher(
-            client, concurrency=concurrency, timeout=timeout, refresh=refresh
+            client,
+            concurrency=concurrency,
+            timeout=timeout,
+            refresh=refresh,
+            egress=egress,
         )
         await pusher.run(stop)
         return
     async with AsyncClient(client) as owned:
         await run_pusher(
-            owned, stop=stop, refresh=refresh, concurrency=concurrency, timeout=timeout
+            owned,
+            stop=stop,
+            refresh=refresh,
+            concurrency=concurrency,
+            timeout=timeout,
+            egress=egress,
         )
