@@ -229,7 +229,8 @@ def test_unknown_queue_is_404(http: httpx.Client, queue: str) -> None:
         ("DELETE", "/dead-letters"),
         ("POST", "/dead-letters:redrive"),
     ]:
-        resp = http.request(method, f"/v1/queues/{queue}{path}", json={})
+        body = {"all": True} if path.endswith("redrive") else {}
+        resp = http.request(method, f"/v1/queues/{queue}{path}", json=body)
         assert "does not exist" in _problem(resp, 404)["detail"]
     long_poll = http.post(f"/v1/queues/{queue}/receive", json={"wait": 1})
     assert "does not exist" in _problem(long_poll, 404)["detail"]
@@ -237,8 +238,9 @@ def test_unknown_queue_is_404(http: httpx.Client, queue: str) -> None:
 
 def test_malformed_requests_are_4xx(http: httpx.Client, queue: str) -> None:
     url = f"/v1/queues/{queue}/messages"
-    _problem(http.post(url, content=b"{not json"), 400)
-    _problem(http.post(url, content=b"\xff\xfe"), 400)
+    as_json = {"content-type": "application/json"}
+    _problem(http.post(url, content=b"{not json", headers=as_json), 400)
+    _problem(http.post(url, content=b"\xff\xfe", headers=as_json), 400)
     _problem(http.post(url, json=[1, 2]), 422)
     _problem(http.post(url, json={}), 422)  # no body at all
     _problem(http.post(url, json={"body": 1, "body_base64": "AA=="}), 422)
@@ -294,7 +296,7 @@ def test_topics_publish_and_subscriptions(http: httpx.Client, queue: str) -> Non
     assert created.status_code == 201
     sub = created.json()
     assert sub["queue"] == f"{topic}:audit"
-    hook = {"name": "hook", "push_endpoint": "http://127.0.0.1:9/hook"}
+    hook = {"name": "hook", "push_endpoint": "https://hooks.example.com/hook"}
     assert http.post(subs, json=hook).json()["secret"]
     listed = http.get("/v1/subscriptions", params={"topic": topic}).json()
     assert [s["name"] for s in listed["subscriptions"]] == ["audit", "hook"]

@@ -87,8 +87,9 @@ def test_redrive_target_must_be_covered(secured: Server, queue: str) -> None:
     with secured.client(OPS) as ops:
         ops.post(f"/v1/queues/{name}/messages", json={"body": 1})
         redrive = f"/v1/queues/{name}/dead-letters:redrive"
-        _status(ops.post(redrive, json={"to": "payments"}), 403)
-        assert ops.post(redrive, json={"to": f"{name}.retry"}).status_code == 200
+        _status(ops.post(redrive, json={"all": True, "to": "payments"}), 403)
+        to_retry = {"all": True, "to": f"{name}.retry"}
+        assert ops.post(redrive, json=to_retry).status_code == 200
         _status(ops.get(f"/v1/queues/{queue}/dead-letters"), 403)
 
 

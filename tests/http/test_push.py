@@ -47,7 +47,7 @@ def test_serve_pushes_to_webhook_subscriptions(
     tmp_path: Path, endpoint: tuple[str, list[tuple[dict[str, str], bytes]]]
 ) -> None:
     url, received = endpoint
-    server = start_server(tmp_path, push=True)
+    server = start_server(tmp_path, push=True, extra=("--push-allow", "127.0.0.1"))
     try:
         with server.client() as http:
             sub = http.post(

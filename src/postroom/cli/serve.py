@@ -29,6 +29,10 @@ def _tokens(tokens_file: Path | None) -> list[Token]:
     return tokens
 
 
+def _env_hosts() -> list[str]:
+    return os.environ.get("POSTROOM_ALLOWED_HOSTS", "").replace(",", " ").split()
+
+
 def serve(
     url: Url = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -44,6 +48,24 @@ def serve(
     no_push: Annotated[
         bool, typer.Option("--no-push", help="Do not deliver push subscriptions.")
     ] = False,
+    push_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--push-allow",
+            metavar="CIDR_OR_HOST",
+            help="Let pushes reach this private/loopback network, address or host "
+            "name (repeatable; also POSTROOM_PUSH_ALLOW).",
+        ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="HOST",
+            help="Another Host header accepted without tokens (repeatable; also "
+            "POSTROOM_ALLOWED_HOSTS).",
+        ),
+    ] = None,
     max_body: Annotated[
         int, typer.Option("--max-body", help="Largest request body in bytes.")
     ] = 256 * 1024,
@@ -53,14 +75,24 @@ def serve(
     try:
         import uvicorn
 
-        from ..server import check_bind, create_app
+        from ..runtime.egress import EgressPolicy
+        from ..server import check_bind, create_app, default_hosts
     except ModuleNotFoundError as exc:
         raise MissingDependency(
             f"postroom serve needs {exc.name!r}: pip install 'postroom[server]'"
         ) from exc
     tokens = _tokens(tokens_file)
     check_bind(host, tokens)
-    app = create_app(url, tokens=tokens, push=not no_push, max_body_bytes=max_body)
+    egress = EgressPolicy.from_env().with_entries(push_allow or ())
+    hosts = [*default_hosts(host, port), *(allow_host or ()), *_env_hosts()]
+    app = create_app(
+        url,
+        tokens=tokens,
+        push=not no_push,
+        max_body_bytes=max_body,
+        egress=egress,
+        allowed_hosts=hosts,
+    )
     mode = f"{len(tokens)} token(s)" if tokens else "no tokens (loopback only)"
     err_console.print(f"postroom serve on http://{host}:{port} with {mode}")
     uvicorn.run(

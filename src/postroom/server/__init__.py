@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._app import create_app
 from ._auth import Token, check_bind, load_tokens_file, parse_tokens_env
+from ._guard import default_hosts
 from ._receipts import HttpReceipt
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Token",
     "check_bind",
     "create_app",
+    "default_hosts",
     "load_tokens_file",
     "parse_tokens_env",
 ]

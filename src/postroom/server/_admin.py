@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..model.signing import validate_endpoint
 from ._api import api
 from ._models import (
     DeadLetterQuery,
@@ -77,7 +78,8 @@ async def get_dead_letter(ctx: Ctx, _: None) -> DeadLetterModel:
     response=RedriveResponse, tag="dead letters", errors=(403, 404),
 )  # fmt: skip
 async def redrive(ctx: Ctx, req: RedriveRequest) -> RedriveResponse:
-    """Move dead letters back to their queue (or to ``to``)."""
+    """Move dead letters back to their queue (or to ``to``): ``ids``, or
+    ``"all": true`` (the oldest ``limit`` of them)."""
     if req.to is not None and not ctx.visible(req.to):
         raise HttpProblem(403, f"this token does not cover the target {req.to!r}")
     ids = await ctx.client.redrive(
@@ -148,6 +150,9 @@ async def list_subscriptions(ctx: Ctx, q: SubscriptionQuery) -> SubscriptionList
 )  # fmt: skip
 async def create_subscription(ctx: Ctx, req: SubscriptionRequest) -> SubscriptionModel:
     """Create a subscription (idempotent by name); the answer shows its secret."""
+    if req.push_endpoint is not None:
+        validate_endpoint(req.push_endpoint)
+        await ctx.state.egress.check_endpoint(req.push_endpoint)
     sub = await ctx.client.create_subscription(
         ctx.params["topic"],
         req.name,

@@ -244,9 +244,16 @@ def _decode(ctx: Ctx, receipt: str) -> HttpReceipt:
     return rc
 
 
+# Receipts leased further from now than this are not timed: the client changed
+# the lease time (receipts are not signed), or the clocks of two servers differ.
+_SKEW_MS = 60_000
+_LONGEST_HOLD_MS = 24 * 3600 * 1000
+
+
 def _observe(ctx: Ctx, rc: HttpReceipt) -> None:
-    seconds = max(0.0, (now_ms() - rc.leased_at_ms) / 1000)
-    ctx.state.metrics.observe_handler(rc.queue, seconds)
+    held_ms = now_ms() - rc.leased_at_ms
+    if -_SKEW_MS <= held_ms <= _LONGEST_HOLD_MS:
+        ctx.state.metrics.observe_handler(rc.queue, max(0, held_ms) / 1000)
 
 
 def _error(value: Any) -> ErrorInfo | str | None:

@@ -20,10 +20,12 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..client.core import AsyncClient
+from ..runtime.egress import EgressPolicy
 from . import _admin  # noqa: F401 - registers the admin operations
 from ._api import api
 from ._auth import Token
 from ._dashboard import dashboard_routes
+from ._guard import Guard, default_hosts
 from ._metrics import CONTENT_TYPE, Metrics
 from ._openapi import openapi_document
 from ._routing import HttpProblem, Settings, authenticate, problem_response
@@ -96,8 +98,9 @@ def _meta_routes(secured: bool) -> list[BaseRoute]:
         )
 
     async def metrics(request: Request) -> Response:
-        authenticate(request, request.app.state.settings)
-        body = await request.app.state.metrics.render(request.app.state.client)
+        token = authenticate(request, request.app.state.settings)
+        visible = token.matches if token is not None else None
+        body = await request.app.state.metrics.render(request.app.state.client, visible)
         return Response(body, media_type=CONTENT_TYPE)
 
     return [
@@ -120,7 +123,8 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             if state.push:
                 from ..runtime.push import run_pusher
 
-                tg.start_soon(functools.partial(run_pusher, client, stop=stop))
+                run = functools.partial(run_pusher, client, egress=state.egress)
+                tg.start_soon(functools.partial(run, stop=stop))
                 log.info("push delivery started")
             yield
             stop.set()
@@ -137,13 +141,19 @@ def create_app(
     push: bool = True,
     max_body_bytes: int = 256 * 1024,
     max_batch: int = 100,
+    egress: EgressPolicy | None = None,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> Starlette:
     """The ASGI app serving the HTTP API, dashboard, ``/metrics`` and ``/healthz``.
 
     ``url`` picks the backend (else ``POSTROOM_URL``, else the SQLite default);
     pass ``client`` to share an :class:`AsyncClient` (it is then not closed).
     Without ``tokens`` every request is allowed: listen on loopback only (see
-    :func:`postroom.server.check_bind`). ``push`` runs the HTTP push pusher.
+    :func:`postroom.server.check_bind`). ``push`` runs the HTTP push pusher,
+    which reaches the addresses ``egress`` allows (default: the policy of
+    ``POSTROOM_PUSH_ALLOW``); new push subscriptions are checked against it too.
+    ``allowed_hosts`` are the ``Host`` names answered (default: the loopback
+    names without tokens, any with tokens); see ``docs/security.md``.
     """
     settings = Settings(
         list(tokens), max_body_bytes=max_body_bytes, max_batch=max_batch
@@ -159,7 +169,10 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=_lifespan,
-        middleware=[Middleware(BodyLimit, limit=max_body_bytes)],
+        middleware=[
+            Middleware(Guard, hosts=_hosts(allowed_hosts, settings)),
+            Middleware(BodyLimit, limit=max_body_bytes),
+        ],
         exception_handlers={HTTPException: _http_error, HttpProblem: _http_error},
     )
     app.state.settings = settings
@@ -167,4 +180,11 @@ def create_app(
     app.state.owns_client = client is None
     app.state.metrics = Metrics()
     app.state.push = push
+    app.state.egress = egress if egress is not None else EgressPolicy.from_env()
     return app
+
+
+def _hosts(given: Sequence[str] | None, settings: Settings) -> list[str] | None:
+    if given is not None:
+        return list(given)
+    return default_hosts() if settings.open else None

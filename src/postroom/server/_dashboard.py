@@ -1,8 +1,10 @@
 """The web dashboard: server-rendered pages plus a small script polling depths.
 
-Pages need the ``admin`` scope. A browser signs in once with its token, which is
-kept in an ``HttpOnly``, ``SameSite=Strict`` cookie; forms that change state also
-check the ``Origin`` header, so another site cannot submit them.
+Pages need the ``admin`` scope, and show only what the token's queue-name
+patterns cover, as ``/v1`` does: other queues are not listed and their pages and
+actions answer 403. A browser signs in once with its token, which is kept in an
+``HttpOnly``, ``SameSite=Strict`` cookie; forms that change state also check the
+``Origin`` header, so another site cannot submit them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -20,9 +22,10 @@ from starlette.templating import Jinja2Templates
 from ..client.core import AsyncClient
 from ..model.errors import DeadLetterNotFound, QueueNotFound
 from ..model.message import DEAD_REASONS, DeadLetter, Message
+from . import _json
 from ._api import queue_stats
 from ._auth import find_token
-from ._routing import Ctx, HttpProblem, Settings, bearer
+from ._routing import Ctx, HttpProblem, Settings, bearer, same_origin
 
 __all__ = ["dashboard_routes"]
 
@@ -32,14 +35,23 @@ _templates = Jinja2Templates(directory=str(files("postroom.server") / "templates
 
 def _pretty(body: bytes) -> str:
     try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return json.dumps(_json.loads(body), indent=2, ensure_ascii=False)
+    except _json.InvalidJson:
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
             return f"<{len(body)} bytes of binary data>"
 
 
+def _printable(value: Any) -> Any:
+    """Every value a page shows, as valid Unicode (a lone surrogate stored
+    through another path would fail the whole page)."""
+    if isinstance(value, str) and not value.isascii():
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+_templates.env.finalize = _printable
 _templates.env.filters["pretty"] = _pretty
 _templates.env.filters["q"] = lambda s: quote(str(s), safe="")
 
@@ -57,14 +69,16 @@ def _ctx(request: Request) -> Ctx:
         if token is None or not token.allows("admin", None):
             raise _Login()
     params = {k: str(v) for k, v in request.path_params.items()}
-    return Ctx(request.app.state.client, settings, token, params, request.app.state)
+    ctx = Ctx(request.app.state.client, settings, token, params, request.app.state)
+    queue = params.get("queue")
+    if queue is not None and not ctx.visible(queue):
+        raise HttpProblem(403, f"this token's queue patterns do not cover {queue!r}")
+    return ctx
 
 
 def _check_origin(request: Request) -> None:
-    # Compare hosts only: behind a TLS-terminating proxy the scheme differs.
-    origin = request.headers.get("origin")
-    if origin and urlsplit(origin).netloc != request.headers.get("host"):
-        raise HttpProblem(403, "cross-site form submission refused")
+    if request.headers.get("origin") is not None and not same_origin(request):
+        raise HttpProblem(403, "cross-site form submission refused", "cross-site")
 
 
 def _page(request: Request, name: str, **context: Any) -> Response:
@@ -139,8 +153,10 @@ async def redrive_action(request: Request) -> Response:
     ctx = _ctx(request)
     _check_origin(request)
     form = await request.form()
-    ids = [str(v) for v in form.getlist("id")] or None
-    moved = await ctx.client.redrive(ctx.params["queue"], ids=ids)
+    ids = [str(v) for v in form.getlist("id")]
+    if not ids and form.get("all") != "1":
+        return _back(ctx.params["queue"], "select the dead letters to redrive")
+    moved = await ctx.client.redrive(ctx.params["queue"], ids=ids or None)
     return _back(ctx.params["queue"], f"redrove {len(moved)} message(s)")
 
 
@@ -149,6 +165,8 @@ async def purge_action(request: Request) -> Response:
     ctx = _ctx(request)
     _check_origin(request)
     form = await request.form()
+    if form.get("dead") not in ("0", "1"):
+        raise HttpProblem(400, "say what to purge: dead=1 (dead letters) or dead=0")
     dead = form.get("dead") == "1"
     n = await ctx.client.purge(ctx.params["queue"], dead=dead)
     what = "dead letter(s)" if dead else "message(s)"

@@ -10,7 +10,7 @@ this server records, for consumers working over its HTTP API, the time from
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -97,11 +97,15 @@ class Metrics:
         (ack, retry or reject); sent to the backend with the next flush."""
         self.recorder.observe(queue, seconds)
 
-    async def render(self, client: AsyncClient) -> bytes:
+    async def render(
+        self, client: AsyncClient, visible: Callable[[str], bool] | None = None
+    ) -> bytes:
         """Read depths, counters and durations from the backend; the text
-        exposition."""
+        exposition of the queues ``visible`` accepts (default: all)."""
         await self.recorder.flush(client)  # this server's own, up to now
         names = await client.queues()
+        if visible is not None:
+            names = [n for n in names if visible(n)]
         stats = await client.queue_stats(names)
         counters = await client.counters(names)
         self._snapshot.stats, self._snapshot.counters = stats, counters

@@ -137,12 +137,25 @@ class DeclareQueueRequest(_In):
 
 
 class RedriveRequest(_In):
-    """Which dead letters to move back, and where to."""
+    """Which dead letters to move back (``ids``, or ``all``), and where to.
 
-    ids: list[str] | None = Field(default=None, max_length=10_000)
+    The choice is explicit: ``{}`` redrives nothing and is refused (422).
+    ``limit`` caps ``all`` to the oldest dead letters.
+    """
+
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
+    all: bool = False
     to: str | None = Field(default=None, min_length=1, max_length=200, pattern=_NAME)
     limit: int | None = Field(default=None, ge=1, le=1_000_000)
     dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _explicit(self) -> RedriveRequest:
+        if (self.ids is not None) == self.all:
+            raise ValueError(
+                'say which dead letters to redrive: "ids": [...] or "all": true'
+            )
+        return self
 
 
 class PublishRequest(Body):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model.message import Delivery, Message, from_ms
+from ._json import check_value, loads
 
 __all__ = ["HttpReceipt", "InvalidReceipt"]
 
@@ -69,7 +70,7 @@ class HttpReceipt:
         """Parse a receipt; raises :class:`InvalidReceipt`."""
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            data: Any = json.loads(raw)
+            data: Any = loads(raw)
             out = cls(
                 queue=_typed(data, "q", str),
                 message_id=_typed(data, "i", str),
@@ -78,7 +79,7 @@ class HttpReceipt:
                 consumer=_typed(data, "c", str),
                 leased_at_ms=_typed(data, "t", int),
             )
-        except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+        except (binascii.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InvalidReceipt(
                 "malformed receipt: send back the 'receipt' string exactly as "
                 "the receive call returned it"
@@ -100,8 +101,16 @@ class HttpReceipt:
         return Delivery(message, self.receipt, epoch, self.consumer)
 
 
+# Integers a receipt may hold: what JSON carries exactly, never negative.
+_MAX_INT = 2**53 - 1
+
+
 def _typed(data: Any, key: str, kind: type) -> Any:
     value = data[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise TypeError(f"{key} is not a {kind.__name__}")
+    if isinstance(value, int) and not 0 <= value <= _MAX_INT:
+        raise ValueError(f"{key} is out of range")
+    if isinstance(value, str):
+        check_value(value)  # a lone surrogate would poison the attempt history
     return value

@@ -8,10 +8,23 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
+from starlette.responses import JSONResponse
 
 from ..model.codec import CONTENT_TYPE, JSON_TYPE
 from ..model.message import DeadLetter, Message, QueueStats, Subscription
+from . import _json
 from ._models import BackoffModel, ErrorModel, Headers
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a string that is not valid
+    Unicode (a lone surrogate stored through another path) still renders."""
+
+    def render(self, content: Any) -> bytes:
+        """The document as ASCII JSON."""
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode("ascii")
 
 
 class Problem(BaseModel):
@@ -80,9 +93,9 @@ def body_fields(m: Message) -> dict[str, Any]:
     """``{"body": value}`` for a JSON message, else ``{"body_base64": ...}``."""
     if m.headers.get(CONTENT_TYPE, JSON_TYPE) == JSON_TYPE:
         try:
-            return {"body": json.loads(m.body)}
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            pass
+            return {"body": _json.loads(m.body)}
+        except _json.InvalidJson:
+            pass  # not strict JSON (e.g. stored before the server refused it)
     return {"body_base64": base64.b64encode(m.body).decode("ascii")}
 
 

@@ -9,11 +9,11 @@ error into a problem document, so a bad request is always a 4xx.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import BaseModel
@@ -32,8 +32,10 @@ from ..model.errors import (
     SerializationError,
     SubscriptionNotFound,
 )
+from . import _json
 from ._auth import Token, find_token
 from ._receipts import InvalidReceipt
+from ._responses import AsciiJSONResponse
 
 __all__ = ["Api", "Ctx", "HttpProblem", "Operation", "Settings", "problem_response"]
 
@@ -183,13 +185,50 @@ class Api:
         ]
 
 
-def bearer(request: Request) -> str | None:
-    """The bearer token of a request (header), else the dashboard cookie."""
+def _header_token(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get("postroom_token") or None
+    return None
+
+
+def bearer(request: Request) -> str | None:
+    """The bearer token of a request (header), else the dashboard cookie."""
+    return _header_token(request) or request.cookies.get("postroom_token") or None
+
+
+def same_origin(request: Request) -> bool:
+    """Whether the request's ``Origin`` is this server (hosts compared: behind
+    a TLS-terminating proxy the scheme differs); ``null`` never is."""
+    origin = request.headers.get("origin", "")
+    netloc = urlsplit(origin).netloc if "://" in origin else ""
+    return bool(netloc) and netloc.lower() == request.headers.get("host", "").lower()
+
+
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def check_cross_site(request: Request, settings: Settings) -> None:
+    """Refuse a state-changing request another web site's page could have sent.
+
+    A browser always sends ``Origin`` with such requests, other clients seldom
+    do. So: on an open server, a foreign ``Origin`` is refused; a request
+    authorised by the dashboard's cookie (which only browsers hold) needs this
+    server's own ``Origin``. A bearer header cannot be sent cross-site without
+    a CORS preflight, which this server never grants.
+    """
+    if request.method in _SAFE_METHODS:
+        return
+    origin = request.headers.get("origin")
+    by_cookie = not settings.open and _header_token(request) is None
+    if (origin is not None or by_cookie) and not same_origin(request):
+        raise HttpProblem(
+            403,
+            f"cross-site request refused: Origin {origin!r} is not this server; "
+            "send the request from a program, or with 'Authorization: Bearer'",
+            "cross-site",
+        )
 
 
 def authenticate(request: Request, settings: Settings) -> Token | None:
@@ -223,19 +262,33 @@ def authorize(token: Token | None, scope: Scope, name: str | None) -> None:
         )
 
 
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
-    """Read and validate a JSON body; empty means ``{}``."""
+    """Read and validate a JSON body: present, declared as JSON, strict JSON,
+    strictly typed (no ``"delay": false``)."""
     raw = await request.body()
     if not raw.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HttpProblem(
-                400, f"the request body is not valid JSON: {exc}"
-            ) from exc
-    return model.model_validate(data)
+        raise HttpProblem(
+            400,
+            "this operation needs a JSON request body (an empty one is not read "
+            "as {}): see /openapi.json",
+            "body-required",
+        )
+    if not _is_json(request.headers.get("content-type", "")):
+        raise HttpProblem(
+            415, "send the body as JSON with 'Content-Type: application/json'"
+        )
+    try:
+        data = _json.loads(raw)
+    except _json.InvalidJson as exc:
+        raise HttpProblem(400, str(exc), "invalid-json") from exc
+    return model.model_validate(data, strict=True)
 
 
 def _validation_detail(exc: pydantic.ValidationError) -> str:
@@ -288,6 +341,7 @@ async def _serve(op: Operation, request: Request) -> Response:
     token = None if op.scope == "public" else authenticate(request, settings)
     params = {k: str(v) for k, v in request.path_params.items()}
     authorize(token, op.scope, params.get(op.resource) if op.resource else None)
+    check_cross_site(request, settings)
     arg: BaseModel | None = None
     if op.body is not None:
         arg = await parse_body(request, op.body)
@@ -295,4 +349,4 @@ async def _serve(op: Operation, request: Request) -> Response:
         arg = op.query.model_validate(dict(request.query_params))
     ctx = Ctx(app_state.client, settings, token, params, app_state, request)
     result = await op.handler(ctx, arg)
-    return JSONResponse(result.model_dump(mode="json"), status_code=op.status)
+    return AsciiJSONResponse(result.model_dump(mode="json"), status_code=op.status)
