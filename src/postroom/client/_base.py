@@ -16,9 +16,10 @@ from types import TracebackType
 import anyio
 
 from ..backends.base import Backend, Capabilities, open_backend
+from ..model import validate
 from ..model.errors import QueueNotFound
 from ..model.message import ErrorInfo, QueuePolicy
-from ..model.names import check_queue_name, dead_letter_queue_name
+from ..model.names import dead_letter_queue_name
 from .config import resolve_url
 
 __all__ = ["ClientBase", "default_consumer_id", "error_info"]
@@ -107,6 +108,7 @@ class ClientBase:
 
     async def queue_policy(self, queue: str) -> QueuePolicy:
         """The stored policy of ``queue``; raises :class:`QueueNotFound`."""
+        validate.name(queue)
         cached = self._cached_policy(queue)
         if cached is not None:
             return cached
@@ -122,7 +124,7 @@ class ClientBase:
         cached = self._cached_policy(queue)
         if cached is not None:
             return cached
-        check_queue_name(queue)
+        validate.name(queue)
         policy = QueuePolicy(dead_letter=dead_letter_queue_name(queue))
         stored = await (await self._b()).declare_queue(queue, policy, replace=False)
         return self._remember(queue, stored)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
+from ..model import arguments as check
 from ..model.errors import ConfigurationError, DeadLetterNotFound
 from ..model.message import DeadLetter
 from ._base import ClientBase
@@ -38,6 +39,7 @@ class DeadLetters(ClientBase):
         error_contains: str | None = None,
     ) -> list[DeadLetter]:
         """Dead letters of ``queue``, oldest first, filtered by reason or error text."""
+        check.check_dead_letters(queue, limit, reason, error_contains)
         await self.queue_policy(queue)
         return await self.backend.dead_letters(
             queue, limit=limit, reason=reason, error_contains=error_contains
@@ -45,6 +47,7 @@ class DeadLetters(ClientBase):
 
     async def dead_letter(self, queue: str, message_id: str) -> DeadLetter:
         """One dead letter of ``queue`` by message id."""
+        check.check_dead_letter(queue, message_id)
         await self.queue_policy(queue)
         found = await self.backend.dead_letters(queue, limit=1, ids=[message_id])
         if not found:
@@ -70,6 +73,7 @@ class DeadLetters(ClientBase):
         ``rate`` caps messages per second; ``dry_run`` returns what would move. Each
         batch moves atomically, so an interruption loses nothing.
         """
+        check.check_redrive(queue, ids, to, limit, rate, dry_run)
         await self.queue_policy(queue)
         if isinstance(ids, str):
             ids = [ids]
@@ -106,5 +110,6 @@ class DeadLetters(ClientBase):
 
     async def purge(self, queue: str, dead: bool = False) -> int:
         """Delete every message of ``queue`` (or its dead letters); return how many."""
+        check.check_purge(queue, dead)
         await self.queue_policy(queue)
         return await self.backend.purge(queue, dead=dead)

@@ -8,11 +8,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from ..model import arguments as check
+from ..model import validate
 from ..model.codec import build_message
 from ..model.errors import SubscriptionNotFound
 from ..model.message import QueuePolicy, Subscription, from_ms, now_ms
 from ..model.names import (
-    check_queue_name,
     dead_letter_queue_name,
     subscription_queue_name,
 )
@@ -36,7 +37,7 @@ class Topics(ClientBase):
         Every copy has the same id. Publishing to a topic without subscriptions is
         counted (see :meth:`topics`), not an error.
         """
-        check_queue_name(topic)
+        check.check_publish(topic, headers)
         backend = await self._b()
         subs = await backend.list_subscriptions(topic)
         headers = {**(headers or {}), "postroom-topic": topic}
@@ -68,8 +69,16 @@ class Topics(ClientBase):
         possibly tuned since with :meth:`declare_queue`, is left alone (delete and
         create again to change its endpoint or filter).
         """
-        check_queue_name(topic)
-        check_queue_name(name)
+        check.check_subscription(
+            topic,
+            name,
+            push_endpoint,
+            secret,
+            filter,
+            max_attempts,
+            visibility_timeout,
+            backoff,
+        )
         if push_endpoint is not None:
             validate_endpoint(push_endpoint)
         # Every subscription gets a secret, so one made for pulling can be turned
@@ -103,10 +112,12 @@ class Topics(ClientBase):
 
     async def subscriptions(self, topic: str | None = None) -> list[Subscription]:
         """Subscriptions of ``topic``, or all of them."""
+        validate.optional_name(topic, "topic")
         return await (await self._b()).list_subscriptions(topic)
 
     async def subscription(self, topic: str, name: str) -> Subscription:
         """One subscription; raises :class:`SubscriptionNotFound`."""
+        check.check_subscription_ref(topic, name)
         for sub in await (await self._b()).list_subscriptions(topic):
             if sub.name == name:
                 return sub
@@ -114,6 +125,7 @@ class Topics(ClientBase):
 
     async def delete_subscription(self, topic: str, name: str) -> None:
         """Delete a subscription and its queue."""
+        check.check_subscription_ref(topic, name)
         if not await (await self._b()).delete_subscription(topic, name):
             raise SubscriptionNotFound(topic, name)
         self._policies.pop(subscription_queue_name(topic, name), None)

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, overload
 
+from ..model import arguments as check
+from ..model import validate
 from ..model.codec import build_message
 from ..model.errors import (
-    ConfigurationError,
     DeadLetterNotFound,
     LeaseLost,
     QueueNotFound,
@@ -33,7 +34,6 @@ from ..model.message import (
     now_ms,
 )
 from ..model.names import (
-    check_queue_name,
     dead_letter_queue_name,
     subscription_queue_name,
 )
@@ -85,7 +85,10 @@ class AsyncClient(DeadLetters, Topics):
         ``attributes`` (str -> str) are stored with the policy for other
         interfaces, e.g. the SQS endpoint's queue attributes.
         """
-        check_queue_name(queue)
+        check.check_declare(
+            queue, max_attempts, visibility_timeout, backoff, dead_letter, dedup_window
+        )
+        validate.headers(attributes, "attributes")
         policy = QueuePolicy(
             max_attempts=max_attempts,
             visibility_timeout=to_seconds(visibility_timeout) or 30.0,
@@ -107,6 +110,7 @@ class AsyncClient(DeadLetters, Topics):
         Raises :class:`QueueNotFound` when there is no such queue. A later
         ``send`` to the name creates a new, empty queue.
         """
+        validate.name(queue)
         self._policies.pop(queue, None)
         if not await (await self._b()).delete_queue(queue):
             raise QueueNotFound(queue)
@@ -146,7 +150,7 @@ class AsyncClient(DeadLetters, Topics):
         """What :meth:`send` stores, without storing it: the queue is created if
         missing, the message built (id, encoded body, times). Used to store it
         another way, e.g. inside your own database transaction."""
-        policy = await self.ensure_queue(queue)
+        check.check_send(queue, delay, headers, dedup_key)
         msg = build_message(
             queue,
             body,
@@ -154,7 +158,8 @@ class AsyncClient(DeadLetters, Topics):
             delay_ms=to_ms(delay) or 0,
             headers=headers,
             dedup_key=dedup_key,
-        )
+        )  # before the queue is created: a refused body changes nothing
+        policy = await self.ensure_queue(queue)
         return PreparedSend(msg, round(policy.dedup_window * 1000))
 
     async def send_many(
@@ -166,7 +171,7 @@ class AsyncClient(DeadLetters, Topics):
         headers: Mapping[str, str] | None = None,
     ) -> list[str]:
         """Put several messages on ``queue`` in one round trip; return their ids."""
-        policy = await self.ensure_queue(queue)
+        check.check_send_many(queue, bodies, delay, headers)
         now, delay_ms = now_ms(), to_ms(delay) or 0
         msgs = [
             build_message(queue, b, now=now, delay_ms=delay_ms, headers=headers)
@@ -174,6 +179,7 @@ class AsyncClient(DeadLetters, Topics):
         ]
         if not msgs:
             return []
+        policy = await self.ensure_queue(queue)
         window = round(policy.dedup_window * 1000)
         return await self.backend.enqueue(queue, msgs, dedup_window_ms=window)
 
@@ -187,8 +193,7 @@ class AsyncClient(DeadLetters, Topics):
         wait: float | timedelta = 0.0,
     ) -> list[Delivery]:
         """Lease up to ``max_messages``; with ``wait``, long-poll that many seconds."""
-        if max_messages < 1:
-            raise ConfigurationError("max_messages must be >= 1")
+        check.check_receive(queue, max_messages, visibility_timeout, wait)
         policy = await self.queue_policy(queue)
         lease_ms = to_ms(visibility_timeout) or policy.lease_ms
         deadline = time.monotonic() + (to_seconds(wait) or 0.0)
@@ -208,10 +213,13 @@ class AsyncClient(DeadLetters, Topics):
         May return early; cancel it (a cancel scope) to stop waiting. Nothing is
         claimed: call :meth:`receive` after it.
         """
+        validate.name(queue)
+        validate.wait(timeout, "timeout")
         await (await self._b()).wait(queue, timeout)
 
     async def ack(self, delivery: Delivery) -> None:
         """Delete the message; raises :class:`LeaseLost` if the lease was lost."""
+        check.check_delivery(delivery)
         lost = await (await self._b()).ack([delivery])
         if lost:
             raise LeaseLost(
@@ -222,6 +230,7 @@ class AsyncClient(DeadLetters, Topics):
 
     async def ack_many(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Ack several deliveries in one round trip; return the lost leases."""
+        check.check_deliveries(deliveries)
         if not deliveries:
             return []
         return await (await self._b()).ack(deliveries)
@@ -237,6 +246,7 @@ class AsyncClient(DeadLetters, Topics):
         The attempt counts: once ``attempts >= max_attempts`` the message goes to the
         dead letter queue (reason ``failed``) instead.
         """
+        check.check_fail(delivery, error, delay, "failed")
         await self.fail(delivery, error, delay=delay, outcome="failed")
 
     async def fail(
@@ -251,6 +261,7 @@ class AsyncClient(DeadLetters, Topics):
 
         ``outcome`` is ``failed`` or ``timeout``. Returns whether it was dead-lettered.
         """
+        check.check_fail(delivery, error, delay, outcome)
         policy = await self.queue_policy(delivery.queue)
         entry = self._entry(delivery, outcome, error)
         if delivery.attempts >= policy.max_attempts:
@@ -283,16 +294,19 @@ class AsyncClient(DeadLetters, Topics):
         reason: str = "rejected",
     ) -> None:
         """Move the message to the dead letter queue at once (poison message)."""
+        check.check_reject(delivery, error, reason)
         entry = self._entry(delivery, reason, error)
         await (await self._b()).dead_letter(delivery, reason, entry)
 
     async def extend(self, delivery: Delivery, seconds: float | timedelta) -> Delivery:
         """Lease the message for ``seconds`` more from now; return the new delivery."""
+        check.check_extend(delivery, seconds)
         lease_ms = to_ms(seconds) or 0
         return await (await self._b()).extend(delivery, lease_ms)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Give messages back at once without counting the attempt (shutdown)."""
+        check.check_deliveries(deliveries)
         if deliveries:
             await (await self._b()).release(deliveries)
 
@@ -307,6 +321,7 @@ class AsyncClient(DeadLetters, Topics):
         self, queue: str | None = None
     ) -> dict[str, QueueStats] | QueueStats:
         """Depths of one queue, or of every queue as a dict by name."""
+        validate.optional_name(queue)
         backend = await self._b()
         if queue is not None:
             await self.queue_policy(queue)
@@ -317,6 +332,7 @@ class AsyncClient(DeadLetters, Topics):
 
     async def queue_stats(self, queues: Sequence[str]) -> list[QueueStats]:
         """Depths of the named queues in one round trip, in the same order."""
+        check.check_names(queues)
         if not queues:
             return []
         return await (await self._b()).stats(queues)
@@ -324,6 +340,7 @@ class AsyncClient(DeadLetters, Topics):
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
         """Lifetime counters of the named queues, summed over every process:
         ``sent``, ``acked``, ``retried``, ``dead_lettered``, ``redriven``."""
+        check.check_names(queues)
         if not queues:
             return {}
         return await (await self._b()).counters(queues)
@@ -333,6 +350,7 @@ class AsyncClient(DeadLetters, Topics):
 
         Raises :class:`NotSupported` on a backend that keeps none.
         """
+        check.check_names(queues)
         if not queues:
             return {}
         return await (await self._b()).durations(queues)
@@ -345,9 +363,11 @@ class AsyncClient(DeadLetters, Topics):
 
         Raises :class:`NotSupported` on a backend that keeps none.
         """
+        check.check_durations(queue, observations, count, sum_ms)
         await (await self._b()).record_durations(queue, observations, count, sum_ms)
 
     async def peek(self, queue: str, limit: int = 10) -> list[Message]:
         """Look at up to ``limit`` messages without leasing them."""
+        check.check_peek(queue, limit)
         await self.queue_policy(queue)
         return await self.backend.peek(queue, limit)

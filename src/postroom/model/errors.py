@@ -5,6 +5,7 @@ all; each message says what happened and what to do about it::
 
     PostroomError
     ├── ConfigurationError      bad URL, unknown scheme, invalid option
+    │   ├── InvalidArgument     an argument out of range or of the wrong type
     │   └── MissingDependency   an optional extra is not installed
     ├── BackendError            the broker failed or could not be reached
     ├── QueueNotFound           a read or admin operation named an unknown queue
@@ -29,6 +30,7 @@ __all__ = [
     "DeadLetterNotFound",
     "DecodeError",
     "HandlerSignal",
+    "InvalidArgument",
     "LeaseLost",
     "MissingDependency",
     "NotSupported",
@@ -47,6 +49,15 @@ class PostroomError(Exception):
 
 class ConfigurationError(PostroomError):
     """A URL, option or setting is invalid."""
+
+
+class InvalidArgument(ConfigurationError, ValueError):
+    """An argument of a public call is out of range or of the wrong type.
+
+    The message names the argument, what is wrong with the value and what is
+    accepted. Nothing was sent to the backend: the call changed nothing. It is
+    also a ``ValueError``, as the checks it replaces raised.
+    """
 
 
 class MissingDependency(ConfigurationError):

@@ -6,19 +6,15 @@ Every derived name comes from one function here, never built inline.
 
 from __future__ import annotations
 
-from .errors import ConfigurationError
-
 __all__ = ["check_queue_name", "dead_letter_queue_name", "subscription_queue_name"]
 
 
 def check_queue_name(name: str) -> str:
-    """Validate a queue or topic name; return it."""
-    if not name or len(name) > 200 or any(c.isspace() for c in name):
-        raise ConfigurationError(
-            f"invalid name {name!r}: use 1-200 characters without spaces, "
-            "e.g. 'images.resize'"
-        )
-    return name
+    """Validate a queue or topic name; return it (the rules are
+    :func:`postroom.model.validate.name`'s)."""
+    from .validate import name as valid_name
+
+    return valid_name(name)
 
 
 def dead_letter_queue_name(queue: str) -> str:
@@ -27,5 +23,10 @@ def dead_letter_queue_name(queue: str) -> str:
 
 
 def subscription_queue_name(topic: str, name: str) -> str:
-    """The name of the queue behind subscription ``name`` of ``topic``."""
+    """The name of the queue behind subscription ``name`` of ``topic``.
+
+    Topic and subscription names may not contain ``:`` (see
+    :func:`postroom.model.validate.subscription_part`), so two subscriptions
+    never share a queue.
+    """
     return f"{topic}:{name}"

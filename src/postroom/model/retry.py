@@ -45,10 +45,13 @@ class Backoff:
     jitter: bool = True
 
     def __post_init__(self) -> None:
-        if self.initial < 0 or self.max < 0:
-            raise ValueError("Backoff initial and max must be >= 0 seconds")
-        if self.factor < 1:
-            raise ValueError("Backoff factor must be >= 1")
+        from . import validate
+
+        days = validate.MAX_DELAY_SECONDS
+        validate.seconds(self.initial, "Backoff initial", 0.0, days, "14 days")
+        validate.seconds(self.max, "Backoff max", 0.0, days, "14 days")
+        validate.factor(self.factor, "Backoff factor")
+        validate.flag(self.jitter, "Backoff jitter")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""

@@ -9,8 +9,9 @@ from datetime import timedelta
 from typing import Any, TypeVar, get_type_hints
 
 from ..client.config import resolve_url
+from ..model import arguments as check
 from ..model.errors import ConfigurationError
-from ..model.names import check_queue_name, subscription_queue_name
+from ..model.names import subscription_queue_name
 from ..model.retry import seconds
 
 __all__ = ["App", "HandlerSpec"]
@@ -86,7 +87,7 @@ class App:
         raising :class:`~postroom.Retry` or :class:`~postroom.Reject` chooses the
         outcome; any other exception is a failed attempt.
         """
-        check_queue_name(queue)
+        check.check_handler(queue, concurrency, timeout)
 
         def decorate(func: F) -> F:
             self._register(
@@ -115,8 +116,10 @@ class App:
     ) -> Callable[[F], F]:
         """Register a function to receive every event of ``topic`` through the
         durable subscription ``subscription`` (created when the worker starts)."""
-        check_queue_name(topic)
-        check_queue_name(subscription)
+        check.check_handler(topic, concurrency, timeout, "topic")
+        check.check_subscription(
+            topic, subscription, None, None, filter, max_attempts, 30.0, None
+        )
         self._subscription_options[(topic, subscription)] = {
             "filter": filter,
             "max_attempts": max_attempts,
