@@ -25,6 +25,7 @@ from ..model.message import (
     from_ms,
     now_ms,
 )
+from ..model.stats import COUNTERS, DurationHistogram, TopicInfo, duration_cells
 from ._common import (
     error_matches,
     lease_expired_entry,
@@ -32,14 +33,7 @@ from ._common import (
     new_token,
     parse_receipt,
 )
-from .base import (
-    COUNTERS,
-    Backend,
-    Capabilities,
-    DurationHistogram,
-    TopicInfo,
-    duration_cells,
-)
+from .base import Backend, Capabilities
 
 __all__ = ["MemoryBackend"]
 

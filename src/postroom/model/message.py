@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .names import dead_letter_queue_name
 from .retry import Backoff
 
 __all__ = [
@@ -24,7 +23,6 @@ __all__ = [
     "QueueStats",
     "Subscription",
     "body_to_json",
-    "dead_letter_queue_name",
     "from_ms",
     "now_ms",
 ]

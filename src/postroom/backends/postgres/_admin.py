@@ -11,8 +11,8 @@ from psycopg.types.json import Jsonb
 
 from ...model.errors import QueueNotFound
 from ...model.message import DeadLetter, Message, QueueStats, Subscription, now_ms
+from ...model.stats import COUNTERS, TopicInfo
 from .._common import error_matches
-from ..base import COUNTERS, TopicInfo
 from ._ops import Conn, Sql, expire, fetch, require_queue, run
 from ._records import dead_from_row, message_columns
 

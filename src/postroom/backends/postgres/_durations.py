@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..base import DurationHistogram
+from ...model.stats import DurationHistogram
 from ._ops import Conn, Sql, fetch, run
 
 __all__ = ["durations", "record_durations"]

@@ -32,14 +32,9 @@ from ...model.message import (
     now_ms,
     to_ms_dt,
 )
+from ...model.stats import COUNTERS, DurationHistogram, duration_cells
 from .._common import new_token, parse_receipt
-from ..base import (
-    COUNTERS,
-    Backend,
-    Capabilities,
-    DurationHistogram,
-    duration_cells,
-)
+from ..base import Backend, Capabilities
 from . import _durations
 from ._dead import DeadLettersMixin
 from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys, queue_tag

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from redis.asyncio import Redis
 
-from ..base import DurationHistogram
+from ...model.stats import DurationHistogram
 from ._keys import queue_tag
 
 __all__ = ["durations", "durations_key", "record_durations"]

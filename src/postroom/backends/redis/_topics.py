@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from redis.asyncio import Redis
 
 from ...model.message import Subscription
-from ..base import TopicInfo
+from ...model.stats import TopicInfo
 from ._keys import GlobalKeys
 from ._translate import translated
 

@@ -10,7 +10,7 @@ import redis.exceptions
 
 from ...model.errors import BackendError
 
-__all__ = ["translated"]
+__all__ = ["backend_error", "translated"]
 
 
 class _Located(Protocol):
@@ -20,6 +20,14 @@ class _Located(Protocol):
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _B = TypeVar("_B", bound=_Located)
+
+
+def backend_error(exc: Exception, where: str) -> BackendError:
+    """A driver error as a postroom error that says what to do."""
+    return BackendError(
+        f"Redis at {where} failed: {exc} ({type(exc).__name__}); check "
+        "that the server is running and reachable and that the URL is right"
+    )
 
 
 def translated(
@@ -32,9 +40,6 @@ def translated(
         try:
             return await fn(self, *args, **kwargs)
         except (redis.exceptions.RedisError, OSError) as exc:
-            raise BackendError(
-                f"Redis at {self.where} failed: {exc} ({type(exc).__name__}); check "
-                "that the server is running and reachable and that the URL is right"
-            ) from exc
+            raise backend_error(exc, self.where) from exc
 
     return wrapper  # type: ignore[return-value]

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from ...model.errors import QueueNotFound
 from ...model.message import DeadLetter, Message, Subscription, now_ms
+from ...model.stats import TopicInfo
 from .._common import error_matches
-from ..base import TopicInfo
 from ._conn import QUERIES as Q
 from ._conn import write
 from ._records import dead_from_row, dumps

@@ -27,15 +27,10 @@ from ...model.message import (
     from_ms,
     now_ms,
 )
-from ..base import (
-    Backend,
-    Capabilities,
-    DurationHistogram,
-    TopicInfo,
-    duration_cells,
-)
+from ...model.stats import DurationHistogram, TopicInfo, duration_cells
+from ..base import Backend, Capabilities
 from . import _admin, _durations
-from ._conn import SqliteSettings, init_schema, open_connection, translate
+from ._conn import SqliteSettings, backend_error, init_schema, open_connection
 from ._executor import Executor
 from ._store import Store
 from ._watch import Watcher, notify
@@ -73,7 +68,7 @@ class SqliteBackend(Backend):
         try:
             return await self._executor.run(fn, *args, durable=durable)
         except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
+            raise backend_error(exc, self.path) from exc
 
     def _s(self) -> Store:
         if self._store is None:

@@ -17,10 +17,10 @@ __all__ = [
     "QUERIES",
     "SCHEMA_VERSION",
     "SqliteSettings",
+    "backend_error",
     "init_schema",
     "load_queries",
     "open_connection",
-    "translate",
     "write",
 ]
 
@@ -134,7 +134,7 @@ def open_connection(
         # After a burst the log is truncated back to this size at checkpoints.
         conn.execute("PRAGMA journal_size_limit = 67108864")
     except sqlite3.Error as exc:
-        raise translate(exc, settings.path) from exc
+        raise backend_error(exc, settings.path) from exc
     return conn
 
 
@@ -187,7 +187,7 @@ def write(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def translate(exc: sqlite3.Error, path: str) -> BackendError:
+def backend_error(exc: sqlite3.Error, path: str) -> BackendError:
     """A driver error as a postroom error that says what to do."""
     text = str(exc)
     if "locked" in text or "busy" in text:

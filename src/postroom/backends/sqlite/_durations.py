@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..base import DurationHistogram
+from ...model.stats import DurationHistogram
 from ._conn import QUERIES as Q
 from ._conn import write
 from ._store import Store

@@ -23,8 +23,8 @@ from ...model.message import (
     from_ms,
     now_ms,
 )
+from ...model.stats import COUNTERS
 from .._common import lease_expired_entry, make_receipt, new_token, parse_receipt
-from ..base import COUNTERS
 from ._conn import QUERIES as Q
 from ._conn import write
 from ._records import dumps, lease_lost, message_from_row, message_row
