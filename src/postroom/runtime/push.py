@@ -1,28 +1,28 @@
 """HTTP push delivery: POST each message of a push subscription to its endpoint.
 
 A :class:`Pusher` lists the push subscriptions (again every ``refresh`` seconds) and
-runs one receive loop per subscription. Each loop leases messages from the
-subscription's queue, at most ``concurrency`` at a time, and POSTs each one as a
-CloudEvents 1.0 event in binary content mode, signed with the subscription's
-secret (see :mod:`postroom.model.signing`). A 2xx answer acks the message; any other
-status, a connection error or a timeout is a failed attempt, retried with the
-queue's backoff and dead-lettered once ``max_attempts`` is used up, with the status
-and the answer's length as the error (and its first bytes for a target named by the
+runs one :class:`~postroom.runtime.runner.QueueRunner` per subscription, whose
+handler is an HTTP POST: the runner leases messages from the subscription's queue,
+at most ``concurrency`` at a time, keeps their leases and records the outcomes, as
+it does for a worker's handlers. Each message is POSTed as a CloudEvents 1.0 event
+in binary content mode, signed with the subscription's secret (see
+:mod:`postroom.model.signing`). A 2xx answer acks the message; any other status, a
+connection error or a timeout is a failed attempt, retried with the queue's
+backoff and dead-lettered once ``max_attempts`` is used up, with the status and
+the answer's length as the error (and its first bytes for a target named by the
 allow-list). Only addresses the egress policy allows are reached (see
 :mod:`postroom.runtime.egress`), and redirects are not followed.
 
-Subscriptions never wait for each other: each has its own loop and slots, and the
-HTTP connection pool is unbounded (the sum of the slots bounds it), so one slow
-endpoint only slows its own subscription. Several pushers may run at once, in one
-or many processes: leases make sure each message is with one of them at a time.
+Subscriptions never wait for each other: each has its own runner and slots, and
+its own HTTP connection pool, so one slow endpoint only slows its own
+subscription. Several pushers may run at once, in one or many processes: leases
+make sure each message is with one of them at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -32,10 +32,13 @@ import httpx
 
 from ..client.core import AsyncClient
 from ..model.codec import BYTES_TYPE, CONTENT_TYPE
-from ..model.errors import LeaseLost, QueueNotFound
-from ..model.message import Delivery, ErrorInfo, Message, Subscription
+from ..model.errors import QueueNotFound
+from ..model.message import Delivery, ErrorInfo, Message, QueuePolicy, Subscription
 from ..model.signing import SIGNATURE_HEADER, signature_header
+from .app import HandlerSpec
 from .egress import EgressPolicy, EgressRefused, EgressTransport, describe_answer
+from .jobs import AttemptFailed
+from .runner import POLL_SECONDS, QueueRunner
 
 __all__ = ["Pusher", "push_headers", "run_pusher"]
 
@@ -45,7 +48,6 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT = 10.0
 ERROR_BODY_BYTES = 200
 _DRAIN_BYTES = 64 * 1024
-_MAX_BACKOFF = 30.0
 
 # Message headers that are not passed through to the endpoint: hop-by-hop and
 # framing headers (httpx sets them), credentials, and the ones the pusher sets.
@@ -126,12 +128,45 @@ def push_headers(
 
 
 @dataclass(slots=True)
-class _Loop:
-    """The receive loop of one push subscription."""
+class _Endpoint:
+    """One push subscription's handler: POST a delivery to its endpoint."""
 
     subscription: Subscription
+    http: httpx.AsyncClient
+    timeout: float
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    http: httpx.AsyncClient | None = None
+    runner: QueueRunner | None = None
+
+    async def post(self, delivery: Delivery) -> None:
+        """POST ``delivery``; raise :class:`AttemptFailed` unless answered 2xx."""
+        error, outcome = await self._post(delivery)
+        if error is not None:
+            raise AttemptFailed(error, outcome)
+
+    async def _post(self, delivery: Delivery) -> tuple[ErrorInfo | None, str]:
+        subscription, http = self.subscription, self.http
+        endpoint = subscription.push_endpoint or ""
+        headers = push_headers(subscription, delivery.message)
+        try:
+            with anyio.fail_after(self.timeout):
+                async with http.stream(
+                    "POST", endpoint, content=delivery.body, headers=headers
+                ) as resp:
+                    if 200 <= resp.status_code < 300:
+                        # drain (so the connection is reused), but not forever
+                        await _read_head(resp, _DRAIN_BYTES)
+                        return None, "acked"
+                    head = await _read_head(resp, ERROR_BODY_BYTES)
+        except EgressRefused as exc:
+            return ErrorInfo(type="PushRefused", message=str(exc)), "failed"
+        except (TimeoutError, httpx.TimeoutException):
+            message = f"POST {endpoint} timed out after {self.timeout:g} s"
+            return ErrorInfo(type="PushTimeout", message=message), "timeout"
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            message = f"POST {endpoint} failed: {type(exc).__name__}: {exc}"
+            return ErrorInfo(type="PushConnectionError", message=message), "failed"
+        message = f"POST {endpoint} answered {describe_answer(resp, head)}"
+        return ErrorInfo(type="PushHTTPError", message=message), "failed"
 
 
 class Pusher:
@@ -139,7 +174,8 @@ class Pusher:
 
     ``concurrency`` caps the requests in flight per subscription, ``timeout`` is
     the total time allowed for one request (seconds), ``refresh`` how often the
-    subscriptions are listed again, ``poll`` the long-poll wait of each receive.
+    subscriptions are listed again, ``poll`` the longest idle wait of each
+    subscription's runner (it wakes earlier when messages arrive).
     ``http`` may be an ``httpx.AsyncClient`` of your own (e.g. with a proxy or
     client certificates), shared by every subscription; by default each
     subscription gets its own, with ``concurrency`` connections: one endpoint's
@@ -172,12 +208,9 @@ class Pusher:
         self.poll = poll
         self._http = http
         self.egress = egress if egress is not None else EgressPolicy.from_env()
-        self._loops: dict[tuple[str, str], _Loop] = {}
+        self._loops: dict[tuple[str, str], _Endpoint] = {}
         self._stopping = False
         self._stop_event = anyio.Event()
-        self.delivered = 0
-        self.failed = 0
-        self.dead_lettered = 0
 
     @property
     def subscriptions(self) -> list[Subscription]:
@@ -188,6 +221,9 @@ class Pusher:
         """Stop receiving; :meth:`run` returns once the requests in flight end."""
         self._stopping = True
         self._stop_event.set()
+        for loop in self._loops.values():
+            if loop.runner is not None:
+                loop.runner.wake()
 
     async def run(self, stop: anyio.Event | None = None) -> None:
         """Deliver until :meth:`stop` is called or ``stop`` is set."""
@@ -236,133 +272,53 @@ class Pusher:
             if key in self._loops:
                 self._loops[key].subscription = sub  # endpoint or secret may change
             else:
-                loop = self._loops[key] = _Loop(sub)
-                tg.start_soon(self._consume, loop)
+                http = self._http or self._new_http()
+                loop = self._loops[key] = _Endpoint(sub, http, self.timeout)
+                tg.start_soon(self._consume, key, loop)
 
-    async def _consume(self, loop: _Loop) -> None:
-        loop.http = self._http or self._new_http()
+    async def _consume(self, key: tuple[str, str], loop: _Endpoint) -> None:
         try:
             with loop.scope:
-                await self._receive_loop(loop)
+                loop.runner = await self._runner(loop)
+                if self._stopping:
+                    return
+                await loop.runner.serve()
+        except QueueNotFound:
+            pass  # deleted meanwhile: the next discovery forgets it
         finally:
+            if self._loops.get(key) is loop:
+                del self._loops[key]  # discovered again if it still exists
             if self._http is None:
                 with anyio.CancelScope(shield=True):
                     await loop.http.aclose()
 
-    async def _receive_loop(self, loop: _Loop) -> None:
-        slots = anyio.Semaphore(self.concurrency)
-        failures = 0
-        async with anyio.create_task_group() as tg:
-            while not self._stopping:
-                await slots.acquire()
-                if self._stopping:
-                    break
-                n = 1
-                while n < self.concurrency and slots.value > 0:
-                    slots.acquire_nowait()
-                    n += 1
-                got: list[Delivery] = []
-                try:
-                    got = await self.client.receive(
-                        loop.subscription.queue, max_messages=n, wait=self.poll
-                    )
-                    failures = 0
-                except QueueNotFound:
-                    failures = 1  # deleted: the next discovery ends this loop
-                except Exception:
-                    failures += 1
-                    log.exception("pusher: receive failed")
-                for d in got:
-                    tg.start_soon(self._deliver_in_slot, loop, d, slots)
-                for _ in range(n - len(got)):
-                    slots.release()
-                if failures:
-                    await anyio.sleep(min(_MAX_BACKOFF, 0.25 * 2**failures))
+    async def _runner(self, loop: _Endpoint) -> QueueRunner:
+        sub = loop.subscription
+        spec = HandlerSpec(
+            queue=sub.queue,
+            func=loop.post,
+            concurrency=self.concurrency,
+            timeout=None,  # the POST has its own (``timeout``)
+            is_async=True,
+            body_type=Delivery,
+            topic=sub.topic,
+            subscription=sub.name,
+        )
+        return QueueRunner(
+            spec=spec,
+            client=self.client,
+            concurrency=self.concurrency,
+            policy=await self.client.queue_policy(sub.queue),
+            is_stopping=lambda: self._stopping,
+            on_job_left=lambda: None,
+            prepare=_gone,
+            poll=self.poll or POLL_SECONDS,
+        )
 
-    async def _deliver_in_slot(
-        self, loop: _Loop, delivery: Delivery, slots: anyio.Semaphore
-    ) -> None:
-        try:
-            assert loop.http is not None
-            await self.deliver(loop.subscription, delivery, loop.http)
-        finally:
-            slots.release()
 
-    async def deliver(
-        self, subscription: Subscription, delivery: Delivery, http: httpx.AsyncClient
-    ) -> bool:
-        """POST one delivery with ``http``; ack it on 2xx, else record a failure.
-
-        Returns whether the endpoint accepted it. Cancelled midway, the message
-        is released without counting the attempt.
-        """
-        try:
-            delivery = await self._ensure_lease(delivery)
-            error, outcome = await self._post(http, subscription, delivery)
-        except (LeaseLost, QueueNotFound):  # taken over, or subscription deleted
-            return False
-        except Exception:
-            log.exception("pusher: %s could not be delivered", delivery.id)
-            return False
-        except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await self._settle(self.client.release([delivery]))
-            raise
-        if error is None:
-            self.delivered += 1
-            await self._settle(self.client.ack(delivery))
-            return True
-        self.failed += 1
-        log.info("pusher: %s attempt %d: %s", delivery.id, delivery.attempts, error)
-        dead = await self._settle(self.client.fail(delivery, error, outcome=outcome))
-        if dead:
-            self.dead_lettered += 1
-            log.warning("pusher: %s dead-lettered on %s", delivery.id, delivery.queue)
-        return False
-
-    async def _ensure_lease(self, delivery: Delivery) -> Delivery:
-        """Extend the lease when it could run out during the request."""
-        left = delivery.lease_expires_at.timestamp() - time.time()
-        if left < self.timeout + 2.0:
-            return await self.client.extend(delivery, self.timeout + 5.0)
-        return delivery
-
-    @staticmethod
-    async def _settle(op: Awaitable[object]) -> bool:
-        """Await an ack/fail/release; a lost lease or a vanished queue is logged."""
-        try:
-            return bool(await op)
-        except (LeaseLost, QueueNotFound) as exc:
-            log.info("pusher: %s", exc)
-        except Exception:
-            log.exception("pusher: settling a delivery failed; its lease will expire")
-        return False
-
-    async def _post(
-        self, http: httpx.AsyncClient, subscription: Subscription, delivery: Delivery
-    ) -> tuple[ErrorInfo | None, str]:
-        endpoint = subscription.push_endpoint or ""
-        headers = push_headers(subscription, delivery.message)
-        try:
-            with anyio.fail_after(self.timeout):
-                async with http.stream(
-                    "POST", endpoint, content=delivery.body, headers=headers
-                ) as resp:
-                    if 200 <= resp.status_code < 300:
-                        # drain (so the connection is reused), but not forever
-                        await _read_head(resp, _DRAIN_BYTES)
-                        return None, "acked"
-                    head = await _read_head(resp, ERROR_BODY_BYTES)
-        except EgressRefused as exc:
-            return ErrorInfo(type="PushRefused", message=str(exc)), "failed"
-        except (TimeoutError, httpx.TimeoutException):
-            message = f"POST {endpoint} timed out after {self.timeout:g} s"
-            return ErrorInfo(type="PushTimeout", message=message), "timeout"
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            message = f"POST {endpoint} failed: {type(exc).__name__}: {exc}"
-            return ErrorInfo(type="PushConnectionError", message=message), "failed"
-        message = f"POST {endpoint} answered {describe_answer(resp, head)}"
-        return ErrorInfo(type="PushHTTPError", message=message), "failed"
+async def _gone() -> QueuePolicy | None:
+    """A push subscription's queue is never recreated by the pusher."""
+    return None
 
 
 async def _read_head(resp: httpx.Response, limit: int) -> bytes:

@@ -1,10 +1,16 @@
-"""One queue's consumer inside a worker: prefetch, handlers, outcomes, leases.
+"""The one consumer loop: a queue, a handler, slots, outcomes, leases.
 
 A :class:`QueueRunner` claims at most as many messages as it has free concurrency
 slots (one ``receive`` call), runs the handler for each in its own task, records the
 outcome (ack, retry, dead letter), batches acks that complete together, and keeps
-the leases of running handlers alive. :mod:`postroom.runtime.worker` drives the runners
-and their graceful shutdown.
+the leases of running handlers alive. Idle, it blocks in
+:meth:`AsyncClient.wait_for_messages <postroom.AsyncClient.wait_for_messages>`
+(the wait ``receive(wait=...)`` long-polls with too).
+
+It serves every consumer of the runtime: the handlers of a worker
+(:mod:`postroom.runtime.worker` drives several runners and their graceful
+shutdown) and push subscriptions, whose handler is an HTTP POST
+(:mod:`postroom.runtime.push`, one runner per subscription, run by :meth:`serve`).
 """
 
 from __future__ import annotations
@@ -23,14 +29,15 @@ from anyio.abc import TaskGroup
 
 from ..model.codec import decode_body
 from ..model.errors import DecodeError, LeaseLost, QueueNotFound, Reject, Retry
-from ..model.message import Delivery, QueuePolicy
+from ..model.message import QueuePolicy
 from .durations import DurationRecorder
+from .jobs import AttemptFailed, Job, Outcome, Slot, describe_policy
 
 if TYPE_CHECKING:
     from ..client.core import AsyncClient
     from .app import HandlerSpec
 
-__all__ = ["Job", "Outcome", "QueueRunner", "describe_policy"]
+__all__ = ["AttemptFailed", "Job", "Outcome", "QueueRunner", "describe_policy"]
 
 log = logging.getLogger("postroom.runtime.worker")
 
@@ -45,57 +52,14 @@ MAX_ERROR_PAUSE_SECONDS = 16.0
 MIN_TICK_SECONDS = 0.05
 
 
-@dataclass(eq=False, slots=True)
-class Job:
-    """One claimed delivery, from claim until its outcome is recorded."""
-
-    delivery: Delivery
-    scope: anyio.CancelScope | None = None
-    cancelled: bool = False
-    finished: bool = False
-    seconds: float | None = None  # how long the handler ran, once it has
-
-    def cancel(self) -> None:
-        """Stop the handler (shutdown); the delivery is then released, not failed."""
-        self.cancelled = True
-        if self.scope is not None:
-            self.scope.cancel()
-
-
-@dataclass(eq=False, slots=True)
-class _Slot:
-    """A parked handler slot, woken with a job (or with none: stop)."""
-
-    job: Job | None = None
-    ready: anyio.Event = field(default_factory=anyio.Event)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a handler run ended: ``ok``, ``retry``, ``reject``, ``undecodable``,
-    ``timeout`` or ``failed``, with the exception that caused it."""
-
-    kind: str
-    error: BaseException | None = None
-
-
-def describe_policy(spec: HandlerSpec, concurrency: int, policy: QueuePolicy) -> str:
-    """One log line with the effective policy of a handler's queue."""
-    b = policy.backoff
-    kind = "async" if spec.is_async else "thread"
-    timeout = f"{spec.timeout:g} s" if spec.timeout is not None else "none"
-    return (
-        f"queue {spec.queue!r} -> {spec.name} ({kind}, concurrency {concurrency}, "
-        f"timeout {timeout}): max_attempts={policy.max_attempts}, "
-        f"visibility_timeout={policy.visibility_timeout:g} s, backoff={b.initial:g} s "
-        f"x{b.factor:g} up to {b.max:g} s{' with jitter' if b.jitter else ''}, "
-        f"dead letters -> {policy.dead_letter!r}"
-    )
-
-
 @dataclass(eq=False)
 class QueueRunner:
-    """Consumes one queue with one handler, within ``concurrency`` slots."""
+    """Consumes one queue with one handler, within ``concurrency`` slots.
+
+    ``prepare`` recreates the queue when it disappears (a worker's queue or
+    subscription) and returns its policy, or ``None`` when it is gone for good
+    (a deleted push subscription): then the runner stops receiving.
+    """
 
     spec: HandlerSpec
     client: AsyncClient
@@ -103,8 +67,10 @@ class QueueRunner:
     policy: QueuePolicy
     is_stopping: Callable[[], bool]
     on_job_left: Callable[[], None]
-    prepare: Callable[[], Awaitable[QueuePolicy]]
+    prepare: Callable[[], Awaitable[QueuePolicy | None]]
     durations: DurationRecorder | None = None
+    poll: float = POLL_SECONDS
+    gone: bool = False
     jobs: set[Job] = field(default_factory=set)
     abandoned_threads: int = 0
     _wait_scope: anyio.CancelScope | None = None
@@ -112,7 +78,7 @@ class QueueRunner:
     _ack_batch: list[Job] = field(default_factory=list)
     _ack_ready: anyio.Event | None = None
     _limiter: anyio.CapacityLimiter | None = None
-    _parked: list[_Slot] = field(default_factory=list)
+    _parked: list[Slot] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._freed = anyio.Event()
@@ -129,6 +95,45 @@ class QueueRunner:
         """Interrupt an idle wait (long poll, slot wait) so the loop sees a stop."""
         if self._wait_scope is not None:
             self._wait_scope.cancel()
+
+    async def serve(self) -> None:
+        """Run this runner on its own until it stops (``is_stopping`` or its queue
+        gone): receive, handle, ack, keep leases; then let the handlers in flight
+        finish and their acks complete. Cancelled, it releases the unfinished
+        messages without counting an attempt."""
+        async with anyio.create_task_group() as service:
+            service.start_soon(self.ack_loop)
+            service.start_soon(self.extend_loop)
+            try:
+                async with anyio.create_task_group() as handlers:
+                    await self.receive_loop(handlers)
+                await self.wait_settled()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.release_unfinished()
+            service.cancel_scope.cancel()
+
+    async def wait_settled(self) -> None:
+        """Wait until every claimed message has its outcome recorded."""
+        while self.jobs:
+            self._freed = anyio.Event()
+            await self._freed.wait()
+
+    async def release_unfinished(self) -> None:
+        """Give back at once the messages whose handler did not finish."""
+        unfinished = [j.delivery for j in self.jobs if not j.finished]
+        if not unfinished:
+            return
+        try:
+            await self.client.release(unfinished)
+        except Exception as exc:
+            log.warning(
+                "releasing %d messages of %r failed (%r): they come back when "
+                "their leases expire",
+                len(unfinished),
+                self.queue,
+                exc,
+            )
 
     # -- receiving -----------------------------------------------------------------
 
@@ -150,7 +155,7 @@ class QueueRunner:
         """Claim and start work until the worker stops; errors pause, never kill."""
         pause = ERROR_PAUSE_SECONDS
         try:
-            while not self.is_stopping():
+            while not self.is_stopping() and not self.gone:
                 try:
                     await self._step(handlers)
                     pause = ERROR_PAUSE_SECONDS
@@ -171,14 +176,19 @@ class QueueRunner:
             self._close_slots()
 
     async def _recover(self, exc: Exception) -> bool:
-        """Recreate a queue (or subscription) deleted under the worker."""
+        """Recreate a queue (or subscription) deleted under the worker; or stop
+        when it is gone for good."""
         if not isinstance(exc, QueueNotFound):
             return False
-        log.warning("queue %r disappeared; creating it again", self.queue)
         try:
-            await self.prepare()
+            policy = await self.prepare()
         except Exception:
             return False
+        if policy is None:
+            log.info("queue %r is gone; no longer consuming it", self.queue)
+            self.gone = True
+        else:
+            log.warning("queue %r disappeared; created it again", self.queue)
         return True
 
     async def _step(self, handlers: TaskGroup) -> None:
@@ -202,7 +212,7 @@ class QueueRunner:
                 handlers.start_soon(self._serve, job, name=f"postroom:{self.queue}")
         if len(got) < free:
             await self._idle(
-                partial(self.client.wait_for_messages, self.queue, POLL_SECONDS)
+                partial(self.client.wait_for_messages, self.queue, self.poll)
             )
 
     # -- running a handler ---------------------------------------------------------
@@ -214,7 +224,7 @@ class QueueRunner:
             await self._process(job)
             if self.is_stopping():
                 return
-            slot = _Slot()
+            slot = Slot()
             self._parked.append(slot)
             await slot.ready.wait()
             job = slot.job
@@ -284,6 +294,8 @@ class QueueRunner:
                 return Outcome("ok")
             except Retry as exc:
                 return Outcome("retry", exc)
+            except AttemptFailed as exc:
+                return Outcome(exc.outcome, exc.info)
             except Reject as exc:
                 return Outcome("reject", exc)
             except Exception as exc:
