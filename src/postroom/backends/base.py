@@ -325,7 +325,13 @@ def register_scheme(scheme: str, module: str, cls: str, extra: str = "") -> None
 
 
 def open_backend(url: str) -> Backend:
-    """Build (not yet connect) the backend for ``url``, chosen by its scheme."""
+    """Build (not yet connect) the backend for ``url``, chosen by its scheme.
+
+    A malformed URL (unknown scheme, bad port, ...) raises
+    :class:`ConfigurationError` naming the problem (the password never shown).
+    """
+    from ._urls import check_authority, redact
+
     scheme = urlsplit(url).scheme.lower()
     if not scheme or "://" not in url:
         raise ConfigurationError(
@@ -342,8 +348,10 @@ def open_backend(url: str) -> Backend:
                 f"this version of postroom: use one of {known}"
             ) from None
         raise ConfigurationError(
-            f"unknown URL scheme {scheme!r} in {url!r}: postroom supports {known}"
+            f"unknown URL scheme {scheme!r} in {redact(url)!r}: postroom supports "
+            f"{known}"
         ) from None
+    check_authority(url, host_required=False, example=f"{scheme}://localhost")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from ..model.errors import PostroomError
-from ._common import err_console, state
+from ._common import err_console, safe, state
 
 __all__ = ["app", "main"]
 
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     except PostroomError as exc:
         if state.debug:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
+        message = escape(safe(str(exc), lines=True))
+        err_console.print(f"[bold red]error:[/] {message}", markup=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

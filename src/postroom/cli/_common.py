@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 import postroom
 
@@ -24,6 +25,8 @@ __all__ = [
     "fail",
     "open_client",
     "print_json",
+    "safe",
+    "safe_text",
     "state",
 ]
 
@@ -57,6 +60,30 @@ def open_client(url: str | None) -> Iterator[postroom.Client]:
         yield client
 
 
+def _escaped(c: str) -> str:
+    code = ord(c)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def safe(text: str, *, lines: bool = False) -> str:
+    """``text`` for a terminal: control characters (ESC and every other C0 and C1
+    code, DEL) and other unprintable ones (bidi overrides, zero-width
+    characters, lone surrogates) shown as ``\\x1b``-style escapes, so that
+    names, bodies and error texts from the backend cannot drive the terminal.
+    With ``lines``, newlines and tabs are kept."""
+    if text.isprintable():
+        return text
+    keep = "\n\t" if lines else ""
+    return "".join(c if c.isprintable() or c in keep else _escaped(c) for c in text)
+
+
+def safe_text(text: str, style: str = "", *, lines: bool = False) -> Text:
+    """A rich ``Text`` of :func:`safe` ``text`` (never read as markup)."""
+    return Text(safe(text, lines=lines), style=style)
+
+
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
@@ -64,7 +91,7 @@ def print_json(data: Any) -> None:
 
 def fail(message: str, code: int = 1) -> None:
     """Print an error (no traceback) and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(safe(message))}", markup=True)
     raise typer.Exit(code)
 
 

@@ -25,6 +25,8 @@ from ._common import (
     err_console,
     open_client,
     print_json,
+    safe,
+    safe_text,
 )
 from .queues import Limit, Queue, fmt_ago, fmt_when, plural
 
@@ -63,7 +65,7 @@ def _pretty_body(message: Message) -> Text:
     if message.headers.get("content-type") == "application/json":
         with contextlib.suppress(ValueError):
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    return Text(text)
+    return safe_text(text, lines=True)
 
 
 def _error_text(error: ErrorInfo | None, *, one_line: bool = False) -> Text:
@@ -74,7 +76,7 @@ def _error_text(error: ErrorInfo | None, *, one_line: bool = False) -> Text:
         message = " ".join(message.strip().splitlines()[:1])
         if len(message) > 100:
             message = message[:99] + "…"
-    return Text(f"{error.type}: {message}")
+    return safe_text(f"{error.type}: {message}", lines=not one_line)
 
 
 @dlq_app.command("list")
@@ -114,8 +116,8 @@ def _print_dead_letters(found: list[DeadLetter]) -> None:
     """Two lines per dead letter (what, then why): readable at any width."""
     now = datetime.now(UTC)
     for dl in found:
-        line = Text(dl.id, style="bold")
-        line.append(f"  {dl.reason}", style="red")
+        line = safe_text(dl.id, style="bold")
+        line.append(f"  {safe(dl.reason)}", style="red")
         line.append(f"  {plural(dl.attempts, 'attempt')}")
         line.append(f"  dead {fmt_ago(dl.dead_at, now)}", style="dim")
         console.print(line, no_wrap=True, overflow="ellipsis")
@@ -145,13 +147,13 @@ def _render_dead_letter(dl: DeadLetter) -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
     facts.add_column()
-    facts.add_row("id", msg.id)
-    facts.add_row("queue", Text(dl.queue))
-    facts.add_row("reason", Text(dl.reason, style="bold red"))
+    facts.add_row("id", safe_text(msg.id))
+    facts.add_row("queue", safe_text(dl.queue))
+    facts.add_row("reason", safe_text(dl.reason, style="bold red"))
     facts.add_row("attempts", f"{dl.attempts} (earlier redrives: {msg.redrives})")
     facts.add_row("enqueued at", fmt_when(msg.enqueued_at))
     facts.add_row("dead at", fmt_when(dl.dead_at))
-    headers = "\n".join(f"{k}: {v}" for k, v in sorted(msg.headers.items()))
+    headers = "\n".join(f"{safe(k)}: {safe(v)}" for k, v in sorted(msg.headers.items()))
     facts.add_row("headers", Text(headers or "-"))
     facts.add_row("error", _error_text(dl.error))
     console.print(facts)
@@ -159,7 +161,9 @@ def _render_dead_letter(dl: DeadLetter) -> None:
     console.print(_pretty_body(msg), soft_wrap=True)
     if dl.error is not None and dl.error.traceback:
         console.print(Text("\ntraceback", style="bold"))
-        console.print(Text(dl.error.traceback.rstrip()), soft_wrap=True)
+        console.print(
+            safe_text(dl.error.traceback.rstrip(), lines=True), soft_wrap=True
+        )
     history = Table(title="attempt history", box=SIMPLE_HEAD)
     for name in ("#", "at", "consumer", "outcome"):
         history.add_column(name, no_wrap=True)
@@ -168,8 +172,8 @@ def _render_dead_letter(dl: DeadLetter) -> None:
         history.add_row(
             str(n),
             fmt_when(entry.at),
-            Text(entry.consumer),
-            entry.outcome,
+            safe_text(entry.consumer),
+            safe_text(entry.outcome),
             _error_text(entry.error, one_line=True),
         )
     console.print(history)
@@ -273,7 +277,7 @@ def _report_redrive(
         return
     if dry_run:
         for mid in moved:
-            typer.echo(mid)
+            typer.echo(safe(mid))
         console.print(
             Text(
                 f"dry run: would redrive {plural(len(moved), 'dead letter')} "

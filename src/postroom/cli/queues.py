@@ -22,6 +22,8 @@ from ._common import (
     console,
     open_client,
     print_json,
+    safe,
+    safe_text,
 )
 
 __all__ = [
@@ -125,7 +127,7 @@ def preview(body: bytes, width: int = 60) -> Text:
     text = " ".join(str(shown["body"]).split())
     if len(text) > width:
         text = text[: width - 1] + "…"
-    return Text(text)
+    return safe_text(text)
 
 
 # -- commands ------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def send(
         mid = client.send(
             queue, parse_body(raw), delay=delay, headers=headers, dedup_key=dedup_key
         )
-    typer.echo(mid)
+    typer.echo(safe(mid))
 
 
 def queues(url: Url = None, as_json: Json = False) -> None:
@@ -187,7 +189,7 @@ def queues(url: Url = None, as_json: Json = False) -> None:
     )
     for s in rows:
         table.add_row(
-            Text(s.queue),
+            safe_text(s.queue),
             str(s.ready),
             str(s.delayed),
             str(s.in_flight),
@@ -216,7 +218,7 @@ def peek(
     for m in messages:
         available = "now" if m.available_at <= now else fmt_ago(m.available_at, now)
         table.add_row(
-            m.id,
+            safe_text(m.id),
             str(m.attempts),
             fmt_ago(m.enqueued_at, now),
             available,

@@ -7,10 +7,19 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from ..model.message import Subscription
-from ._common import Json, Url, Yes, confirm, console, open_client, print_json
+from ._common import (
+    Json,
+    Url,
+    Yes,
+    confirm,
+    console,
+    open_client,
+    print_json,
+    safe,
+    safe_text,
+)
 from .queues import parse_body
 
 __all__ = ["register"]
@@ -33,8 +42,9 @@ def register(app: typer.Typer) -> None:
 
 
 def say(text: str) -> None:
-    """Print plain text: names may contain ``[`` that rich would take for markup."""
-    console.print(text, markup=False, highlight=False)
+    """Print plain text: names may contain ``[`` that rich would take for markup,
+    or control characters (escaped)."""
+    console.print(safe(text, lines=True), markup=False, highlight=False)
 
 
 def _pairs(values: list[str] | None) -> dict[str, str]:
@@ -104,7 +114,10 @@ def topics(url: Url = None, as_json: Json = False) -> None:
     table = Table("topic", "subscriptions", "published", "unrouted")
     for t in rows:
         table.add_row(
-            Text(t.topic), str(t.subscriptions), str(t.published), str(t.unrouted)
+            safe_text(t.topic),
+            str(t.subscriptions),
+            str(t.published),
+            str(t.unrouted),
         )
     console.print(table)
 
@@ -184,11 +197,11 @@ def list_(
     table = Table("topic", "name", "queue", "push endpoint", "filter", "max attempts")
     for s in subs:
         table.add_row(
-            Text(s.topic),
-            Text(s.name),
-            Text(s.queue),
-            Text(s.push_endpoint or "-"),
-            Text(_filter_text(s)),
+            safe_text(s.topic),
+            safe_text(s.name),
+            safe_text(s.queue),
+            safe_text(s.push_endpoint or "-"),
+            safe_text(_filter_text(s)),
             str(s.max_attempts),
         )
     console.print(table)

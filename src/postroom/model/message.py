@@ -146,13 +146,47 @@ class Delivery:
         return self.message.attempts
 
 
+# Longest error texts kept: the start of a message, the end of a traceback (where
+# the failing line is).
+_MAX_ERROR_TYPE = 200
+_MAX_ERROR_MESSAGE = 8 * 1024
+_MAX_TRACEBACK = 32 * 1024
+
+
+def _storable(text: str) -> str:
+    """``text`` as every backend stores it: no NUL (PostgreSQL refuses it), no
+    lone surrogates (not UTF-8); each becomes U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """An error recorded on a failed attempt or a dead letter."""
+    """An error recorded on a failed attempt or a dead letter.
+
+    Texts are kept storable and bounded: NUL and lone surrogates become U+FFFD,
+    the message is cut after 8 KiB characters and the traceback keeps its last
+    32 Ki characters.
+    """
 
     type: str
     message: str
     traceback: str = ""
+
+    def __post_init__(self) -> None:
+        kept = (
+            _storable(str(self.type)[:_MAX_ERROR_TYPE]),
+            _storable(str(self.message)[:_MAX_ERROR_MESSAGE]),
+            _storable(str(self.traceback)[-_MAX_TRACEBACK:]),
+        )
+        if kept != (self.type, self.message, self.traceback):
+            for name, value in zip(("type", "message", "traceback"), kept, strict=True):
+                object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, str]:
         """JSON-able form."""

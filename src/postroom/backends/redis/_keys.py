@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...model.errors import ConfigurationError
+from .._urls import check_authority, check_db_number, redact
 
 __all__ = [
     "QUEUE_KEY_KINDS",
@@ -32,6 +33,7 @@ QUEUE_KEY_KINDS = (
     "dedupx",  # zset: dedup key -> window end ms (garbage collection)
 )
 
+_EXAMPLE = "redis://localhost:6379/0"
 _SCHEMES = {
     "redis": "redis",
     "rediss": "rediss",
@@ -71,7 +73,9 @@ def parse_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     scheme = _SCHEMES.get(parts.scheme.lower())
     if scheme is None:
-        raise ConfigurationError(f"{url!r} is not a redis:// or valkey:// URL")
+        raise ConfigurationError(f"{redact(url)!r} is not a redis:// or valkey:// URL")
+    check_authority(url, host_required=True, example=_EXAMPLE)
+    check_db_number(url, _EXAMPLE)
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = "postroom"
     rest = []
