@@ -36,9 +36,7 @@ def _assert_clean(output: str) -> None:
         assert raw not in output, output
 
 
-def test_listings_escape_control_characters(
-    url: str, client: postroom.Client
-) -> None:
+def test_listings_escape_control_characters(url: str, client: postroom.Client) -> None:
     _legacy(url)
     client.send("jobs", EVIL, headers={"h": EVIL})
     [d] = client.receive("jobs")
