@@ -9,7 +9,7 @@ from ...model.message import Message, QueuePolicy, QueueStats, now_ms
 from ..base import COUNTERS, DurationHistogram, duration_cells
 from ._conn import translated
 from ._core import NatsCore
-from ._names import CONSUMER, untoken
+from ._names import CONSUMER, token, untoken
 from ._records import meta_of
 
 __all__ = ["Admin"]
@@ -37,11 +37,18 @@ class Admin(NatsCore):
         keys = await self.meta.keys("pol.*")
         return sorted(untoken(k.partition(".")[2]) for k in keys)
 
+    async def delete_queue(self, queue: str) -> bool:
+        existed = await self.meta.get(self.policy_key(queue)) is not None
+        await self.delete_queue_data(queue)
+        return existed
+
     async def delete_queue_data(self, queue: str) -> None:
-        """Remove a queue: its streams, policy and counters."""
+        """Remove a queue: policy, streams, dedup keys, counters and durations."""
         await self.meta.delete(self.policy_key(queue))
         self.remember(queue, None)
         await self.delete_streams(queue)
+        self.leases.drop_stream(self.names.stream(queue))
+        await self.dedup.delete(f"{token(queue)}.>")
         for kind in ("cnt", "dur"):
             key = self.counter_key(kind, queue)
             await self.meta.delete(key)

@@ -58,6 +58,11 @@ def delivered_count(reply: str) -> int:
     return int(tokens[-5])
 
 
+def stream_of(reply: str) -> str:
+    """The stream of the delivered message."""
+    return reply.split(".")[-7]
+
+
 def stream_seq(reply: str) -> int:
     """The stream sequence of the delivered message."""
     return int(reply.split(".")[-4])
@@ -117,6 +122,11 @@ class LeaseKeeper:
         if reply in self._gone or now_ms() >= end:
             raise LeaseLost(reply)
         return reply, lease
+
+    def drop_stream(self, stream: str) -> None:
+        """Forget every lease on ``stream`` (its queue was deleted)."""
+        for reply in [r for r in self._held if stream_of(r) == stream]:
+            self.finish(reply)
 
     def finish(self, reply: str) -> None:
         """The lease ended by an ack, retry, dead letter or release."""

@@ -22,8 +22,14 @@ from ...model.message import (
     now_ms,
 )
 from ._core import NatsCore
-from ._leases import Lease, delivered_count, make_receipt, stream_seq
-from ._names import CONSUMER, token
+from ._leases import (
+    Lease,
+    delivered_count,
+    make_receipt,
+    stream_of,
+    stream_seq,
+)
+from ._names import CONSUMER, token, valid_id
 from ._records import Meta, dead_letter_headers, message_headers, meta_of
 
 __all__ = ["Messages"]
@@ -191,6 +197,26 @@ class Messages(NatsCore):
 
     # -- settling ------------------------------------------------------------------
 
+    async def hold(self, delivery: Delivery) -> tuple[str, Lease | None]:
+        """The ack subject of a delivery whose lease is live; :class:`LeaseLost`.
+
+        A lease this process does not hold (its receipt came from another one) is
+        checked against the stream: the message must still be stored at the
+        receipt's sequence, so that a receipt of a deleted and created-again
+        queue never acks another message."""
+        reply, lease = self.leases.check(delivery.receipt)
+        if lease is not None:
+            return reply, lease
+        stream = self.names.stream(delivery.queue)
+        if stream_of(reply) != stream or not valid_id(delivery.id):
+            raise LeaseLost(reply)
+        seq = stream_seq(reply)
+        subject = self.names.subject(delivery.queue, delivery.id)
+        raw = await self.jet.get(stream, subject, seq=seq)
+        if raw is None or raw.seq != seq:
+            raise LeaseLost(reply)
+        return reply, None
+
     async def _held_meta(self, queue: str, reply: str, lease: Lease | None) -> Meta:
         """The meta of the held copy, with the lease expiries it went through."""
         meta = lease.extra if lease is not None else None
@@ -208,13 +234,16 @@ class Messages(NatsCore):
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         lost: list[Delivery] = []
         held: list[tuple[Delivery, str]] = []
-        for d in deliveries:
-            try:
-                reply, _ = self.leases.check(d.receipt)
-            except LeaseLost:
+        checks = await asyncio.gather(
+            *(self.hold(d) for d in deliveries), return_exceptions=True
+        )
+        for d, checked in zip(deliveries, checks, strict=True):
+            if isinstance(checked, LeaseLost):
                 lost.append(d)
-                continue
-            held.append((d, reply))
+            elif isinstance(checked, BaseException):
+                raise checked
+            else:
+                held.append((d, checked[0]))
         await asyncio.gather(*(self.jet.ack(reply) for _, reply in held))
         counts: dict[str, int] = {}
         for d, reply in held:
@@ -237,7 +266,7 @@ class Messages(NatsCore):
     async def retry(
         self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
     ) -> None:
-        reply, lease = self.leases.check(delivery.receipt)
+        reply, lease = await self.hold(delivery)
         meta = await self._held_meta(delivery.queue, reply, lease)
         copy = replace(
             meta,
@@ -251,7 +280,7 @@ class Messages(NatsCore):
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         for d in deliveries:
             try:
-                reply, lease = self.leases.check(d.receipt)
+                reply, lease = await self.hold(d)
                 meta = await self._held_meta(d.queue, reply, lease)
             except LeaseLost:
                 continue
@@ -260,7 +289,7 @@ class Messages(NatsCore):
             await self._replace(d, copy, reply, "r")
 
     async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
-        reply, lease = self.leases.check(delivery.receipt)
+        reply, lease = await self.hold(delivery)
         policy = await self.policy(delivery.queue)
         end = now_ms() + lease_ms
         await self.leases.extend(reply, lease, end, policy.lease_ms)
@@ -301,7 +330,7 @@ class Messages(NatsCore):
     async def dead_letter(
         self, delivery: Delivery, reason: str, entry: HistoryEntry
     ) -> None:
-        reply, lease = self.leases.check(delivery.receipt)
+        reply, lease = await self.hold(delivery)
         meta = await self._held_meta(delivery.queue, reply, lease)
         meta = replace(meta, history=[*meta.history, entry])
         await self.bury(
