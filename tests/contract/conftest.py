@@ -1,5 +1,4 @@
-"""The contract suite (:mod:`postroom.testing`) runs unchanged on every backend
-listed in ``BACKENDS``.
+"""The contract suite runs unchanged on every backend listed in ``BACKENDS``.
 
 A backend joins by adding one entry: a function from ``(tmp_path, unique id)`` to a
 URL with per-test isolation (a fresh file, a key prefix, a schema...).
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from postroom.testing import client
+import postroom
 from tests.conftest import require_service
 from tests.redis_cluster import cluster_port, cluster_ports
 
@@ -70,48 +69,13 @@ def _drop_postgres_schemas() -> None:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-_NATS_PREFIXES: list[str] = []
-
-
-def _nats(tmp_path: Path, uid: str) -> str:
-    require_service("nats", "127.0.0.1", 4222)
-    _NATS_PREFIXES.append(uid)
-    return f"nats://127.0.0.1:4222?prefix={uid}"
-
-
-def _delete_nats_prefixes() -> None:
-    """Delete the streams and KV buckets of the NATS prefixes a test used."""
-    import anyio
-
-    from postroom.backends.nats._conn import Jet
-    from postroom.backends.nats._names import Names
-
-    names = [Names(p) for p in _NATS_PREFIXES]
-    _NATS_PREFIXES.clear()
-
-    async def delete() -> None:
-        jet = Jet(["nats://127.0.0.1:4222"], {})
-        await jet.connect()
-        try:
-            for stream in await jet.stream_names():
-                if any(n.owns(stream) for n in names):
-                    await jet.delete_stream(stream)
-        finally:
-            await jet.close()
-
-    anyio.run(delete)
-
-
 @pytest.fixture(autouse=True)
 def _redis_cleanup() -> Iterator[None]:
-    """Delete the keys of the Redis prefixes, the PostgreSQL schemas and the
-    NATS streams a test used (one autouse fixture, imported by the other suites
-    that use BACKENDS)."""
+    """Delete the keys of the Redis prefixes and the PostgreSQL schemas a test
+    used (one autouse fixture, imported by the other suites that use BACKENDS)."""
     yield
     if _POSTGRES_SCHEMAS:
         _drop_postgres_schemas()
-    if _NATS_PREFIXES:
-        _delete_nats_prefixes()
     if _REDIS_PREFIXES:
         _delete_prefixes([6379], _REDIS_PREFIXES)
     if _CLUSTER_PREFIXES:
@@ -138,7 +102,6 @@ BACKENDS: dict[str, Callable[[Path, str], str]] = {
     "redis": _redis,
     "redis-cluster": _redis_cluster,
     "postgres": _postgres,
-    "nats": _nats,
 }
 
 # Backends whose state is shared across processes (used by real-process tests).
@@ -157,4 +120,11 @@ def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return BACKENDS[request.param](tmp_path, "t" + uuid.uuid4().hex[:12])
 
 
-__all__ = ["BACKENDS", "DURABLE", "client", "require_service"]
+@pytest.fixture
+def client(url: str) -> Iterator[postroom.Client]:
+    """A sync client on a fresh backend."""
+    with postroom.connect(url) as c:
+        yield c
+
+
+__all__ = ["BACKENDS", "DURABLE", "require_service"]

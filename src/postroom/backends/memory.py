@@ -144,6 +144,9 @@ class MemoryBackend(Backend):
                         ids.append(known[0])
                         continue
                     q.dedup[m.dedup_key] = (m.id, now + dedup_window_ms)
+                if m.id in q.messages:  # a retried send: stored once
+                    ids.append(m.id)
+                    continue
                 available = int(m.available_at.timestamp() * 1000)
                 q.messages[m.id] = _Record(m, available)
                 q.counters["sent"] += 1

@@ -18,6 +18,7 @@ from ..model import arguments as check
 from ..model import validate
 from ..model.codec import build_message
 from ..model.errors import (
+    BackendError,
     DeadLetterNotFound,
     LeaseLost,
     QueueNotFound,
@@ -135,8 +136,20 @@ class AsyncClient(DeadLetters, Topics):
             queue, body, delay=delay, headers=headers, dedup_key=dedup_key
         )
         msgs, window = [ready.message], ready.dedup_window_ms
-        [mid] = await self.backend.enqueue(queue, msgs, dedup_window_ms=window)
+        [mid] = await self._store(queue, msgs, window)
         return mid
+
+    async def _store(self, queue: str, msgs: list[Message], window: int) -> list[str]:
+        """Store built messages; a failed try is retried once with the same ids.
+
+        A try that raised may have committed (the connection broke after the
+        backend stored them); every backend stores an id it already has once, so
+        the second try cannot duplicate them.
+        """
+        try:
+            return await self.backend.enqueue(queue, msgs, dedup_window_ms=window)
+        except BackendError:
+            return await self.backend.enqueue(queue, msgs, dedup_window_ms=window)
 
     async def prepare_send(
         self,
@@ -181,7 +194,7 @@ class AsyncClient(DeadLetters, Topics):
             return []
         policy = await self.ensure_queue(queue)
         window = round(policy.dedup_window * 1000)
-        return await self.backend.enqueue(queue, msgs, dedup_window_ms=window)
+        return await self._store(queue, msgs, window)
 
     # -- receiving -----------------------------------------------------------------
 

@@ -124,8 +124,10 @@ SELECT name FROM {schema}.queues ORDER BY name;
 -- name: enqueue
 -- Store a batch in one statement: count it on the queue (which locks the queue
 -- row, so a concurrent delete_subscription cannot leave orphans), insert the
--- rows in order (a row with the same (queue, id) is replaced, as the in-memory
--- backend does) and wake consumers on commit. No row returned: unknown queue.
+-- rows in order and wake consumers on commit. No row returned: unknown queue.
+-- A message whose (queue, id) is already stored is left as it is: a send retried
+-- with the same id (its first try may have committed before the connection
+-- broke) stores it once, as every backend does.
 WITH q AS (
     UPDATE {schema}.queues SET sent = sent + %(n)s
     WHERE name = %(queue)s
@@ -143,12 +145,7 @@ WITH q AS (
         AS u(id, body, headers, enqueued_at, available_at, attempts, dedup_key,
              redrives, ord)
     ORDER BY u.ord
-    ON CONFLICT (queue, id) DO UPDATE
-    SET body = excluded.body, headers = excluded.headers,
-        enqueued_at = excluded.enqueued_at, available_at = excluded.available_at,
-        due = excluded.due, attempts = excluded.attempts,
-        dedup_key = excluded.dedup_key, redrives = excluded.redrives,
-        token = NULL, consumer = '', history = '[]'
+    ON CONFLICT (queue, id) DO NOTHING
     RETURNING 1
 )
 SELECT pg_notify(%(channel)s, name) FROM q;

@@ -44,7 +44,7 @@ from ._records import (
     deliveries_from,
     encode_message,
 )
-from ._scripts import REDIS_PY, Call, Scripts
+from ._scripts import FIRST_TRY, REDIS_PY, Call, Scripts
 from ._topics import TopicsMixin
 from ._translate import translated
 
@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 _SEND_CHUNK = 1000  # messages per enqueue script call (keeps each call short)
 _MAX_WAKE = 16  # tokens kept on a notification list at most (as lib.lua's MAX_WAKE)
 _CLAIM_MAX = 1000
+_MAX_UNSURE = 10_000
 _SAFE_POLICIES = ("noeviction",)
 _DEAD_PAGE = 200
 
@@ -93,6 +94,9 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
         self._tags: dict[str, list[str]] = {}
         self._due: dict[str, int] = {}
         self._ahead = Prefetched()
+        # Ids of single sends whose transaction may or may not have run (its
+        # connection broke): sent again only through the enqueue script.
+        self._unsure: dict[str, None] = {}
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -263,8 +267,21 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
     async def enqueue(
         self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
     ) -> list[str]:
-        if len(messages) == 1 and not messages[0].dedup_key and not self.cluster:
-            return [await self._enqueue_one(queue, messages[0])]
+        one = messages[0] if len(messages) == 1 else None
+        if (
+            one
+            and not one.dedup_key
+            and not self.cluster
+            and one.id not in self._unsure
+        ):
+            return [await self._enqueue_one(queue, one)]
+        return await self._enqueue_scripted(queue, messages, dedup_window_ms)
+
+    async def _enqueue_scripted(
+        self, queue: str, messages: Sequence[Message], dedup_window_ms: int
+    ) -> list[str]:
+        """Store messages through the enqueue script (which stores an id already
+        live only once, so a retried send is harmless)."""
         calls = [
             self._enqueue_call(
                 queue, messages[i : i + _SEND_CHUNK], dedup_window_ms, "send"
@@ -279,6 +296,11 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
             raise
         return [mid.decode() for chunk in results for mid in chunk]
 
+    def _remember_unsure(self, mid: str) -> None:
+        self._unsure[mid] = None
+        if len(self._unsure) > _MAX_UNSURE:
+            del self._unsure[next(iter(self._unsure))]
+
     async def _enqueue_one(self, queue: str, m: Message) -> str:
         """Store one message without a dedup key: the enqueue script's writes as
         plain commands in one MULTI/EXEC, which costs Redis a fraction of a script
@@ -288,17 +310,27 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
             for kind in ("policy", "queued", "live", "msg", "counters", "notify")
         )
         mid = m.id
-        exists, *_ = await self.scripts.transaction(
-            [
-                ("EXISTS", policy),
-                ("HSET", msg, mid, encode_message(m)),
-                ("ZADD", queued, to_ms_dt(m.available_at), mid),
-                ("ZADD", live, to_ms_dt(m.enqueued_at), mid),
-                ("HINCRBY", counters, "sent", 1),
-                ("LPUSH", notify, "1"),
-                ("LTRIM", notify, 0, _MAX_WAKE - 1),
-            ]
-        )
+        try:
+            exists, *_ = await self.scripts.transaction(
+                [
+                    ("EXISTS", policy),
+                    ("HSET", msg, mid, encode_message(m)),
+                    ("ZADD", queued, to_ms_dt(m.available_at), mid),
+                    ("ZADD", live, to_ms_dt(m.enqueued_at), mid),
+                    ("HINCRBY", counters, "sent", 1),
+                    ("LPUSH", notify, "1"),
+                    ("LTRIM", notify, 0, _MAX_WAKE - 1),
+                ],
+                again=False,
+            )
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            # It may have run before its reply was lost: the plain commands are
+            # not sent again, the enqueue script is (it skips an id already
+            # live). Until that succeeds, a retry of this id goes the same way.
+            self._remember_unsure(mid)
+            [stored] = await self._enqueue_scripted(queue, [m], 0)
+            self._unsure.pop(mid, None)
+            return stored
         if not exists:
             # The queue was never declared (or was deleted): take the writes back.
             await self.scripts.transaction(
@@ -422,7 +454,8 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
         for queue, group in by_queue.items():
             for i in range(0, len(group), _SEND_CHUNK):
                 chunk = group[i : i + _SEND_CHUNK]
-                calls.append(("ack", self.script_keys(queue), _receipt_args(chunk)))
+                args = [FIRST_TRY, *_receipt_args(chunk)]
+                calls.append(("ack", self.script_keys(queue), args))
                 groups.append(chunk)
         results = await self.scripts.run_many(calls)
         return [

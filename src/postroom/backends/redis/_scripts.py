@@ -33,7 +33,22 @@ try:
 except ImportError:  # hiredis is optional: redis-py packs then
     _pack_command = None
 
-__all__ = ["REDIS_PY", "SCRIPT_NAMES", "Call", "Scripts"]
+__all__ = ["FIRST_TRY", "REDIS_PY", "SCRIPT_NAMES", "Call", "Scripts"]
+
+# Scripts whose first argument says whether the call is a second try after a
+# broken connection (the first may have run, its reply lost): ack.lua then takes a
+# message that is gone for one its first try deleted, not for a lost lease.
+FIRST_TRY, SECOND_TRY = "0", "1"
+_TRY_MARKED = frozenset({"ack"})
+
+
+def _second_try(call: Call) -> Call:
+    """``call`` as sent again after its connection broke."""
+    name, keys, args = call
+    if name not in _TRY_MARKED:
+        return call
+    return name, keys, [SECOND_TRY, *list(args)[1:]]
+
 
 SCRIPT_NAMES = (
     "enqueue",
@@ -146,13 +161,18 @@ class Scripts:
         try:
             return await self._send(packed, 0.0)
         except (RedisConnectionError, RedisTimeoutError):
-            return await self._pipeline(calls)
+            return await self._pipeline([_second_try(call) for call in calls])
 
-    async def transaction(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    async def transaction(
+        self, commands: Sequence[tuple[Any, ...]], *, again: bool = True
+    ) -> list[Any]:
         """Plain commands in one MULTI/EXEC, one round trip; their results.
 
         For a write small enough to need no script: Redis runs a transaction at
-        a fraction of a script call's cost.
+        a fraction of a script call's cost. On a broken connection it is sent
+        once more through redis-py, unless ``again`` is false: then the error is
+        raised (the transaction may or may not have run) for the caller to
+        decide.
         """
         if self.cluster:  # its client routes the transaction to the slot's shard
             return await self._client_transaction(commands)
@@ -160,6 +180,8 @@ class Scripts:
         try:
             replies = await self._send(packed, 0.0)
         except (RedisConnectionError, RedisTimeoutError):
+            if not again:
+                raise
             return await self._client_transaction(commands)
         for reply in replies:
             if isinstance(reply, Exception):  # refused before EXEC: nothing ran
@@ -292,7 +314,7 @@ class Scripts:
             ):
                 try:
                     results[i] = await self._redis.evalsha(
-                        *self._evalsha_command(calls[i])[1:]
+                        *self._evalsha_command(_second_try(calls[i]))[1:]
                     )
                 except ResponseError as exc:
                     results[i] = exc

@@ -1,13 +1,20 @@
--- ack([id, token]...): delete the messages whose lease is still held; returns the
--- 1-based positions of the pairs whose lease was lost (nothing is done for those).
+-- ack(retried, [id, token]...): delete the messages whose lease is still held;
+-- returns the 1-based positions of the pairs whose lease was lost (nothing is done
+-- for those). `retried` is '1' when the call is sent again after its connection
+-- broke: the first try may have run and deleted the message before its reply was
+-- lost, so a message that no longer exists at all (neither live nor dead) counts as
+-- acked, not as a lost lease. A message that is live again (leased by another
+-- consumer, or visible) or dead is a lost lease either way.
+local retried = ARGV[1] == '1'
 local lost, done = {}, {}
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   local id = ARGV[i]
   if holds(id, ARGV[i + 1]) then
     redis.call('HDEL', K_LEASE, id)
     done[#done + 1] = id
-  else
-    lost[#lost + 1] = (i + 1) / 2
+  elseif not (retried and not redis.call('ZSCORE', K_LIVE, id)
+      and not redis.call('ZSCORE', K_DEAD, id)) then
+    lost[#lost + 1] = i / 2
   end
 end
 if #done > 0 then

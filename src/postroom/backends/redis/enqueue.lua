@@ -1,7 +1,8 @@
 -- enqueue(now, dedup_window_ms, mode, [id, available_ms, enqueued_ms, dedup_key,
 -- payload]...): store messages; returns one id per message (the first message's id
--- for a known dedup key). mode 'send' counts `sent`; mode 'redrive' (the second
--- step of a redrive to another queue) skips ids already live, so a repeat is harmless.
+-- for a known dedup key). mode 'send' counts `sent`; mode 'redrive' is the second
+-- step of a redrive to another queue. Either way an id already live is skipped, so
+-- a repeat (a send retried after its reply was lost) is harmless.
 -- Fails with NOQUEUE when the queue was never declared (or was deleted).
 local now, window, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 if redis.call('EXISTS', K_POLICY) == 0 then
@@ -47,7 +48,7 @@ for i = 4, #ARGV, 5 do
       redis.call('ZADD', K_DEDUPX, now + window, key)
     end
   end
-  if mode == 'redrive' and redis.call('ZSCORE', K_LIVE, id) then dup = id end
+  if not dup and redis.call('ZSCORE', K_LIVE, id) then dup = id end
   if dup then
     out[#out + 1] = dup
   else

@@ -89,11 +89,10 @@ class Store:
         with write(conn):
             self.max_attempts(queue)
             if all(m.dedup_key is None for m in messages):
-                conn.executemany(
+                stored = conn.executemany(
                     Q["insert_message"], [message_row(queue, m) for m in messages]
-                )
+                ).rowcount
                 ids = [m.id for m in messages]
-                stored = len(ids)
             else:
                 ids, stored = self._enqueue_dedup(queue, messages, dedup_window_ms, now)
             if stored:
@@ -118,9 +117,8 @@ class Store:
                 conn.execute(
                     Q["dedup_put"], (queue, m.dedup_key, m.id, now + window_ms)
                 )
-            conn.execute(Q["insert_message"], message_row(queue, m))
+            stored += conn.execute(Q["insert_message"], message_row(queue, m)).rowcount
             ids.append(m.id)
-            stored += 1
         return ids, stored
 
     # -- leases --------------------------------------------------------------------

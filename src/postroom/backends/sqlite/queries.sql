@@ -103,9 +103,10 @@ SELECT name FROM postroom_queues ORDER BY name;
 DELETE FROM postroom_queues WHERE name = ?;
 
 -- name: insert_message
--- Store one message, visible from its available_at. A row with the same
--- (queue, id) is replaced, as the in-memory backend does.
-INSERT OR REPLACE INTO postroom_messages
+-- Store one message, visible from its available_at. A message whose (queue, id)
+-- is already stored is left as it is: a send retried with the same id (its first
+-- try may have committed) stores it once, as every backend does.
+INSERT OR IGNORE INTO postroom_messages
     (queue, id, body, headers, enqueued_at, available_at, due, attempts,
      dedup_key, redrives)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
