@@ -57,10 +57,12 @@ def start_server(
     tokens: str | None = None,
     push: bool = False,
     extra: tuple[str, ...] = (),
+    url: str | None = None,
 ) -> Server:
-    """Start ``postroom serve`` on SQLite in ``folder``; wait until it answers."""
+    """Start ``postroom serve`` on ``url`` (default: SQLite in ``folder``); wait
+    until it answers."""
     port = free_port()
-    url = f"sqlite:///{folder}/http.db"
+    url = url or f"sqlite:///{folder}/http.db"
     env = {k: v for k, v in os.environ.items() if k != "POSTROOM_TOKENS"}
     if tokens:
         env["POSTROOM_TOKENS"] = tokens

@@ -21,7 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..client.core import AsyncClient
 from ..runtime.egress import EgressPolicy
-from . import _admin  # noqa: F401 - registers the admin operations
+from . import (
+    _admin,  # noqa: F401 - registers the admin operations
+    sqs,
+)
 from ._api import api
 from ._auth import Token
 from ._dashboard import dashboard_routes
@@ -159,6 +162,7 @@ def create_app(
         list(tokens), max_body_bytes=max_body_bytes, max_batch=max_batch
     )
     routes: list[BaseRoute] = [
+        *sqs.routes(),  # POST / with X-Amz-Target: the SQS-compatible endpoint
         *api.routes(),
         *_meta_routes(secured=not settings.open),
         *dashboard_routes(),
@@ -180,6 +184,7 @@ def create_app(
     app.state.owns_client = client is None
     app.state.metrics = Metrics()
     app.state.push = push
+    app.state.sqs = sqs.new_state()
     app.state.egress = egress if egress is not None else EgressPolicy.from_env()
     return app
 
