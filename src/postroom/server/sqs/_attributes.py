@@ -3,7 +3,8 @@
 ``VisibilityTimeout`` is the queue policy's ``visibility_timeout``. A
 ``RedrivePolicy`` sets the policy's ``max_attempts`` to ``maxReceiveCount`` and
 its ``dead_letter`` to the target queue's name; without one, ``max_attempts`` is
-:data:`NO_LIMIT` (SQS never dead-letters a queue without a redrive policy). The
+:data:`NO_LIMIT`, the most postroom accepts (SQS never dead-letters a queue
+without a redrive policy; postroom does after 1,000 receives). The
 other attributes are kept as given in ``QueuePolicy.attributes`` (stored with
 the policy, so every server process reads them); ``DelaySeconds``,
 ``ReceiveMessageWaitTimeSeconds``, ``MaximumMessageSize`` and
@@ -21,6 +22,7 @@ from typing import Any
 
 from ...model.message import QueuePolicy
 from ...model.names import dead_letter_queue_name
+from ...model.validate import MAX_ATTEMPTS
 from ._errors import error
 
 __all__ = [
@@ -36,7 +38,7 @@ __all__ = [
     "validate",
 ]
 
-NO_LIMIT = 2**31 - 1
+NO_LIMIT = MAX_ATTEMPTS  # also SQS's largest maxReceiveCount
 ACCOUNT = "000000000000"
 TAGS = "postroom.sqs.tags"
 

@@ -116,7 +116,7 @@ async def _change(call: Call, queue: str, entry: dict[str, Any]) -> None:
     if seconds is None:
         raise error("MissingParameter", "The request must contain VisibilityTimeout.")
     try:
-        await call.client.extend(delivery, float(seconds))
+        await call.client.extend(delivery, max(float(seconds), MIN_LEASE))
     except LeaseLost:
         raise error(
             "MessageNotInflight",
