@@ -19,6 +19,7 @@ from ..client.core import AsyncClient
 from ..model.errors import ConfigurationError
 from ..runtime.app import App
 from ..runtime.egress import ALLOW_ENV, EgressPolicy
+from ..runtime.signals import StartupSignals
 from ..runtime.worker import run_worker, select_handlers
 
 __all__ = ["load_app", "register"]
@@ -253,12 +254,18 @@ def worker(
 ) -> None:
     """Run the handlers of MODULE:APP until SIGTERM or Ctrl-C."""
     _setup_logging(log_level)
+    # Before anything slow: a signal while the app is imported or the backend
+    # connected is logged and stops the worker cleanly (exit 0).
+    startup = StartupSignals.install()
     if push_allow:
         _export_push_allow(push_allow)
     app = load_app(target)  # also in the parent: a bad target fails once, early
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     select_handlers(app, names, allow_none=push)  # unknown queue names fail here
     AsyncClient(url or app.url)  # and so does a malformed URL: once, not per child
+    if startup.stopping:
+        log.info("worker stopped before it started")
+        return
     if processes > 1:
         args = _child_args(target, concurrency, grace, url, queues, push, log_level)
         raise typer.Exit(_Supervisor(args, processes).run())
@@ -270,6 +277,7 @@ def worker(
         url=url,
         push=push,
         parent_pid=parent_pid,
+        startup=startup,
     )
     if stopped.abandoned_threads:
         _exit_hard_if_threads_left(0)

@@ -28,6 +28,7 @@ from ..model.errors import ConfigurationError
 from ..model.message import QueuePolicy
 from .durations import DurationRecorder
 from .runner import QueueRunner, describe_policy
+from .signals import StartupSignals
 
 if TYPE_CHECKING:
     from .app import App, HandlerSpec
@@ -301,14 +302,25 @@ class Worker:
             len(unfinished),
         )
 
-    async def serve(self, *, parent_pid: int | None = None) -> None:
+    async def serve(
+        self,
+        *,
+        parent_pid: int | None = None,
+        startup: StartupSignals | None = None,
+    ) -> None:
         """:meth:`run` with SIGTERM/SIGINT handling (main thread only).
 
         The first signal stops gracefully, a second skips the grace period. With
-        ``parent_pid`` the worker also stops when that process goes away.
+        ``parent_pid`` the worker also stops when that process goes away. With
+        ``startup`` (installed before the slow start), a signal that came
+        before this method handles them stops the worker before it runs.
         """
         signals_cm = anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT)
         with _plain_errors(), signals_cm as signals:
+            if startup is not None and startup.stopping:
+                self.stop()
+                log.info("worker stopped before it started")
+                return
             async with anyio.create_task_group() as tg:
 
                 async def watch_signals() -> None:
@@ -351,6 +363,7 @@ def run_worker(
     queues: Sequence[str] | None = None,
     url: str | None = None,
     parent_pid: int | None = None,
+    startup: StartupSignals | None = None,
     **options: Any,
 ) -> Worker:
     """Run ``app``'s handlers until SIGTERM/SIGINT; return the stopped worker.
@@ -360,5 +373,5 @@ def run_worker(
     worker = Worker(
         app, url=url, concurrency=concurrency, grace=grace, queues=queues, **options
     )
-    anyio.run(partial(worker.serve, parent_pid=parent_pid))
+    anyio.run(partial(worker.serve, parent_pid=parent_pid, startup=startup))
     return worker
