@@ -146,3 +146,20 @@ def test_unknown_action_and_bad_body(sqs_server: Server) -> None:
     )
     assert resp.status_code == 403
     assert json.loads(resp.content)["__type"].endswith("#AccessDenied")
+
+
+def test_postroom_queue_keeps_its_policy_under_sqs_calls(
+    sqs: Any, sqs_server: Server, name: str
+) -> None:
+    import httpx
+
+    with httpx.Client(base_url=sqs_server.base) as http:
+        resp = http.put(f"/v1/queues/{name}", json={"max_attempts": 3})
+        assert resp.status_code == 200, resp.text
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "9"})
+        policy = http.get(f"/v1/queues/{name}").json()["policy"]
+    assert (policy["max_attempts"], policy["visibility_timeout"]) == (3, 9.0)
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    [msg] = sqs.receive_message(QueueUrl=url)["Messages"]
+    assert msg["Body"] == "x"

@@ -41,6 +41,9 @@ __all__ = [
 NO_LIMIT = MAX_ATTEMPTS  # also SQS's largest maxReceiveCount
 ACCOUNT = "000000000000"
 TAGS = "postroom.sqs.tags"
+# Set on a queue once a RedrivePolicy names it: only such queues look for the
+# dead letters of their sources (see ``Call.settle``).
+DLQ_MARK = "postroom.sqs.dead-letter-target"
 
 DEFAULTS = {
     "DelaySeconds": "0",
@@ -193,26 +196,41 @@ def redrive_allowed(allow_policy: str | None, source_arn: str) -> bool:
 
 
 def policy_fields(
-    current: QueuePolicy, stored: Mapping[str, str], queue: str
+    current: QueuePolicy,
+    stored: Mapping[str, str],
+    queue: str,
+    *,
+    touch: bool = True,
 ) -> dict[str, Any]:
-    """``declare_queue`` arguments for ``stored`` SQS attributes (the rest of
-    ``current`` kept): visibility timeout, redrive limit and target, attributes."""
+    """``declare_queue`` arguments for ``stored`` SQS attributes, the rest of
+    ``current`` kept. Without a RedrivePolicy, a queue the endpoint created (or
+    whose RedrivePolicy is being removed) gets :data:`NO_LIMIT`; a queue declared
+    by postroom keeps its own ``max_attempts`` and dead letter name. ``touch``
+    sets ``LastModifiedTimestamp``."""
     redrive = parse_redrive(stored.get("RedrivePolicy", ""))
     visibility = stored.get("VisibilityTimeout")
+    sqs_managed = "CreatedTimestamp" in stored or "RedrivePolicy" in current.attributes
+    if redrive is not None:
+        max_attempts, dead_letter = redrive.max_receive_count, redrive.target
+    elif sqs_managed:
+        max_attempts, dead_letter = NO_LIMIT, dead_letter_queue_name(queue)
+    else:
+        max_attempts = current.max_attempts
+        dead_letter = current.dead_letter or dead_letter_queue_name(queue)
+    attributes = dict(stored)
+    if touch:
+        attributes["LastModifiedTimestamp"] = str(int(time.time()))
     return {
-        "max_attempts": redrive.max_receive_count if redrive else NO_LIMIT,
+        "max_attempts": max_attempts,
         "visibility_timeout": (
             max(float(visibility), 0.001)
             if visibility is not None
             else current.visibility_timeout
         ),
         "backoff": current.backoff,
-        "dead_letter": redrive.target if redrive else dead_letter_queue_name(queue),
+        "dead_letter": dead_letter,
         "dedup_window": current.dedup_window,
-        "attributes": {
-            **stored,
-            "LastModifiedTimestamp": str(int(time.time())),
-        },
+        "attributes": attributes,
     }
 
 

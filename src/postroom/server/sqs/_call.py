@@ -3,8 +3,8 @@ state the endpoint keeps per server process (dead letter sources, move tasks).
 
 Dead letters of a queue whose ``RedrivePolicy`` targets queue ``D`` are kept by
 postroom as that source queue's dead letters (inspectable with ``postroom dlq``)
-until an SQS call reads ``D`` (ReceiveMessage, GetQueueAttributes, PurgeQueue,
-StartMessageMoveTask): :meth:`Call.settle` then moves them onto ``D`` with
+until an SQS call reads ``D`` (ReceiveMessage, GetQueueAttributes with a count,
+PurgeQueue): :meth:`Call.settle` then moves them onto ``D`` with
 postroom's atomic redrive, where they are ordinary messages, as SQS users expect.
 """
 
@@ -20,7 +20,7 @@ from ...client.core import AsyncClient
 from ...model.errors import QueueNotFound
 from ...model.message import QueuePolicy
 from .._auth import Token
-from ._attributes import ACCOUNT, parse_redrive, queue_arn
+from ._attributes import ACCOUNT, DLQ_MARK, parse_redrive, queue_arn
 from ._errors import error
 
 __all__ = ["ACTIONS", "Call", "SqsState", "action"]
@@ -136,8 +136,11 @@ class Call:
             state.sources, state.sources_at = found, time.monotonic()
         return list(state.sources.get(target, ()))
 
-    async def settle(self, queue: str) -> None:
-        """Move the dead letters of ``queue``'s sources onto it (see the module)."""
+    async def settle(self, queue: str, policy: QueuePolicy) -> None:
+        """Move the dead letters of ``queue``'s sources onto it (see the module);
+        nothing to do unless a RedrivePolicy ever named it."""
+        if DLQ_MARK not in policy.attributes:
+            return
         for source in await self.dead_letter_sources(queue):
             try:
                 stats = await self.client.stats(source)  # resolves expired leases

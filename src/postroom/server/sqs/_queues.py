@@ -11,6 +11,7 @@ from ...model.errors import QueueNotFound
 from ...model.message import QueuePolicy
 from ._attributes import (
     COUNTS,
+    DLQ_MARK,
     NO_LIMIT,
     TAGS,
     describe,
@@ -58,6 +59,10 @@ async def _check_redrive(call: Call, queue: str, stored: dict[str, str]) -> None
             f"the RedriveAllowPolicy of {redrive.target!r} does not allow {queue!r} "
             "as a source",
         )
+    if DLQ_MARK not in target.attributes:
+        marked = {**target.attributes, DLQ_MARK: "1"}
+        fields = policy_fields(target, marked, redrive.target, touch=False)
+        await call.client.declare_queue(redrive.target, **fields)
 
 
 async def _store(
@@ -165,7 +170,7 @@ async def get_queue_attributes(call: Call, params: dict[str, Any]) -> dict[str, 
     names = requested_names(params.get("AttributeNames") or [])
     counts: dict[str, int] = {}
     if any(n in COUNTS for n in names):
-        await call.settle(name)
+        await call.settle(name, policy)
         stats = await call.client.stats(name)
         values = (stats.ready, stats.in_flight, stats.delayed)
         counts = dict(zip(COUNTS, values, strict=True))
@@ -186,8 +191,8 @@ async def set_queue_attributes(call: Call, params: dict[str, Any]) -> dict[str, 
 @action("PurgeQueue", "admin")
 async def purge_queue(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Delete every message of a queue (and the dead letters bound for it)."""
-    name, _ = await call.queue(params)
-    await call.settle(name)
+    name, policy = await call.queue(params)
+    await call.settle(name, policy)
     await call.client.purge(name)
     return {}
 

@@ -43,7 +43,7 @@ async def receive_message(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         wait = int(policy.attributes.get("ReceiveMessageWaitTimeSeconds", "0"))
     visibility = int_param(params, "VisibilityTimeout", 0, 43200)
     lease = None if visibility is None else max(float(visibility), MIN_LEASE)
-    await call.settle(name)
+    await call.settle(name, policy)
     got = await call.client.receive(
         name, max_messages=count, visibility_timeout=lease, wait=wait
     )
