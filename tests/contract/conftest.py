@@ -69,13 +69,48 @@ def _drop_postgres_schemas() -> None:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+_NATS_PREFIXES: list[str] = []
+
+
+def _nats(tmp_path: Path, uid: str) -> str:
+    require_service("nats", "127.0.0.1", 4222)
+    _NATS_PREFIXES.append(uid)
+    return f"nats://127.0.0.1:4222?prefix={uid}"
+
+
+def _delete_nats_prefixes() -> None:
+    """Delete the streams and KV buckets of the NATS prefixes a test used."""
+    import anyio
+
+    from postroom.backends.nats._conn import Jet
+    from postroom.backends.nats._names import Names
+
+    names = [Names(p) for p in _NATS_PREFIXES]
+    _NATS_PREFIXES.clear()
+
+    async def delete() -> None:
+        jet = Jet(["nats://127.0.0.1:4222"], {})
+        await jet.connect()
+        try:
+            for stream in await jet.stream_names():
+                if any(n.owns(stream) for n in names):
+                    await jet.delete_stream(stream)
+        finally:
+            await jet.close()
+
+    anyio.run(delete)
+
+
 @pytest.fixture(autouse=True)
 def _redis_cleanup() -> Iterator[None]:
-    """Delete the keys of the Redis prefixes and the PostgreSQL schemas a test
-    used (one autouse fixture, imported by the other suites that use BACKENDS)."""
+    """Delete the keys of the Redis prefixes, the PostgreSQL schemas and the
+    NATS streams a test used (one autouse fixture, imported by the other suites
+    that use BACKENDS)."""
     yield
     if _POSTGRES_SCHEMAS:
         _drop_postgres_schemas()
+    if _NATS_PREFIXES:
+        _delete_nats_prefixes()
     if _REDIS_PREFIXES:
         _delete_prefixes([6379], _REDIS_PREFIXES)
     if _CLUSTER_PREFIXES:
@@ -102,6 +137,7 @@ BACKENDS: dict[str, Callable[[Path, str], str]] = {
     "redis": _redis,
     "redis-cluster": _redis_cluster,
     "postgres": _postgres,
+    "nats": _nats,
 }
 
 # Backends whose state is shared across processes (used by real-process tests).

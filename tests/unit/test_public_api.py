@@ -70,5 +70,6 @@ def test_connect_defaults_to_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_planned_backends_say_they_are_not_available_yet() -> None:
     with pytest.raises(postroom.ConfigurationError, match=r"RabbitMQ.*not available"):
         postroom.open_backend("amqp://guest:guest@localhost/")
-    with pytest.raises(postroom.ConfigurationError, match=r"NATS.*sqlite://"):
-        postroom.open_backend("nats://localhost:4222")
+    assert type(postroom.open_backend("nats://localhost:4222")).__name__ == (
+        "NatsBackend"
+    )

@@ -308,6 +308,7 @@ _SCHEMES: dict[str, tuple[str, str, str]] = {
     "valkey": ("postroom.backends.redis", "RedisBackend", "redis"),
     "postgresql": ("postroom.backends.postgres", "PostgresBackend", "postgres"),
     "postgres": ("postroom.backends.postgres", "PostgresBackend", "postgres"),
+    "nats": ("postroom.backends.nats", "NatsBackend", "nats"),
 }
 
 
@@ -315,7 +316,6 @@ _SCHEMES: dict[str, tuple[str, str, str]] = {
 _PLANNED: dict[str, str] = {
     "amqp": "RabbitMQ",
     "amqps": "RabbitMQ",
-    "nats": "NATS JetStream",
 }
 
 

@@ -1,0 +1,148 @@
+"""Queues, depths, peeking, purging, counters and durations on JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from ...model.message import Message, QueuePolicy, QueueStats, now_ms
+from ..base import COUNTERS, DurationHistogram, duration_cells
+from ._conn import translated
+from ._core import NatsCore
+from ._names import CONSUMER, token, untoken
+from ._records import meta_of
+
+__all__ = ["Admin"]
+
+
+class Admin(NatsCore):
+    """Queue declarations and everything that reads or clears a queue whole."""
+
+    async def declare_queue(
+        self, queue: str, policy: QueuePolicy, *, replace: bool = True
+    ) -> QueuePolicy:
+        key = self.policy_key(queue)
+        got = await self.meta.get(key)
+        if got is not None and not replace:
+            stored = QueuePolicy.from_dict(got[0]["policy"])
+            self.remember(queue, stored)
+            return stored
+        # Streams first: a stored policy always has its streams.
+        await self.create_streams(queue, policy)
+        await self.meta.put(key, {"name": queue, "policy": policy.to_dict()})
+        self.remember(queue, policy)
+        return policy
+
+    async def list_queues(self) -> list[str]:
+        keys = await self.meta.keys("pol.*")
+        return sorted(untoken(k.partition(".")[2]) for k in keys)
+
+    async def delete_queue(self, queue: str) -> bool:
+        existed = await self.meta.get(self.policy_key(queue)) is not None
+        await self.delete_queue_data(queue)
+        return existed
+
+    async def delete_queue_data(self, queue: str) -> None:
+        """Remove a queue: policy, streams, dedup keys, counters and durations."""
+        await self.meta.delete(self.policy_key(queue))
+        self.remember(queue, None)
+        await self.delete_streams(queue)
+        self.leases.drop_stream(self.names.stream(queue))
+        await self.dedup.delete(f"{token(queue)}.>")
+        for kind in ("cnt", "dur"):
+            key = self.counter_key(kind, queue)
+            await self.meta.delete(key)
+            self.tally.forget(key)
+
+    async def peek(self, queue: str, limit: int) -> list[Message]:
+        """Ready, leased and delayed messages, oldest first.
+
+        JetStream tells no per-message delivery count without a delivery, so a
+        message its consumer has delivered shows one attempt more than its copy's
+        base (a redelivery after an expired lease is not told apart)."""
+        n = self.names
+        async with translated(self.jet.where, queue):
+            info, ready, delayed = await asyncio.gather(
+                self.jet.js.consumer_info(n.stream(queue), CONSUMER),
+                self.scan(n.stream(queue), n.subject(queue), limit),
+                self.scan(n.delay_stream(queue), n.delay_subject(queue), limit),
+            )
+        delivered = int(info.delivered.stream_seq or 0) if info.delivered else 0
+        out: list[Message] = []
+        tagged = [(raw, True) for raw in ready] + [(raw, False) for raw in delayed]
+        for raw, on_queue in tagged:
+            meta = meta_of(raw.headers)
+            if meta is None:
+                continue
+            leased = on_queue and int(raw.seq or 0) <= delivered
+            out.append(meta.message(queue, raw.data or b"", meta.base + leased))
+        out.sort(key=lambda m: m.id)
+        return out[:limit]
+
+    async def _one_stats(self, queue: str) -> QueueStats:
+        n = self.names
+        async with translated(self.jet.where, queue):
+            info, delayed, dead, first = await asyncio.gather(
+                self.jet.js.consumer_info(n.stream(queue), CONSUMER),
+                self.jet.stream_info(n.delay_stream(queue), queue),
+                self.jet.stream_info(n.dead_stream(queue), queue),
+                self._oldest(queue),
+            )
+        age = None if first is None else max(0.0, (now_ms() - first) / 1000)
+        return QueueStats(
+            queue,
+            ready=int(info.num_pending or 0),
+            delayed=int(delayed.state.messages),
+            in_flight=int(info.num_ack_pending or 0),
+            dead=int(dead.state.messages),
+            oldest_age=age,
+        )
+
+    async def _oldest(self, queue: str) -> int | None:
+        n = self.names
+        firsts = await asyncio.gather(
+            self.scan(n.stream(queue), n.subject(queue), 1),
+            self.scan(n.delay_stream(queue), n.delay_subject(queue), 1),
+        )
+        times = [
+            meta.enqueued_ms
+            for raws in firsts
+            for raw in raws
+            if (meta := meta_of(raw.headers)) is not None
+        ]
+        return min(times, default=None)
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        for queue in queues:
+            await self.policy(queue)
+        return list(await asyncio.gather(*(self._one_stats(q) for q in queues)))
+
+    async def purge(self, queue: str, *, dead: bool) -> int:
+        await self.policy(queue)
+        n = self.names
+        if dead:
+            return await self.jet.purge(n.dead_stream(queue), queue)
+        ready = await self.jet.purge(n.stream(queue), queue)
+        return ready + await self.jet.purge(n.delay_stream(queue), queue)
+
+    async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for queue in queues:
+            await self.policy(queue)
+            stored = await self.tally.read(self.counter_key("cnt", queue))
+            out[queue] = {name: int(stored.get(name, 0)) for name in COUNTERS}
+        return out
+
+    async def record_durations(
+        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
+    ) -> None:
+        cells = duration_cells(observations, count, sum_ms)
+        if cells:
+            await self.tally.add(self.counter_key("dur", queue), cells)
+
+    async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
+        out: dict[str, DurationHistogram] = {}
+        for queue in queues:
+            cells = await self.tally.read(self.counter_key("dur", queue))
+            out[queue] = DurationHistogram.from_cells(cells)
+        return out

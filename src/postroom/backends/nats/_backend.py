@@ -1,0 +1,19 @@
+"""``NatsBackend``: the parts put together."""
+
+from __future__ import annotations
+
+from ..base import Capabilities
+from ._dead import DeadLetters
+from ._topics import Topics
+
+__all__ = ["NatsBackend"]
+
+
+class NatsBackend(Topics, DeadLetters):
+    """Queues, dead letters and topics on NATS JetStream (``nats://host:port``).
+
+    ``?prefix=NAME`` (default ``postroom``) prefixes every stream, subject and KV
+    bucket, so that several applications (or tests) share one server apart.
+    """
+
+    capabilities = Capabilities(durable=True, cross_process=True, native_wakeups=True)

@@ -1,0 +1,291 @@
+"""One NATS connection with JetStream, and the few requests postroom makes.
+
+nats-py reconnects on its own (forever, every 250 ms) after a server restart.
+Requests that fail meanwhile are retried for a short while when that is safe
+(publishes carry a ``Nats-Msg-Id``, so a retried one is stored once) and
+otherwise raise :class:`BackendError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import PubAck, RawStreamMsg, StreamConfig, StreamInfo
+
+from ...model.errors import BackendError, QueueNotFound
+
+__all__ = ["Jet", "translated"]
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT = 5.0
+_RETRY_FOR = 10.0  # how long a publish waits for a reconnect before failing
+
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    nats.errors.Error,
+    OSError,
+    TimeoutError,
+)
+
+
+@contextlib.asynccontextmanager
+async def translated(where: str, queue: str | None = None) -> AsyncIterator[None]:
+    """Turn nats-py (and socket) errors into :class:`BackendError` (a missing
+    stream or consumer into :class:`QueueNotFound` when ``queue`` is given)."""
+    try:
+        yield
+    except (QueueNotFound, BackendError):
+        raise
+    except _DRIVER_ERRORS as exc:
+        if queue is not None and is_not_found(exc):
+            raise QueueNotFound(queue) from exc
+        raise BackendError(
+            f"NATS JetStream at {where} failed: {exc or type(exc).__name__}; check "
+            "that nats-server runs with JetStream (-js) and that the URL is right"
+        ) from exc
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """Whether a JetStream API error says the stream (or message) does not exist."""
+    return isinstance(exc, nats.js.errors.NotFoundError) or (
+        isinstance(exc, nats.js.errors.APIError) and exc.code == 404
+    )
+
+
+class Jet:
+    """The connection and JetStream context of one backend."""
+
+    def __init__(self, servers: list[str], options: dict[str, Any]) -> None:
+        self.servers = servers
+        self.where = ",".join(servers)
+        self._options = options
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+
+    async def connect(self) -> None:
+        """Connect (once); later drops are reconnected by nats-py."""
+        if self._nc is not None:
+            return
+        async with translated(self.where):
+            nc = await nats.connect(
+                servers=self.servers,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                connect_timeout=2,
+                error_cb=self._on_error,
+                **self._options,
+            )
+        self._nc, self._js = nc, nc.jetstream(timeout=_TIMEOUT)
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("NATS connection error: %s", exc)
+
+    async def close(self) -> None:
+        """Drain nothing, close the connection."""
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    @property
+    def nc(self) -> NatsClient:
+        """The connection (connected)."""
+        if self._nc is None:
+            raise BackendError("the NATS backend is not connected: call connect()")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        """The JetStream context (connected)."""
+        if self._js is None:
+            raise BackendError("the NATS backend is not connected: call connect()")
+        return self._js
+
+    # -- streams -------------------------------------------------------------------
+
+    async def ensure_stream(self, config: StreamConfig) -> None:
+        """Create a stream, or update it to ``config`` when it exists."""
+        async with translated(self.where):
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                await self.js.update_stream(config)
+
+    async def stream_info(
+        self, stream: str, queue: str, subjects_filter: str | None = None
+    ) -> StreamInfo:
+        """A stream's info; :class:`QueueNotFound` (naming ``queue``) when missing."""
+        async with translated(self.where):
+            try:
+                return await self.js.stream_info(
+                    stream, subjects_filter=subjects_filter
+                )
+            except nats.js.errors.Error as exc:
+                if is_not_found(exc):
+                    raise QueueNotFound(queue) from exc
+                raise
+
+    async def stream_names(self) -> list[str]:
+        """Names of every stream on the server."""
+        async with translated(self.where):
+            resp = await self.api("STREAM.NAMES", {})
+            names: list[str] = list(resp.get("streams") or [])
+            total, offset = int(resp.get("total", 0)), len(names)
+            while offset < total:
+                more = await self.api("STREAM.NAMES", {"offset": offset})
+                got = list(more.get("streams") or [])
+                if not got:
+                    break
+                names += got
+                offset += len(got)
+            return names
+
+    async def api(self, call: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One ``$JS.API.<call>`` request; its JSON reply."""
+        async with translated(self.where):
+            msg = await self.nc.request(
+                f"$JS.API.{call}", json.dumps(body).encode(), timeout=_TIMEOUT
+            )
+            reply: dict[str, Any] = json.loads(msg.data)
+            return reply
+
+    async def delete_stream(self, stream: str) -> None:
+        """Delete a stream; a missing one is fine."""
+        async with translated(self.where):
+            try:
+                await self.js.delete_stream(stream)
+            except nats.js.errors.Error as exc:
+                if not is_not_found(exc):
+                    raise
+
+    async def purge(self, stream: str, queue: str, subject: str | None = None) -> int:
+        """Purge a stream (or one subject of it); how many messages went."""
+        body: dict[str, Any] = {"filter": subject} if subject else {}
+        resp = await self.api(f"STREAM.PURGE.{stream}", body)
+        if "error" in resp:
+            if int(resp["error"].get("code", 0)) == 404:
+                raise QueueNotFound(queue)
+            raise BackendError(f"purging {stream} failed: {resp['error']}")
+        return int(resp.get("purged", 0))
+
+    # -- messages ------------------------------------------------------------------
+
+    async def publish(
+        self,
+        subject: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        stream: str,
+        queue: str,
+    ) -> PubAck:
+        """Store one message and wait for the stream's ack.
+
+        While the connection is down (a server restart) the publish is retried
+        for a while; the ``Nats-Msg-Id`` header keeps a retried one from being
+        stored twice. No stream for ``subject`` raises :class:`QueueNotFound`.
+        """
+        give_up = time.monotonic() + _RETRY_FOR
+        while True:
+            try:
+                return await self.js.publish(subject, body, headers=headers)
+            except nats.js.errors.NoStreamResponseError as exc:
+                if self.nc.is_connected and await self._missing(stream, queue):
+                    raise QueueNotFound(queue) from exc
+                failure: BaseException = exc
+            except nats.js.errors.APIError as exc:
+                raise BackendError(
+                    f"NATS refused a message on {queue!r}: {exc}"
+                ) from exc
+            except _DRIVER_ERRORS as exc:
+                failure = exc
+            if time.monotonic() > give_up:
+                async with translated(self.where):
+                    raise failure
+            await anyio.sleep(0.1)
+
+    async def _missing(self, stream: str, queue: str) -> bool:
+        try:
+            await self.stream_info(stream, queue)
+        except QueueNotFound:
+            return True
+        except BackendError:
+            return False
+        return False
+
+    async def get(
+        self, stream: str, subject: str, *, seq: int = 0, last: bool = False
+    ) -> RawStreamMsg | None:
+        """The last message on ``subject`` (``last``), or the first one at or
+        after ``seq``; ``None`` when there is none."""
+        async with translated(self.where):
+            try:
+                if last:
+                    return await self.js.get_last_msg(stream, subject)
+                return await self.js.get_msg(
+                    stream, seq=seq, next=True, subject=subject
+                )
+            except nats.js.errors.Error as exc:
+                if is_not_found(exc):
+                    return None
+                raise
+
+    async def delete_msg(self, stream: str, seq: int) -> None:
+        """Remove one stored message; a missing one is fine."""
+        async with translated(self.where):
+            try:
+                await self.js.delete_msg(stream, seq)
+            except nats.js.errors.Error as exc:
+                if not is_not_found(exc):
+                    raise
+
+    async def pull(self, stream: str, consumer: str, batch: int) -> list[Msg]:
+        """Up to ``batch`` messages of a durable pull consumer, without waiting.
+
+        One ``no_wait`` pull request: the server answers with what is available
+        and ends with a status (404: none, 408: fewer than asked).
+        """
+        async with translated(self.where):
+            nc = self.nc
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            out: list[Msg] = []
+            try:
+                await nc.publish(
+                    f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+                    json.dumps({"batch": batch, "no_wait": True}).encode(),
+                    reply=inbox,
+                )
+                while len(out) < batch:
+                    msg = await sub.next_msg(timeout=_TIMEOUT)
+                    status = (msg.headers or {}).get("Status")
+                    if status is None and msg.reply:
+                        out.append(msg)
+                        continue
+                    if status == "503":
+                        raise nats.errors.NoRespondersError
+                    break
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            return out
+
+    async def ack(self, reply: str, payload: bytes = b"+ACK") -> None:
+        """Send an acknowledgement (``+ACK``, ``-NAK``, ``+WPI``...) and wait until
+        the server has processed it."""
+        async with translated(self.where):
+            await self.nc.request(reply, payload, timeout=_TIMEOUT)

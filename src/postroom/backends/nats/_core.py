@@ -1,0 +1,166 @@
+"""What every part of the NATS backend shares: names, the connection, the KV
+buckets, the policy cache and the layout of a queue's streams."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RawStreamMsg,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from ...model.errors import ConfigurationError, QueueNotFound
+from ...model.message import QueuePolicy
+from ..base import Backend
+from ._conn import Jet, translated
+from ._kv import Bucket, Tally
+from ._leases import LeaseKeeper
+from ._names import CONSUMER, Names, token
+
+__all__ = ["NatsCore"]
+
+_POLICY_TTL = 1.0
+_MOVE_IDS_FOR = 120.0  # the queue streams' duplicate window (idempotent moves)
+_DELAY_ACK_WAIT = 30.0
+_DEDUP_KEYS_FOR = 7 * 24 * 3600.0
+
+
+def _servers(url: str) -> tuple[list[str], str]:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ConfigurationError(
+            f"{url!r} names no NATS server: use e.g. nats://127.0.0.1:4222"
+        )
+    query = parse_qs(parts.query)
+    prefix = (query.get("prefix") or ["postroom"])[0]
+    hosts = parts.netloc.split(",")
+    return [
+        f"nats://{h}" if "@" in h or ":" in h else f"nats://{h}:4222" for h in hosts
+    ], prefix
+
+
+class NatsCore(Backend):
+    """Shared state of :class:`NatsBackend`'s parts."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        servers, prefix = _servers(url)
+        self.names = Names(prefix)
+        self.jet = Jet(servers, {})
+        self.meta = Bucket(self.jet, self.names.meta_bucket)
+        self.dedup = Bucket(self.jet, self.names.dedup_bucket, max_age=_DEDUP_KEYS_FOR)
+        self.tally = Tally(self.meta)
+        self.leases = LeaseKeeper(self.jet.ack)
+        self._policies: dict[str, tuple[QueuePolicy, float]] = {}
+
+    async def connect(self) -> None:
+        await self.jet.connect()
+        await self.meta.create()
+        await self.dedup.create()
+        await self.leases.start()
+
+    async def aclose(self) -> None:
+        await self.leases.stop()
+        await self.jet.close()
+
+    # -- policies ------------------------------------------------------------------
+
+    @staticmethod
+    def policy_key(queue: str) -> str:
+        """The KV key of a queue's policy."""
+        return f"pol.{token(queue)}"
+
+    @staticmethod
+    def counter_key(kind: str, name: str) -> str:
+        """The KV key of a queue's (or topic's) counters of one kind."""
+        return f"{kind}.{token(name)}"
+
+    async def policy(self, queue: str) -> QueuePolicy:
+        """The policy of ``queue`` (cached for a second); :class:`QueueNotFound`."""
+        cached = self._policies.get(queue)
+        if cached is not None and time.monotonic() - cached[1] < _POLICY_TTL:
+            return cached[0]
+        got = await self.get_policy(queue)
+        if got is None:
+            raise QueueNotFound(queue)
+        return got
+
+    async def get_policy(self, queue: str) -> QueuePolicy | None:
+        got = await self.meta.get(self.policy_key(queue))
+        if got is None:
+            self._policies.pop(queue, None)
+            return None
+        policy = QueuePolicy.from_dict(got[0]["policy"])
+        self._policies[queue] = (policy, time.monotonic())
+        return policy
+
+    def remember(self, queue: str, policy: QueuePolicy | None) -> None:
+        """Cache a policy just stored (``None``: forget it)."""
+        if policy is None:
+            self._policies.pop(queue, None)
+        else:
+            self._policies[queue] = (policy, time.monotonic())
+
+    # -- streams -------------------------------------------------------------------
+
+    async def create_streams(self, queue: str, policy: QueuePolicy) -> None:
+        """Create (or update) a queue's three streams and two consumers."""
+        n = self.names
+        for name, subject, retention in (
+            (n.stream(queue), n.subject(queue), RetentionPolicy.WORK_QUEUE),
+            (n.delay_stream(queue), n.delay_subject(queue), RetentionPolicy.WORK_QUEUE),
+            (n.dead_stream(queue), n.dead_subject(queue), RetentionPolicy.LIMITS),
+        ):
+            await self.jet.ensure_stream(
+                StreamConfig(
+                    name=name,
+                    description=queue,
+                    subjects=[subject],
+                    retention=retention,
+                    storage=StorageType.FILE,
+                    duplicate_window=_MOVE_IDS_FOR,
+                )
+            )
+        for stream, ack_wait in (
+            (n.stream(queue), policy.visibility_timeout),
+            (n.delay_stream(queue), _DELAY_ACK_WAIT),
+        ):
+            async with translated(self.jet.where):
+                await self.jet.js.add_consumer(
+                    stream,
+                    ConsumerConfig(
+                        durable_name=CONSUMER,
+                        ack_policy=AckPolicy.EXPLICIT,
+                        deliver_policy=DeliverPolicy.ALL,
+                        ack_wait=ack_wait,
+                        max_deliver=-1,
+                        max_ack_pending=-1,
+                    ),
+                )
+
+    async def delete_streams(self, queue: str) -> None:
+        """Delete a queue's streams (its consumers go with them)."""
+        n = self.names
+        for stream in (n.stream(queue), n.delay_stream(queue), n.dead_stream(queue)):
+            await self.jet.delete_stream(stream)
+
+    async def scan(
+        self, stream: str, subject: str, limit: int, start: int = 1
+    ) -> list[RawStreamMsg]:
+        """Up to ``limit`` stored messages on ``subject``, in stream order."""
+        out: list[RawStreamMsg] = []
+        seq = start
+        while len(out) < limit:
+            raw = await self.jet.get(stream, subject, seq=seq)
+            if raw is None or raw.seq is None:
+                break
+            out.append(raw)
+            seq = raw.seq + 1
+        return out

@@ -1,0 +1,115 @@
+"""Dead letters on JetStream: listed, shown, redriven and purged.
+
+A queue's dead letters are a stream of their own (limits retention), one message
+per dead letter on ``<prefix>.x.<queue>.<id>``: the original body, and in headers
+the message's meta with its whole history, the source queue, the reason and the
+time of death.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from nats.js.api import RawStreamMsg
+
+from ...model.message import DeadLetter, now_ms
+from .._common import error_matches
+from ._core import NatsCore
+from ._names import valid_id
+from ._records import dead_letter_from, message_headers, meta_of
+
+__all__ = ["DeadLetters"]
+
+_SCAN_BATCH = 64
+
+
+class DeadLetters(NatsCore):
+    """Reading and moving a queue's dead letters."""
+
+    async def _letters(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        reason: str | None = None,
+        error_contains: str | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[tuple[RawStreamMsg, DeadLetter]]:
+        n = self.names
+        stream = n.dead_stream(queue)
+
+        def wanted(dl: DeadLetter) -> bool:
+            if reason is not None and dl.reason != reason:
+                return False
+            return error_contains is None or error_matches(dl, error_contains)
+
+        out: list[tuple[RawStreamMsg, DeadLetter]] = []
+        if ids is not None:
+            for mid in dict.fromkeys(ids):
+                if len(out) >= limit or not valid_id(mid):
+                    continue
+                raw = await self.jet.get(stream, n.dead_subject(queue, mid), last=True)
+                dl = dead_letter_from(raw.headers, raw.data or b"") if raw else None
+                if raw is not None and dl is not None and wanted(dl):
+                    out.append((raw, dl))
+            return out
+        seq = 1
+        while len(out) < limit:
+            raws = await self.scan(stream, n.dead_subject(queue), _SCAN_BATCH, seq)
+            for raw in raws:
+                dl = dead_letter_from(raw.headers, raw.data or b"")
+                if dl is not None and wanted(dl) and len(out) < limit:
+                    out.append((raw, dl))
+            if len(raws) < _SCAN_BATCH:
+                break
+            seq = int(raws[-1].seq or 0) + 1
+        return out
+
+    async def dead_letters(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        reason: str | None = None,
+        error_contains: str | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[DeadLetter]:
+        await self.policy(queue)
+        found = await self._letters(
+            queue, limit=limit, reason=reason, error_contains=error_contains, ids=ids
+        )
+        return [dl for _, dl in found]
+
+    async def redrive(
+        self, queue: str, *, ids: Sequence[str] | None, to: str, limit: int
+    ) -> list[str]:
+        """Each dead letter is stored on ``to`` and then deleted from the dead
+        letters. An interruption between the two leaves it in both places; the
+        copy's ``Nats-Msg-Id`` makes a redrive run again within two minutes store
+        it once."""
+        await self.policy(queue)
+        await self.policy(to)
+        moved: list[str] = []
+        now = now_ms()
+        for raw, dl in await self._letters(queue, limit=limit, ids=ids):
+            meta = meta_of(raw.headers)
+            if meta is None or raw.seq is None:
+                continue
+            copy = replace(
+                meta, base=0, redrives=meta.redrives + 1, history=[], available_ms=now
+            )
+            await self.jet.publish(
+                self.names.subject(to, copy.id),
+                raw.data or b"",
+                message_headers(copy, f"{copy.id}.x{raw.seq}"),
+                stream=self.names.stream(to),
+                queue=to,
+            )
+            await self.jet.delete_msg(self.names.dead_stream(queue), raw.seq)
+            moved.append(dl.id)
+        if moved:
+            await self.tally.add(
+                self.counter_key("cnt", queue), {"redriven": len(moved)}
+            )
+        return moved

@@ -1,0 +1,344 @@
+"""Sending, claiming and settling messages on JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+from nats.aio.msg import Msg
+
+from ...model.errors import LeaseLost
+from ...model.message import (
+    Delivery,
+    HistoryEntry,
+    Message,
+    QueuePolicy,
+    from_ms,
+    now_ms,
+)
+from ._core import NatsCore
+from ._leases import (
+    Lease,
+    delivered_count,
+    make_receipt,
+    stream_of,
+    stream_seq,
+)
+from ._names import CONSUMER, token, valid_id
+from ._records import Meta, dead_letter_headers, message_headers, meta_of
+
+__all__ = ["Messages"]
+
+log = logging.getLogger(__name__)
+
+_MOVE_BATCH = 256
+
+
+class Messages(NatsCore):
+    """The message half of the backend: enqueue, claim, ack, retry, release..."""
+
+    # -- sending -------------------------------------------------------------------
+
+    async def store(self, queue: str, meta: Meta, body: bytes, msg_id: str) -> bool:
+        """Store one copy: on the delay stream while it is not due, else ready.
+
+        Whether it was new: a copy whose ``msg_id`` the stream saw within its
+        duplicate window (two minutes) is not stored again."""
+        n = self.names
+        if meta.available_ms > now_ms():
+            stream, subject = n.delay_stream(queue), n.delay_subject(queue, meta.id)
+        else:
+            stream, subject = n.stream(queue), n.subject(queue, meta.id)
+        ack = await self.jet.publish(
+            subject, body, message_headers(meta, msg_id), stream=stream, queue=queue
+        )
+        return not ack.duplicate
+
+    async def enqueue(
+        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        now = now_ms()
+        ids: list[str] = []
+        new: list[Message] = []
+        for m in messages:
+            first = None
+            if m.dedup_key is not None:
+                first = await self._dedup(queue, m, now, dedup_window_ms)
+            ids.append(first or m.id)
+            if first is None:
+                new.append(m)
+        stored = await asyncio.gather(
+            *(self.store(queue, Meta.of(m), m.body, f"{m.id}.s") for m in new)
+        )
+        if any(stored):
+            await self.tally.add(self.counter_key("cnt", queue), {"sent": sum(stored)})
+        return ids
+
+    async def _dedup(
+        self, queue: str, m: Message, now: int, window_ms: int
+    ) -> str | None:
+        """The id of the first message sent with ``m``'s dedup key while it is
+        still known, or ``None`` after claiming the key for ``m``."""
+        digest = hashlib.sha256(str(m.dedup_key).encode()).hexdigest()[:40]
+        key = f"{token(queue)}.{digest}"
+        while True:
+            got = await self.dedup.get(key)
+            revision = 0
+            if got is not None:
+                record, revision = got
+                first = str(record["id"])
+                if int(record["until"]) > now or await self._present(queue, first):
+                    return first
+            claim = {"id": m.id, "until": now + window_ms}
+            if await self.dedup.cas(key, claim, revision) is not None:
+                return None
+
+    async def _present(self, queue: str, message_id: str) -> bool:
+        n = self.names
+        for stream, subject in (
+            (n.stream(queue), n.subject(queue, message_id)),
+            (n.delay_stream(queue), n.delay_subject(queue, message_id)),
+        ):
+            if await self.jet.get(stream, subject, last=True) is not None:
+                return True
+        return False
+
+    # -- claiming ------------------------------------------------------------------
+
+    async def move_due(self, queue: str) -> None:
+        """Move delayed messages that are due onto the queue; hand the others
+        back to the delay consumer with a NAK delayed until they are due."""
+        n = self.names
+        msgs = await self.jet.pull(n.delay_stream(queue), CONSUMER, _MOVE_BATCH)
+        now = now_ms()
+        for msg in msgs:
+            meta = meta_of(msg.headers)
+            if meta is not None and meta.available_ms > now:
+                delay_ns = (meta.available_ms - now) * 1_000_000
+                payload = b"-NAK " + json.dumps({"delay": delay_ns}).encode()
+                await self.jet.ack(msg.reply, payload)
+                continue
+            if meta is not None:
+                moved = f"{meta.id}.w{stream_seq(msg.reply)}"
+                await self.jet.publish(
+                    n.subject(queue, meta.id),
+                    msg.data,
+                    message_headers(meta, moved),
+                    stream=n.stream(queue),
+                    queue=queue,
+                )
+            await self.jet.ack(msg.reply)
+
+    async def claim(
+        self, queue: str, max_messages: int, lease_ms: int, consumer: str
+    ) -> list[Delivery]:
+        policy = await self.policy(queue)
+        await self.move_due(queue)
+        sent = (
+            now_ms()
+        )  # leases count from the pull's sending: never after the server's
+        msgs = await self.jet.pull(self.names.stream(queue), CONSUMER, max_messages)
+        out: list[Delivery] = []
+        for msg in msgs:
+            d = await self._deliver(queue, policy, msg, sent, lease_ms, consumer)
+            if d is not None:
+                out.append(d)
+        return out
+
+    async def _deliver(
+        self,
+        queue: str,
+        policy: QueuePolicy,
+        msg: Msg,
+        sent: int,
+        lease_ms: int,
+        consumer: str,
+    ) -> Delivery | None:
+        meta = meta_of(msg.headers)
+        if meta is None:
+            log.warning("dropping a message without postroom meta on %r", queue)
+            await self.jet.ack(msg.reply, b"+TERM")
+            return None
+        delivered = delivered_count(msg.reply)
+        attempts = meta.base + delivered
+        if delivered > 1 and attempts - 1 >= policy.max_attempts:
+            # Its last lease expired with its attempts used up: a dead letter.
+            dead = meta.with_expiries(delivered - 1, now_ms())
+            await self.bury(
+                queue, dead, msg.data, msg.reply, "lease_expired", attempts - 1
+            )
+            return None
+        end = sent + lease_ms
+        ack_wait = policy.lease_ms
+        self.leases.add(Lease(msg.reply, meta.id, end, sent + ack_wait, ack_wait, meta))
+        return Delivery(
+            meta.message(queue, msg.data, attempts),
+            make_receipt(end, msg.reply),
+            from_ms(end),
+            consumer,
+        )
+
+    async def wait(self, queue: str, timeout: float) -> None:
+        """Until a message is published to the queue, or 0.1 s (lease expiries
+        and due delayed messages are found by the next claim)."""
+        event = asyncio.Event()
+
+        async def woken(msg: Msg) -> None:
+            event.set()
+
+        sub = await self.jet.nc.subscribe(self.names.subject(queue, "*"), cb=woken)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, min(timeout, 0.1))):
+                    await event.wait()
+        finally:
+            await sub.unsubscribe()
+
+    # -- settling ------------------------------------------------------------------
+
+    async def hold(self, delivery: Delivery) -> tuple[str, Lease | None]:
+        """The ack subject of a delivery whose lease is live; :class:`LeaseLost`.
+
+        A lease this process does not hold (its receipt came from another one) is
+        checked against the stream: the message must still be stored at the
+        receipt's sequence, so that a receipt of a deleted and created-again
+        queue never acks another message."""
+        reply, lease = self.leases.check(delivery.receipt)
+        stream = self.names.stream(delivery.queue)
+        if stream_of(reply) != stream or not valid_id(delivery.id):
+            raise LeaseLost(reply)
+        if lease is not None:
+            if lease.message_id != delivery.id:
+                raise LeaseLost(reply)
+            return reply, lease
+        seq = stream_seq(reply)
+        subject = self.names.subject(delivery.queue, delivery.id)
+        raw = await self.jet.get(stream, subject, seq=seq)
+        if raw is None or raw.seq != seq:
+            raise LeaseLost(reply)
+        return reply, None
+
+    async def _held_meta(self, queue: str, reply: str, lease: Lease | None) -> Meta:
+        """The meta of the held copy, with the lease expiries it went through."""
+        meta = lease.extra if lease is not None else None
+        if not isinstance(meta, Meta):
+            seq = stream_seq(reply)
+            raw = await self.jet.get(
+                self.names.stream(queue), self.names.subject(queue), seq=seq
+            )
+            found = meta_of(raw.headers) if raw is not None and raw.seq == seq else None
+            if found is None:
+                raise LeaseLost(reply)
+            meta = found
+        return meta.with_expiries(delivered_count(reply) - 1, now_ms())
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        lost: list[Delivery] = []
+        held: list[tuple[Delivery, str]] = []
+        checks = await asyncio.gather(
+            *(self.hold(d) for d in deliveries), return_exceptions=True
+        )
+        for d, checked in zip(deliveries, checks, strict=True):
+            if isinstance(checked, LeaseLost):
+                lost.append(d)
+            elif isinstance(checked, BaseException):
+                raise checked
+            else:
+                held.append((d, checked[0]))
+        await asyncio.gather(*(self.jet.ack(reply) for _, reply in held))
+        counts: dict[str, int] = {}
+        for d, reply in held:
+            self.leases.finish(reply)
+            counts[d.queue] = counts.get(d.queue, 0) + 1
+        for queue, n in counts.items():
+            await self.tally.add(self.counter_key("cnt", queue), {"acked": n})
+        return lost
+
+    async def _replace(
+        self, delivery: Delivery, meta: Meta, reply: str, tag: str
+    ) -> None:
+        """Store ``meta``'s new copy, then ack the held one (a crash between the
+        two leaves both: at-least-once)."""
+        msg_id = f"{meta.id}.{stream_seq(reply)}.{delivered_count(reply)}.{tag}"
+        await self.store(delivery.queue, meta, delivery.body, msg_id)
+        await self.jet.ack(reply)
+        self.leases.finish(reply)
+
+    async def retry(
+        self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
+    ) -> None:
+        reply, lease = await self.hold(delivery)
+        meta = await self._held_meta(delivery.queue, reply, lease)
+        copy = replace(
+            meta,
+            base=delivery.attempts,
+            available_ms=now_ms() + delay_ms,
+            history=[*meta.history, entry],
+        )
+        await self._replace(delivery, copy, reply, "t")
+        await self.tally.add(self.counter_key("cnt", delivery.queue), {"retried": 1})
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            try:
+                reply, lease = await self.hold(d)
+                meta = await self._held_meta(d.queue, reply, lease)
+            except LeaseLost:
+                continue
+            visible = min(meta.available_ms, now_ms())
+            copy = replace(meta, base=max(0, d.attempts - 1), available_ms=visible)
+            await self._replace(d, copy, reply, "r")
+
+    async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
+        reply, lease = await self.hold(delivery)
+        policy = await self.policy(delivery.queue)
+        end = now_ms() + lease_ms
+        await self.leases.extend(reply, lease, end, policy.lease_ms, delivery.id)
+        return replace(
+            delivery, receipt=make_receipt(end, reply), lease_expires_at=from_ms(end)
+        )
+
+    # -- dead letters --------------------------------------------------------------
+
+    async def bury(
+        self,
+        queue: str,
+        meta: Meta,
+        body: bytes,
+        reply: str,
+        reason: str,
+        attempts: int,
+    ) -> None:
+        """Store a dead letter of the held copy, then remove the copy."""
+        n = self.names
+        headers = dead_letter_headers(
+            meta, queue=queue, reason=reason, attempts=attempts, dead_ms=now_ms()
+        )
+        headers["Nats-Msg-Id"] = (
+            f"{meta.id}.{stream_seq(reply)}.{delivered_count(reply)}.x"
+        )
+        await self.jet.publish(
+            n.dead_subject(queue, meta.id),
+            body,
+            headers,
+            stream=n.dead_stream(queue),
+            queue=queue,
+        )
+        await self.jet.ack(reply, b"+TERM")
+        self.leases.finish(reply)
+        await self.tally.add(self.counter_key("cnt", queue), {"dead_lettered": 1})
+
+    async def dead_letter(
+        self, delivery: Delivery, reason: str, entry: HistoryEntry
+    ) -> None:
+        reply, lease = await self.hold(delivery)
+        meta = await self._held_meta(delivery.queue, reply, lease)
+        meta = replace(meta, history=[*meta.history, entry])
+        await self.bury(
+            delivery.queue, meta, delivery.body, reply, reason, delivery.attempts
+        )

@@ -1,0 +1,170 @@
+"""How messages and dead letters are laid out in JetStream messages.
+
+The body is the message data as is; everything else rides in one header,
+``Postroom-Meta``, as compact ASCII JSON. A stored copy never changes (JetStream
+messages are immutable), so a retry, a release or a redrive stores a new copy
+with new meta and removes the old one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ...model.message import (
+    DeadLetter,
+    HistoryEntry,
+    Message,
+    from_ms,
+    to_ms_dt,
+)
+from .._common import lease_expired_entry
+
+__all__ = [
+    "DEAD",
+    "META",
+    "Meta",
+    "dead_letter_from",
+    "dead_letter_headers",
+    "message_headers",
+    "meta_of",
+]
+
+META = "Postroom-Meta"
+DEAD = "Postroom-Dead"
+MSG_ID = "Nats-Msg-Id"
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
+@dataclass(slots=True)
+class Meta:
+    """What a stored copy says besides its body.
+
+    ``base`` is the attempts the message had when this copy was stored: a
+    delivery of the copy has ``attempts = base + num_delivered``.
+    """
+
+    id: str
+    headers: dict[str, str]
+    enqueued_ms: int
+    available_ms: int
+    base: int = 0
+    dedup_key: str | None = None
+    redrives: int = 0
+    history: list[HistoryEntry] = field(default_factory=list)
+
+    def message(self, queue: str, body: bytes, attempts: int) -> Message:
+        """The message this copy holds, with ``attempts`` deliveries so far."""
+        return Message(
+            id=self.id,
+            queue=queue,
+            body=body,
+            headers=dict(self.headers),
+            enqueued_at=from_ms(self.enqueued_ms),
+            available_at=from_ms(self.available_ms),
+            attempts=attempts,
+            dedup_key=self.dedup_key,
+            redrives=self.redrives,
+        )
+
+    def with_expiries(self, count: int, now: int) -> Meta:
+        """This meta with ``count`` lease expiries appended to the history.
+
+        JetStream redelivers a message whose AckWait ran out without saying who
+        held it, so these entries carry the time they were noticed and no consumer.
+        """
+        if count <= 0:
+            return self
+        extra = [lease_expired_entry(now, "") for _ in range(count)]
+        return replace(self, history=[*self.history, *extra])
+
+    def to_json(self) -> str:
+        """The header value."""
+        data: dict[str, Any] = {
+            "i": self.id,
+            "h": self.headers,
+            "e": self.enqueued_ms,
+            "a": self.available_ms,
+            "n": self.base,
+            "r": self.redrives,
+        }
+        if self.dedup_key is not None:
+            data["k"] = self.dedup_key
+        if self.history:
+            data["y"] = [h.to_dict() for h in self.history]
+        return _ENCODE(data)
+
+    @classmethod
+    def from_json(cls, raw: str) -> Meta:
+        """Inverse of :meth:`to_json`."""
+        data = json.loads(raw)
+        return cls(
+            id=str(data["i"]),
+            headers=dict(data.get("h") or {}),
+            enqueued_ms=int(data["e"]),
+            available_ms=int(data["a"]),
+            base=int(data.get("n") or 0),
+            dedup_key=data.get("k"),
+            redrives=int(data.get("r") or 0),
+            history=[HistoryEntry.from_dict(h) for h in data.get("y") or []],
+        )
+
+    @classmethod
+    def of(cls, m: Message) -> Meta:
+        """The meta of a new message."""
+        return cls(
+            id=m.id,
+            headers=dict(m.headers),
+            enqueued_ms=to_ms_dt(m.enqueued_at),
+            available_ms=to_ms_dt(m.available_at),
+            base=m.attempts,
+            dedup_key=m.dedup_key,
+            redrives=m.redrives,
+        )
+
+
+def meta_of(headers: dict[str, str] | None) -> Meta | None:
+    """The meta of a stored copy, ``None`` when it has none (not postroom's)."""
+    raw = (headers or {}).get(META)
+    if not raw:
+        return None
+    try:
+        return Meta.from_json(raw)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def message_headers(meta: Meta, msg_id: str) -> dict[str, str]:
+    """Headers of a stored copy; ``msg_id`` makes its publish idempotent."""
+    return {META: meta.to_json(), MSG_ID: msg_id}
+
+
+def dead_letter_headers(
+    meta: Meta, *, queue: str, reason: str, attempts: int, dead_ms: int
+) -> dict[str, str]:
+    """Headers of a dead letter: the message's meta (with its whole history),
+    and the source queue, reason, attempts and time of death."""
+    dead = _ENCODE({"q": queue, "w": reason, "t": attempts, "d": dead_ms})
+    return {META: meta.to_json(), DEAD: dead}
+
+
+def dead_letter_from(headers: dict[str, str] | None, body: bytes) -> DeadLetter | None:
+    """Build a dead letter from a stored one (``None`` when it is not postroom's)."""
+    meta = meta_of(headers)
+    raw = (headers or {}).get(DEAD)
+    if meta is None or not raw:
+        return None
+    dead = json.loads(raw)
+    queue = str(dead["q"])
+    attempts = int(dead["t"])
+    return DeadLetter(
+        message=meta.message(queue, body, attempts),
+        queue=queue,
+        reason=str(dead["w"]),
+        error=meta.history[-1].error if meta.history else None,
+        history=list(meta.history),
+        attempts=attempts,
+        dead_at=from_ms(int(dead["d"])),
+    )
