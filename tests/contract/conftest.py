@@ -115,6 +115,10 @@ def _redis_cleanup() -> Iterator[None]:
         _delete_prefixes([6379], _REDIS_PREFIXES)
     if _CLUSTER_PREFIXES:
         _delete_prefixes(cluster_ports(), _CLUSTER_PREFIXES)
+    if _RABBIT_PREFIXES:
+        from tests.rabbitmq import delete_prefixes
+
+        delete_prefixes(_RABBIT_PREFIXES)
 
 
 def _delete_prefixes(ports: list[int], prefixes: list[str]) -> None:
@@ -131,6 +135,15 @@ def _delete_prefixes(ports: list[int], prefixes: list[str]) -> None:
                     r.delete(key)
 
 
+_RABBIT_PREFIXES: list[str] = []
+
+
+def _rabbitmq(tmp_path: Path, uid: str) -> str:
+    require_service("rabbitmq", "127.0.0.1", 5672)
+    _RABBIT_PREFIXES.append(uid)
+    return f"amqp://guest:guest@127.0.0.1:5672/?prefix={uid}"
+
+
 BACKENDS: dict[str, Callable[[Path, str], str]] = {
     "memory": _memory,
     "sqlite": _sqlite,
@@ -138,6 +151,7 @@ BACKENDS: dict[str, Callable[[Path, str], str]] = {
     "redis-cluster": _redis_cluster,
     "postgres": _postgres,
     "nats": _nats,
+    "rabbitmq": _rabbitmq,
 }
 
 # Backends whose state is shared across processes (used by real-process tests).

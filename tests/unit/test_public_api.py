@@ -67,9 +67,14 @@ def test_connect_defaults_to_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert postroom.connect_async().url == "sqlite:///postroom.db"
 
 
-def test_planned_backends_say_they_are_not_available_yet() -> None:
-    with pytest.raises(postroom.ConfigurationError, match=r"RabbitMQ.*not available"):
-        postroom.open_backend("amqp://guest:guest@localhost/")
+def test_every_backend_of_the_spec_opens() -> None:
     assert type(postroom.open_backend("nats://localhost:4222")).__name__ == (
         "NatsBackend"
     )
+
+
+def test_amqp_urls_open_the_rabbitmq_backend() -> None:
+    from postroom.backends.rabbitmq import RabbitBackend
+
+    for url in ("amqp://guest:guest@localhost/", "amqps://u:p@host:5671/vh"):
+        assert isinstance(postroom.open_backend(url), RabbitBackend)

@@ -1,0 +1,222 @@
+"""``amqp://``, ``amqps://``: the RabbitMQ (>= 3.10) backend.
+
+Messages live in quorum queues (publisher confirms, durable), delayed ones in
+per-delay TTL quorum queues that dead-letter back (at least once) when due. A
+lease is an unacknowledged AMQP delivery held by the process that claimed it:
+the process ends it at the visibility timeout itself, and the broker ends it
+when the process dies or hangs (connection closed or heartbeats missed), then
+counts the redelivery (``x-delivery-count``). Everything AMQP cannot hold
+(policies, dead letters, counters, lease gauges, dedup keys) is a record in one
+of two streams that every process follows (``_state``). See
+``docs/backends/rabbitmq.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import replace
+
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+)
+
+from ...model.errors import LeaseLost
+from ...model.message import (
+    Delivery,
+    HistoryEntry,
+    Message,
+    QueuePolicy,
+    from_ms,
+    now_ms,
+)
+from .._common import make_receipt, new_token
+from ._admin import AdminMixin
+from ._core import _Lease
+from ._records import Unpacked
+from ._translate import translated
+
+__all__ = ["RabbitBackend"]
+
+_WAIT_POLL_S = 0.025  # a waiting consumer looks at the queue's depth this often
+_CONFIRMED_KEPT = 100_000  # ids of confirmed sends kept to skip a retried send
+
+
+class RabbitBackend(AdminMixin):
+    """RabbitMQ backend: quorum queues, TTL delay queues, streams for the rest."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._confirmed: dict[str, None] = {}
+
+    @translated
+    async def declare_queue(
+        self, queue: str, policy: QueuePolicy, *, replace: bool = True
+    ) -> QueuePolicy:
+        stored = self.state.policies.get(queue)
+        await self._ready(queue)
+        if stored is not None and (not replace or stored == policy):
+            return stored
+        rec = {"t": "policy", "q": queue, "p": policy.to_dict(), "replace": replace}
+        await self.streams.append(self.names.meta, rec, applied=True)
+        return self.state.policies[queue]
+
+    @translated
+    async def list_queues(self) -> list[str]:
+        await self.streams.sync()
+        return sorted(self.state.policies)
+
+    # -- messages ------------------------------------------------------------------
+
+    @translated
+    async def enqueue(
+        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        await self._policy(queue)
+        ids: list[str] = []
+        fresh: list[Message] = []
+        for m in messages:
+            first = m.id
+            if m.dedup_key is not None:
+                first = await self._dedup(queue, m, dedup_window_ms)
+            ids.append(first)
+            if first == m.id and m.id not in self._confirmed:
+                fresh.append(m)
+        await asyncio.gather(*(self._send_once(m) for m in fresh))
+        if fresh:
+            self._count(queue, sent=len(fresh))
+        return ids
+
+    async def _send_once(self, m: Message) -> None:
+        """Publish a new message; remember its id once the broker confirmed it,
+        so that the client's retry of a send that failed midway skips it."""
+        await self._publish(m, attempts=0, history=[])
+        self._confirmed[m.id] = None
+        if len(self._confirmed) > _CONFIRMED_KEPT:
+            del self._confirmed[next(iter(self._confirmed))]
+
+    async def _dedup(self, queue: str, m: Message, window_ms: int) -> str:
+        """The id that owns ``m.dedup_key`` once this send's claim was applied."""
+        now = now_ms()
+        known = self.state.dedup.get((queue, str(m.dedup_key)))
+        if known is not None and known[1] > now:
+            return known[0]
+        rec = {
+            "t": "dedup",
+            "q": queue,
+            "k": m.dedup_key,
+            "id": m.id,
+            "at": now,
+            "until": now + window_ms,
+        }
+        await self.streams.append(self.names.live, rec, applied=True)
+        return self.state.dedup[(queue, str(m.dedup_key))][0]
+
+    @translated
+    async def claim(
+        self, queue: str, max_messages: int, lease_ms: int, consumer: str
+    ) -> list[Delivery]:
+        policy = await self._policy(queue)
+        await self._expire_local()
+        ready = await self._ready(queue)
+        # The gauge counts the claim before any message leaves the queue, so a
+        # reader never sees a claimed message in neither ready nor in flight.
+        self._reserved[queue] = self._reserved.get(queue, 0) + max_messages
+        out: list[Delivery] = []
+        try:
+            await self.streams.append(self.names.live, self._gauge())
+            while len(out) < max_messages:
+                incoming = await ready.get(no_ack=False, fail=False)
+                if incoming is None:
+                    break
+                got = await self._resolve(queue, policy, incoming)
+                if got is not None:
+                    out.append(self._lease(got, incoming, lease_ms, consumer))
+        finally:
+            self._reserved[queue] -= max_messages
+            self._dirty.set()
+        return out
+
+    def _lease(
+        self,
+        got: Unpacked,
+        incoming: AbstractIncomingMessage,
+        lease_ms: int,
+        consumer: str,
+    ) -> Delivery:
+        expires = now_ms() + lease_ms
+        msg = replace(got.message, attempts=got.message.attempts + 1)
+        token = new_token()
+        delivery = Delivery(
+            msg, make_receipt(msg.id, token), from_ms(expires), consumer
+        )
+        self._leases[token] = _Lease(incoming, delivery, got.history, expires)
+        return delivery
+
+    @translated
+    async def wait(self, queue: str, timeout: float) -> None:
+        ready = await self._ready(queue)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            declared = await ready.declare()
+            if declared.message_count:
+                return
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, _WAIT_POLL_S))
+
+    @translated
+    async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        lost: list[Delivery] = []
+        for d in deliveries:
+            try:
+                await self._finish(*self._held(d))
+            except LeaseLost:
+                lost.append(d)
+                continue
+            self._count(d.queue, acked=1)
+        return lost
+
+    @translated
+    async def retry(
+        self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
+    ) -> None:
+        token, lease = self._held(delivery)
+        msg = replace(lease.delivery.message, available_at=from_ms(now_ms() + delay_ms))
+        await self._publish(msg, attempts=msg.attempts, history=[*lease.history, entry])
+        await self._finish(token, lease)
+        self._count(delivery.queue, retried=1)
+
+    @translated
+    async def dead_letter(
+        self, delivery: Delivery, reason: str, entry: HistoryEntry
+    ) -> None:
+        token, lease = self._held(delivery)
+        self._leases.pop(token, None)
+        self._dirty.set()
+        msg = lease.delivery.message
+        await self._bury(lease.incoming, msg, [*lease.history, entry], reason)
+
+    @translated
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            try:
+                token, lease = self._held(d)
+            except LeaseLost:
+                continue
+            msg = replace(lease.delivery.message, available_at=from_ms(now_ms()))
+            attempts = max(0, msg.attempts - 1)
+            await self._publish(msg, attempts=attempts, history=lease.history)
+            with contextlib.suppress(LeaseLost):
+                await self._finish(token, lease)
+
+    @translated
+    async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
+        _, lease = self._held(delivery)
+        lease.expires = now_ms() + lease_ms
+        lease.delivery = replace(
+            lease.delivery, lease_expires_at=from_ms(lease.expires)
+        )
+        return replace(delivery, lease_expires_at=lease.delivery.lease_expires_at)
