@@ -33,9 +33,10 @@ def test_signed_with_a_token_name_and_secret(secured_server: Server) -> None:
     admin.send_message(QueueUrl=url, MessageBody="signed")
     [msg] = admin.receive_message(QueueUrl=url, AttributeNames=["SenderId"])["Messages"]
     assert msg["Body"] == "signed" and msg["Attributes"]["SenderId"] == "admin"
-    # The token itself works as the access key id too.
-    same = sqs_client(secured_server, ADMIN, ADMIN)
-    assert url in same.list_queues(QueueNamePrefix=name)["QueueUrls"]
+    # The token is never the access key id (it would travel in the clear).
+    with pytest.raises(ClientError) as info:
+        sqs_client(secured_server, ADMIN, ADMIN).list_queues()
+    assert _code(info) == ("InvalidClientTokenId", 403)
 
 
 @pytest.mark.parametrize(

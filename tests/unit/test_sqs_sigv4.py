@@ -53,3 +53,9 @@ def test_sigv4_refuses(auth: str, when: datetime, body: bytes, code: str) -> Non
     with pytest.raises(SqsError) as info:
         _verify(auth, when, body)
     assert info.value.kind.shape == code
+
+
+def test_sigv4_needs_the_token_name_not_the_token() -> None:
+    with pytest.raises(SqsError) as info:
+        _verify(AUTH.replace("AKIDEXAMPLE", SECRET.replace("/", "_")))
+    assert info.value.kind.shape == "InvalidClientTokenId"

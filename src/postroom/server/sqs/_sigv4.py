@@ -1,13 +1,14 @@
 """AWS Signature Version 4, checked against the server's tokens (pure).
 
-The access key id names a token (its ``name``, or the token itself), and the
-secret access key is the token's value: an SDK configured with
-``aws_access_key_id=<name>`` and ``aws_secret_access_key=<token>`` signs each
-request with a key only the token's holder can derive. The canonical request is
-built as botocore builds it for SQS (path quoted again, query pairs sorted,
-header values trimmed), and the request date must be within 15 minutes of the
-server's clock. Presigned URLs (the signature in the query string) are not
-accepted.
+The access key id names a token (its ``name``; ``#1``, ``#2``... for the entries
+of ``POSTROOM_TOKENS``), and the secret access key is the token's value: an SDK
+configured with ``aws_access_key_id=<name>`` and ``aws_secret_access_key=<token>``
+signs each request with a key only the token's holder can derive, and the token
+itself never travels. The body must be signed (no ``UNSIGNED-PAYLOAD``). The
+canonical request is built as botocore builds it for SQS (path quoted again, query
+pairs sorted, header values trimmed), and the request date must be within 15
+minutes of the server's clock. Presigned URLs (the signature in the query string)
+are not accepted.
 """
 
 from __future__ import annotations
@@ -114,6 +115,25 @@ def _check_date(amz_date: str, scope_date: str, now: datetime) -> None:
         )
 
 
+def _named(tokens: Sequence[Token], access_key: str) -> list[Token]:
+    found = [t for t in tokens if t.name and t.name == access_key]
+    if not found:
+        raise error(
+            "InvalidClientTokenId",
+            f"no token is named {access_key!r}: the access key id is a token's "
+            "name (#1, #2, ... for POSTROOM_TOKENS entries, in order)",
+        )
+    return found
+
+
+def _payload_hash(headers: Mapping[str, Sequence[str]], body: bytes) -> str:
+    # The body must be covered by the signature: UNSIGNED-PAYLOAD is refused.
+    digest = hashlib.sha256(body).hexdigest()
+    if (headers.get("x-amz-content-sha256") or [digest])[0] != digest:
+        raise error("SignatureDoesNotMatch", "x-amz-content-sha256 is not the body's")
+    return digest
+
+
 def verify(
     tokens: Sequence[Token],
     *,
@@ -138,17 +158,8 @@ def verify(
     signed = parse_authorization(auth[0])
     amz_date = (headers.get("x-amz-date") or [""])[0]
     _check_date(amz_date, signed.date, now or datetime.now(UTC))
-    candidates = [t for t in tokens if signed.access_key in (t.name, t.value)]
-    if not candidates:
-        raise error(
-            "InvalidClientTokenId",
-            f"no token is named {signed.access_key!r}: use a token's name (or the "
-            "token) as the access key id",
-        )
-    digest = hashlib.sha256(body).hexdigest()
-    payload = (headers.get("x-amz-content-sha256") or [digest])[0]
-    if payload not in (digest, "UNSIGNED-PAYLOAD"):
-        raise error("SignatureDoesNotMatch", "x-amz-content-sha256 is not the body's")
+    candidates = _named(tokens, signed.access_key)
+    payload = _payload_hash(headers, body)
     request = canonical_request(
         method, raw_path, query, headers, signed.signed_headers, payload
     )
