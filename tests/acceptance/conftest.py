@@ -65,7 +65,13 @@ class Workers:
         self._logs: list[Path] = []
 
     def start(self, *args: str, target: str = "tasks:app") -> subprocess.Popen[bytes]:
-        """Start one worker command; its output goes to a log file."""
+        """Start one worker command; its output goes to a log file.
+
+        One worker process unless ``args`` say how many (the command's default is
+        one per CPU, under a parent): these tests kill and signal that process.
+        """
+        if "--processes" not in args:
+            args = ("--processes", "1", *args)
         log = self.folder / f"worker-{len(self.procs)}.log"
         self._logs.append(log)
         env = {**os.environ, "POSTROOM_TEST_MARKS": str(self.marks)}

@@ -31,6 +31,22 @@ _EXAMPLE = "e.g. `postroom worker myservice.tasks:app`"
 _SUPERVISE_SECONDS = 0.2
 _RESTART_PAUSE_SECONDS = 1.0
 _CHILD_CODE = "from postroom.cli import main; main()"
+# Most worker processes started when --processes is not given (one per CPU up to
+# this): beyond a few, processes mostly contend for the backend's locks.
+MAX_DEFAULT_PROCESSES = 8
+
+
+def default_processes(client: AsyncClient) -> int:
+    """Worker processes ``postroom worker`` starts without ``--processes``: one per
+    CPU this process may run on, at most :data:`MAX_DEFAULT_PROCESSES`; one for a
+    backend that lives in one process (``memory://``)."""
+    if not client.capabilities.cross_process:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_PROCESSES))
 
 
 def _import_module(name: str) -> object:
@@ -118,7 +134,8 @@ def _child_args(
     push: bool,
     log_level: str,
 ) -> list[str]:
-    args = ["worker", target, "--grace", repr(grace), "--log-level", log_level]
+    args = ["worker", target, "--processes", "1", "--grace", repr(grace)]
+    args += ["--log-level", log_level]
     if concurrency is not None:
         args += ["--concurrency", str(concurrency)]
     if url is not None:
@@ -215,8 +232,15 @@ def worker(
         ),
     ] = None,
     processes: Annotated[
-        int, typer.Option("--processes", "-p", min=1, help="Worker processes to run.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--processes",
+            "-p",
+            min=1,
+            help="Worker processes to run (default: one per CPU, at most 8; 1 for "
+            "memory://).",
+        ),
+    ] = None,
     grace: Annotated[
         float,
         typer.Option(
@@ -262,10 +286,12 @@ def worker(
     app = load_app(target)  # also in the parent: a bad target fails once, early
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     select_handlers(app, names, allow_none=push)  # unknown queue names fail here
-    AsyncClient(url or app.url)  # and so does a malformed URL: once, not per child
+    client = AsyncClient(url or app.url)  # a malformed URL fails once, not per child
     if startup.stopping:
         log.info("worker stopped before it started")
         return
+    if processes is None:
+        processes = default_processes(client)
     if processes > 1:
         args = _child_args(target, concurrency, grace, url, queues, push, log_level)
         raise typer.Exit(_Supervisor(args, processes).run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,9 +15,33 @@ from ..model.errors import ConfigurationError
 from ..model.names import subscription_queue_name
 from ..model.retry import seconds
 
-__all__ = ["App", "HandlerSpec"]
+__all__ = [
+    "ASYNC_CONCURRENCY",
+    "App",
+    "HandlerSpec",
+    "default_concurrency",
+    "thread_concurrency",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Messages an ``async def`` handler takes at once when no ``concurrency`` is given:
+# enough to keep one event loop busy with I/O-bound jobs (docs/workers.md has the
+# measurements), and few enough that a killed worker strands few leases.
+ASYNC_CONCURRENCY = 100
+
+
+def thread_concurrency() -> int:
+    """Threads a ``def`` handler gets when no ``concurrency`` is given: as
+    :class:`concurrent.futures.ThreadPoolExecutor` sizes its pool,
+    ``min(32, cpus + 4)``: I/O-bound work overlaps, CPU-bound work (which holds the
+    GIL) is not made slower by a few extra threads."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def default_concurrency(is_async: bool) -> int:
+    """The concurrency of a handler registered without one."""
+    return ASYNC_CONCURRENCY if is_async else thread_concurrency()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +78,12 @@ def _body_type(func: Callable[..., Any]) -> Any:
     return None if annotation is inspect.Parameter.empty else annotation
 
 
+def _concurrency(given: int | None, func: Callable[..., Any]) -> int:
+    if given is None:
+        return default_concurrency(inspect.iscoroutinefunction(func))
+    return given
+
+
 class App:
     """A set of handlers and subscribers, run by ``postroom worker MODULE:APP``.
 
@@ -78,23 +109,26 @@ class App:
         self,
         queue: str,
         *,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         timeout: float | timedelta | None = None,
     ) -> Callable[[F], F]:
         """Register a function (``def`` or ``async def``) to process ``queue``.
 
         The body is decoded into the annotated parameter type. Returning acks;
         raising :class:`~postroom.Retry` or :class:`~postroom.Reject` chooses the
-        outcome; any other exception is a failed attempt.
+        outcome; any other exception is a failed attempt. ``concurrency`` is how
+        many messages it handles at once per worker process (default: 100 for an
+        ``async def``, ``min(32, cpus + 4)`` threads for a ``def``; 1 runs one at
+        a time).
         """
-        check.check_handler(queue, concurrency, timeout)
+        check.check_handler(queue, 1 if concurrency is None else concurrency, timeout)
 
         def decorate(func: F) -> F:
             self._register(
                 HandlerSpec(
                     queue=queue,
                     func=func,
-                    concurrency=concurrency,
+                    concurrency=_concurrency(concurrency, func),
                     timeout=seconds(timeout),
                     is_async=inspect.iscoroutinefunction(func),
                     body_type=_body_type(func),
@@ -109,14 +143,18 @@ class App:
         topic: str,
         *,
         subscription: str,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         timeout: float | timedelta | None = None,
         filter: dict[str, str] | None = None,
         max_attempts: int = 5,
     ) -> Callable[[F], F]:
         """Register a function to receive every event of ``topic`` through the
-        durable subscription ``subscription`` (created when the worker starts)."""
-        check.check_handler(topic, concurrency, timeout, "topic")
+        durable subscription ``subscription`` (created when the worker starts).
+
+        ``concurrency`` defaults as for :meth:`handler`."""
+        check.check_handler(
+            topic, 1 if concurrency is None else concurrency, timeout, "topic"
+        )
         check.check_subscription(
             topic, subscription, None, None, filter, max_attempts, 30.0, None
         )
@@ -130,7 +168,7 @@ class App:
                 HandlerSpec(
                     queue=subscription_queue_name(topic, subscription),
                     func=func,
-                    concurrency=concurrency,
+                    concurrency=_concurrency(concurrency, func),
                     timeout=seconds(timeout),
                     is_async=inspect.iscoroutinefunction(func),
                     body_type=_body_type(func),
