@@ -59,6 +59,31 @@ def test_ack_after_lease_lost_raises_and_keeps_message(client: Client) -> None:
     assert client.stats("q").in_flight == 0
 
 
+def test_ack_and_receive_acks_then_leases_the_next(client: Client) -> None:
+    ids = client.send_many("q", ["a", "b", "c"])
+    first = receive_one(client, "q")
+    lost, got = client.ack_and_receive([first], "q", 5)
+    assert lost == [] and sorted(d.id for d in got) == sorted(set(ids) - {first.id})
+    lost, got = client.ack_and_receive(got, "q", 5)
+    assert (lost, got) == ([], [])
+    st = client.stats("q")
+    assert (st.ready, st.in_flight) == (0, 0)
+
+
+def test_ack_and_receive_reports_lost_leases_and_acks_on_unknown_queue(
+    client: Client,
+) -> None:
+    client.send("q", "x")
+    first = client.receive("q", visibility_timeout=SHORT)[0]
+    time.sleep(SHORT + 0.2)
+    second = receive_one(client, "q")
+    lost, got = client.ack_and_receive([first], "q")
+    assert [d.id for d in lost] == [first.id] and got == []
+    with pytest.raises(postroom.QueueNotFound):
+        client.ack_and_receive([second], "never-declared")
+    assert client.stats("q").in_flight == 0
+
+
 def test_retry_with_delay_hides_then_redelivers(client: Client) -> None:
     client.send("q", "x")
     d = receive_one(client, "q")

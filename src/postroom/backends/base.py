@@ -154,6 +154,25 @@ class Backend(ABC):
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Delete the messages; return the deliveries whose lease was lost."""
 
+    async def ack_and_claim(
+        self,
+        deliveries: Sequence[Delivery],
+        queue: str,
+        max_messages: int,
+        lease_ms: int,
+        consumer: str,
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """:meth:`ack` the deliveries, then :meth:`claim` up to ``max_messages`` of
+        ``queue``: ``(lost leases, claimed)``.
+
+        A worker's steady state: the acks of the handlers that finished and the
+        claim of as many new messages, in one round trip (one transaction where
+        the backend has them). The default makes the two calls; backends override
+        it. The acks count even when the claim fails (its error is raised).
+        """
+        lost = await self.ack(deliveries) if deliveries else []
+        return lost, await self.claim(queue, max_messages, lease_ms, consumer)
+
     @abstractmethod
     async def retry(
         self, delivery: Delivery, delay_ms: int, entry: HistoryEntry

@@ -248,6 +248,29 @@ class AsyncClient(DeadLetters, Topics):
             return []
         return await (await self._b()).ack(deliveries)
 
+    async def ack_and_receive(
+        self,
+        deliveries: Sequence[Delivery],
+        queue: str,
+        max_messages: int = 1,
+        visibility_timeout: float | timedelta | None = None,
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """Ack ``deliveries`` and lease up to ``max_messages`` of ``queue`` (no
+        waiting) in one round trip where the backend allows: a consumer's steady
+        state. Returns ``(lost leases, received)``; the acks count even when the
+        receive raises (e.g. :class:`QueueNotFound`)."""
+        check.check_deliveries(deliveries)
+        check.check_receive(queue, max_messages, visibility_timeout, 0.0)
+        try:
+            policy = await self.queue_policy(queue)
+        except QueueNotFound:
+            await self.ack_many(deliveries)
+            raise
+        lease_ms = to_ms(visibility_timeout) or policy.lease_ms
+        return await (await self._b()).ack_and_claim(
+            deliveries, queue, max_messages, lease_ms, self.consumer
+        )
+
     async def retry(
         self,
         delivery: Delivery,

@@ -1,21 +1,17 @@
 """``Client``: the sync API, a thin facade over :class:`AsyncClient`.
 
-Every method is one call through an ``anyio`` blocking portal (an event loop in a
-helper thread), so the logic exists once, in the async client.
+Every method is one call of the async client's method on the client's private
+event loop, run by the calling thread (see ``_loop.py``), so the logic exists
+once, in the async client.
 """
 
 from __future__ import annotations
 
-import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import timedelta
-from functools import partial
 from types import TracebackType
-from typing import Any, overload
-
-import anyio
-from anyio.from_thread import BlockingPortal
+from typing import Any, ParamSpec, TypeVar, overload
 
 from ..backends.base import Backend
 from ..model.errors import ConfigurationError
@@ -31,61 +27,20 @@ from ..model.message import (
 )
 from ..model.retry import Backoff
 from ..model.stats import DurationHistogram, TopicInfo
+from ._loop import SharedLoop
 from .core import AsyncClient
 
 __all__ = ["Client"]
 
-
-class _PortalThread:
-    """An event loop in a daemon thread, reached through a ``BlockingPortal``.
-
-    ``anyio.from_thread.start_blocking_portal`` runs its loop in a non-daemon
-    thread, so a client that was never closed would keep the interpreter from
-    exiting; this one does not.
-    """
-
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self._portal: BlockingPortal | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._main, name="postroom-client", daemon=True
-        )
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-
-    def _main(self) -> None:
-        try:
-            anyio.run(self._serve)
-        except BaseException as exc:  # surfaced by __init__
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        async with BlockingPortal() as portal:
-            self._portal = portal
-            self._ready.set()
-            await portal.sleep_until_stopped()
-
-    @property
-    def portal(self) -> BlockingPortal:
-        assert self._portal is not None
-        return self._portal
-
-    def stop(self) -> None:
-        """Stop the loop and wait for the thread (not from the loop's own thread)."""
-        if self._thread.is_alive():
-            self.portal.call(self.portal.stop, True)
-            self._thread.join()
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-def _close_at_exit(thread: _PortalThread, aclient: AsyncClient) -> None:
+def _close_at_exit(loop: SharedLoop, aclient: AsyncClient) -> None:
     try:
-        thread.portal.call(aclient.aclose)
+        loop.run(aclient.aclose)
     finally:
-        thread.stop()
+        loop.close()
 
 
 class Client:
@@ -102,18 +57,17 @@ class Client:
         backend: Backend | None = None,
         consumer: str | None = None,
     ) -> None:
-        self._thread = _PortalThread()
-        self._portal: BlockingPortal | None = self._thread.portal
+        self._loop: SharedLoop | None = SharedLoop()
         try:
             self.aclient = AsyncClient(url, backend=backend, consumer=consumer)
-            self._portal.call(self.aclient.connect)
+            self._loop.run(self.aclient.connect)
         except BaseException:
-            self._thread.stop()
+            self._loop.close()
             raise
         self.url = self.aclient.url
         # A client that is never closed is closed at interpreter exit.
         self._finalizer = weakref.finalize(
-            self, _close_at_exit, self._thread, self.aclient
+            self, _close_at_exit, self._loop, self.aclient
         )
 
     @property
@@ -122,9 +76,9 @@ class Client:
         return self.aclient.consumer
 
     def close(self) -> None:
-        """Close the backend's connections and stop the client's thread."""
-        if self._portal is not None:
-            self._portal = None
+        """Close the backend's connections and the client's event loop."""
+        if self._loop is not None:
+            self._loop = None
             self._finalizer()
 
     def __enter__(self) -> Client:
@@ -138,12 +92,19 @@ class Client:
     ) -> None:
         self.close()
 
-    def _call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        if self._portal is None:
+    def _call(
+        self,
+        fn: Callable[P, Coroutine[Any, Any, T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        loop = self._loop
+        if loop is None:
             raise ConfigurationError(
                 "this client is closed: create a new one with postroom.connect()"
             )
-        return self._portal.call(partial(fn, *args, **kwargs))
+        return loop.run(fn, *args, **kwargs)
 
     # -- queues --------------------------------------------------------------------
 
@@ -159,7 +120,7 @@ class Client:
         attributes: Mapping[str, str] | None = None,
     ) -> QueuePolicy:
         """Create ``queue`` or update its policy (idempotent); return the policy."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._call(
             self.aclient.declare_queue,
             queue,
             max_attempts=max_attempts,
@@ -172,11 +133,11 @@ class Client:
 
     def queue_policy(self, queue: str) -> QueuePolicy:
         """The stored policy of ``queue``; raises ``QueueNotFound``."""
-        return self._call(self.aclient.queue_policy, queue)  # type: ignore[no-any-return]
+        return self._call(self.aclient.queue_policy, queue)
 
     def queues(self) -> list[str]:
         """Names of every queue, sorted."""
-        return self._call(self.aclient.queues)  # type: ignore[no-any-return]
+        return self._call(self.aclient.queues)
 
     def delete_queue(self, queue: str) -> None:
         """Delete ``queue`` with its messages, dead letters and policy."""
@@ -194,7 +155,7 @@ class Client:
         dedup_key: str | None = None,
     ) -> str:
         """Put one message on ``queue``; return its id once it is durable."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._call(
             self.aclient.send,
             queue,
             body,
@@ -212,7 +173,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
     ) -> list[str]:
         """Put several messages on ``queue`` in one round trip; return their ids."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._call(
             self.aclient.send_many, queue, list(bodies), delay=delay, headers=headers
         )
 
@@ -226,7 +187,7 @@ class Client:
         wait: float | timedelta = 0.0,
     ) -> list[Delivery]:
         """Lease up to ``max_messages``; with ``wait``, long-poll that many seconds."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._call(
             self.aclient.receive, queue, max_messages, visibility_timeout, wait
         )
 
@@ -236,7 +197,24 @@ class Client:
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Ack several deliveries; return those whose lease was lost."""
-        return self._call(self.aclient.ack_many, deliveries)  # type: ignore[no-any-return]
+        return self._call(self.aclient.ack_many, deliveries)
+
+    def ack_and_receive(
+        self,
+        deliveries: Sequence[Delivery],
+        queue: str,
+        max_messages: int = 1,
+        visibility_timeout: float | timedelta | None = None,
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """Ack ``deliveries`` and lease up to ``max_messages`` of ``queue`` in one
+        round trip where the backend allows; return ``(lost leases, received)``."""
+        return self._call(
+            self.aclient.ack_and_receive,
+            deliveries,
+            queue,
+            max_messages,
+            visibility_timeout,
+        )
 
     def retry(
         self,
@@ -256,7 +234,7 @@ class Client:
         outcome: str = "failed",
     ) -> bool:
         """Record a failed attempt; return whether it was dead-lettered."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._call(
             self.aclient.fail, delivery, error, delay=delay, outcome=outcome
         )
 
@@ -272,7 +250,7 @@ class Client:
 
     def extend(self, delivery: Delivery, seconds: float | timedelta) -> Delivery:
         """Lease the message for ``seconds`` more from now; return the new delivery."""
-        return self._call(self.aclient.extend, delivery, seconds)  # type: ignore[no-any-return]
+        return self._call(self.aclient.extend, delivery, seconds)
 
     def release(self, deliveries: Sequence[Delivery]) -> None:
         """Give messages back at once without counting the attempt."""
@@ -287,11 +265,13 @@ class Client:
 
     def stats(self, queue: str | None = None) -> dict[str, QueueStats] | QueueStats:
         """Depths of one queue, or of every queue as a dict by name."""
-        return self._call(self.aclient.stats, queue)  # type: ignore[no-any-return]
+        if queue is None:
+            return self._call(self.aclient.stats)
+        return self._call(self.aclient.stats, queue)
 
     def peek(self, queue: str, limit: int = 10) -> list[Message]:
         """Look at up to ``limit`` messages without leasing them."""
-        return self._call(self.aclient.peek, queue, limit)  # type: ignore[no-any-return]
+        return self._call(self.aclient.peek, queue, limit)
 
     def dead_letters(
         self,
@@ -301,13 +281,13 @@ class Client:
         error_contains: str | None = None,
     ) -> list[DeadLetter]:
         """Dead letters of ``queue``, oldest first, filtered."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._call(
             self.aclient.dead_letters, queue, limit, reason, error_contains
         )
 
     def dead_letter(self, queue: str, message_id: str) -> DeadLetter:
         """One dead letter of ``queue`` by message id."""
-        return self._call(self.aclient.dead_letter, queue, message_id)  # type: ignore[no-any-return]
+        return self._call(self.aclient.dead_letter, queue, message_id)
 
     def redrive(
         self,
@@ -321,7 +301,7 @@ class Client:
         on_progress: Callable[[int], None] | None = None,
     ) -> list[str]:
         """Move dead letters back to their queue (or ``to``); return their ids."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._call(
             self.aclient.redrive,
             queue,
             ids,
@@ -334,7 +314,7 @@ class Client:
 
     def purge(self, queue: str, dead: bool = False) -> int:
         """Delete every message of ``queue`` (or its dead letters)."""
-        return self._call(self.aclient.purge, queue, dead)  # type: ignore[no-any-return]
+        return self._call(self.aclient.purge, queue, dead)
 
     # -- topics --------------------------------------------------------------------
 
@@ -342,7 +322,7 @@ class Client:
         self, topic: str, body: Any, headers: Mapping[str, str] | None = None
     ) -> str:
         """Copy an event into every matching subscription of ``topic``."""
-        return self._call(self.aclient.publish, topic, body, headers)  # type: ignore[no-any-return]
+        return self._call(self.aclient.publish, topic, body, headers)
 
     def create_subscription(
         self,
@@ -357,7 +337,7 @@ class Client:
         backoff: Backoff | None = None,
     ) -> Subscription:
         """Create a durable subscription of ``topic`` (idempotent by name)."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._call(
             self.aclient.create_subscription,
             topic,
             name,
@@ -371,11 +351,11 @@ class Client:
 
     def subscriptions(self, topic: str | None = None) -> list[Subscription]:
         """Subscriptions of ``topic``, or all of them."""
-        return self._call(self.aclient.subscriptions, topic)  # type: ignore[no-any-return]
+        return self._call(self.aclient.subscriptions, topic)
 
     def subscription(self, topic: str, name: str) -> Subscription:
         """One subscription; raises ``SubscriptionNotFound``."""
-        return self._call(self.aclient.subscription, topic, name)  # type: ignore[no-any-return]
+        return self._call(self.aclient.subscription, topic, name)
 
     def delete_subscription(self, topic: str, name: str) -> None:
         """Delete a subscription and its queue."""
@@ -383,13 +363,13 @@ class Client:
 
     def topics(self) -> list[TopicInfo]:
         """Every topic with its subscription count and publish counters."""
-        return self._call(self.aclient.topics)  # type: ignore[no-any-return]
+        return self._call(self.aclient.topics)
 
     # -- what the worker, server and tools read ------------------------------------
 
     def ensure_queue(self, queue: str) -> QueuePolicy:
         """The policy of ``queue``, creating the queue when it does not exist."""
-        return self._call(self.aclient.ensure_queue, queue)  # type: ignore[no-any-return]
+        return self._call(self.aclient.ensure_queue, queue)
 
     def prepare_send(
         self,
@@ -401,7 +381,7 @@ class Client:
         dedup_key: str | None = None,
     ) -> PreparedSend:
         """What :meth:`send` stores, without storing it."""
-        return self._call(  # type: ignore[no-any-return]
+        return self._call(
             self.aclient.prepare_send,
             queue,
             body,
@@ -416,15 +396,15 @@ class Client:
 
     def queue_stats(self, queues: Sequence[str]) -> list[QueueStats]:
         """Depths of the named queues in one round trip, in the same order."""
-        return self._call(self.aclient.queue_stats, queues)  # type: ignore[no-any-return]
+        return self._call(self.aclient.queue_stats, queues)
 
     def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
         """Lifetime counters of the named queues, summed over every process."""
-        return self._call(self.aclient.counters, queues)  # type: ignore[no-any-return]
+        return self._call(self.aclient.counters, queues)
 
     def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
         """Handler duration histograms of the named queues, over every process."""
-        return self._call(self.aclient.durations, queues)  # type: ignore[no-any-return]
+        return self._call(self.aclient.durations, queues)
 
     def record_durations(
         self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int

@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup
 
 from ..model.codec import decode_body
 from ..model.errors import DecodeError, LeaseLost, QueueNotFound, Reject, Retry
-from ..model.message import QueuePolicy
+from ..model.message import Delivery, QueuePolicy
 from .durations import DurationRecorder
 from .jobs import AttemptFailed, Job, Outcome, Slot, describe_policy
 
@@ -79,6 +79,7 @@ class QueueRunner:
     _ack_ready: anyio.Event | None = None
     _limiter: anyio.CapacityLimiter | None = None
     _parked: list[Slot] = field(default_factory=list)
+    _handlers: TaskGroup | None = None
 
     def __post_init__(self) -> None:
         self._freed = anyio.Event()
@@ -195,10 +196,22 @@ class QueueRunner:
         free = self.concurrency - len(self.jobs)
         if free <= 0:
             self._freed = anyio.Event()
-            await self._idle(self._wait_freed)
+            self._handlers = handlers  # the ack loop refills the slots it frees
+            try:
+                await self._idle(self._wait_freed)
+            finally:
+                self._handlers = None
             return
         got = await self.client.receive(self.queue, max_messages=free)
-        if self.is_stopping():
+        await self._start(got, handlers)
+        if len(got) < free:
+            await self._idle(
+                partial(self.client.wait_for_messages, self.queue, self.poll)
+            )
+
+    async def _start(self, got: list[Delivery], handlers: TaskGroup) -> None:
+        """Hand claimed deliveries to handler slots (or give them back: stopping)."""
+        if self.is_stopping() or self.gone:
             await self.client.release(got)
             return
         for delivery in got:
@@ -210,10 +223,6 @@ class QueueRunner:
                 slot.ready.set()
             else:
                 handlers.start_soon(self._serve, job, name=f"postroom:{self.queue}")
-        if len(got) < free:
-            await self._idle(
-                partial(self.client.wait_for_messages, self.queue, self.poll)
-            )
 
     # -- running a handler ---------------------------------------------------------
 
@@ -344,14 +353,26 @@ class QueueRunner:
     # -- acks, batched -------------------------------------------------------------
 
     async def ack_loop(self) -> None:
-        """Ack, in one round trip, every handler that succeeded since the last one."""
+        """Ack, in one round trip, every handler that succeeded since the last one.
+
+        When every slot is taken (the receive loop waits for one), the same round
+        trip claims as many messages as the acks free, and hands them out.
+        """
         while True:
             assert self._ack_ready is not None
             await self._ack_ready.wait()
             self._ack_ready = anyio.Event()
             batch, self._ack_batch = self._ack_batch, []
+            handlers = self._handlers if not self.is_stopping() else None
+            deliveries = [j.delivery for j in batch]
+            got: list[Delivery] = []
             try:
-                lost = await self.client.ack_many([j.delivery for j in batch])
+                if handlers is not None:
+                    lost, got = await self.client.ack_and_receive(
+                        deliveries, self.queue, len(batch)
+                    )
+                else:
+                    lost = await self.client.ack_many(deliveries)
             except Exception:
                 log.exception("acking %d messages on %r failed", len(batch), self.queue)
                 lost = []
@@ -362,6 +383,9 @@ class QueueRunner:
                     d.id,
                     self.queue,
                 )
+            self.jobs.difference_update(batch)
+            if got and handlers is not None:
+                await self._start(got, handlers)
             for job in batch:
                 self._leave(job)
 

@@ -167,34 +167,56 @@ class PostgresBackend(Backend):
     async def claim(
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
     ) -> list[Delivery]:
-        now = now_ms()
-        token = new_token()
-        until = now + lease_ms
-        params = {
-            "queue": queue,
-            "now": now,
-            "token": token,
-            "until": until,
-            "consumer": consumer,
-            "limit": max_messages,
-        }
+        params = _claim_params(queue, max_messages, lease_ms, consumer)
         async with self._conn() as conn:
-            rows = await fetch(conn, self.sql, "claim", {**params, "resolved": False})
-            if not rows:
-                raise QueueNotFound(queue)
-            max_attempts, expired = rows[0][:2]
-            if expired:
-                async with conn.transaction():
-                    await expire(conn, self.sql, queue, now, max_attempts)
-                    params["resolved"] = True
-                    rows = await fetch(conn, self.sql, "claim", params)
+            rows = await fetch(conn, self.sql, "claim", params)
+            return await self._claimed(conn, params, rows)
+
+    async def _claimed(
+        self, conn: Conn, params: dict[str, Any], rows: list[tuple[Any, ...]]
+    ) -> list[Delivery]:
+        """The deliveries of a claim's rows; expired leases resolved first when
+        the claim found some (then it claims again)."""
+        queue = params["queue"]
+        if not rows:
+            raise QueueNotFound(queue)
+        max_attempts, expired = rows[0][:2]
+        if expired:
+            async with conn.transaction():
+                await expire(conn, self.sql, queue, params["now"], max_attempts)
+                again = {**params, "resolved": True}
+                rows = await fetch(conn, self.sql, "claim", again)
         rows = [r[2:] for r in rows if r[2] is not None]
         rows.sort(key=lambda r: r[0])
-        expires = from_ms(until)
+        token, consumer = params["token"], params["consumer"]
+        expires = from_ms(params["until"])
         return [
             Delivery(message_from_row(r), make_receipt(r[2], token), expires, consumer)
             for r in rows
         ]
+
+    @translated
+    async def ack_and_claim(
+        self,
+        deliveries: Sequence[Delivery],
+        queue: str,
+        max_messages: int,
+        lease_ms: int,
+        consumer: str,
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """The ack and the claim statements pipelined on one connection: one round
+        trip, two transactions (the ack commits whatever the claim finds)."""
+        if not deliveries:
+            return [], await self.claim(queue, max_messages, lease_ms, consumer)
+        keys, ack_params = _ack_params(deliveries)
+        params = _claim_params(queue, max_messages, lease_ms, consumer)
+        channel = {"channel": self.sql.channel}
+        async with self._conn() as conn:
+            async with conn.pipeline():
+                acked = await conn.execute(self.sql["ack"], {**channel, **ack_params})
+                claimed = await conn.execute(self.sql["claim"], {**channel, **params})
+            lost = _lost(deliveries, keys, await acked.fetchall())
+            return lost, await self._claimed(conn, params, await claimed.fetchall())
 
     @translated
     async def wait(self, queue: str, timeout: float) -> None:
@@ -219,22 +241,10 @@ class PostgresBackend(Backend):
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if not deliveries:
             return []
-        keys = [(d.queue, *parse_receipt(d.receipt)) for d in deliveries]
-        params = {
-            "queues": [k[0] for k in keys],
-            "ids": [k[1] for k in keys],
-            "tokens": [k[2] for k in keys],
-        }
+        keys, params = _ack_params(deliveries)
         async with self._conn() as conn:
             rows = await fetch(conn, self.sql, "ack", params)
-        gone = Counter((q, mid) for q, mid in rows)
-        lost_ones: list[Delivery] = []
-        for d, (q, mid, _) in zip(deliveries, keys, strict=True):
-            if gone[q, mid] > 0:
-                gone[q, mid] -= 1
-            else:
-                lost_ones.append(d)
-        return lost_ones
+        return _lost(deliveries, keys, rows)
 
     def _held(self, delivery: Delivery) -> dict[str, Any]:
         mid, token = parse_receipt(delivery.receipt)
@@ -399,3 +409,46 @@ class PostgresBackend(Backend):
         """Resolve expired leases of ``queue`` now."""
         async with self._conn() as conn:
             await _admin.resolve_expired(conn, self.sql, [queue], now_ms())
+
+
+def _claim_params(
+    queue: str, max_messages: int, lease_ms: int, consumer: str
+) -> dict[str, Any]:
+    now = now_ms()
+    return {
+        "queue": queue,
+        "now": now,
+        "token": new_token(),
+        "until": now + lease_ms,
+        "consumer": consumer,
+        "limit": max_messages,
+        "resolved": False,
+    }
+
+
+def _ack_params(
+    deliveries: Sequence[Delivery],
+) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+    keys = [(d.queue, *parse_receipt(d.receipt)) for d in deliveries]
+    params = {
+        "queues": [k[0] for k in keys],
+        "ids": [k[1] for k in keys],
+        "tokens": [k[2] for k in keys],
+    }
+    return keys, params
+
+
+def _lost(
+    deliveries: Sequence[Delivery],
+    keys: list[tuple[str, str, str]],
+    rows: list[tuple[Any, ...]],
+) -> list[Delivery]:
+    """The deliveries an ack did not delete (its rows are the deleted ones)."""
+    gone = Counter((q, mid) for q, mid in rows)
+    lost_ones: list[Delivery] = []
+    for d, (q, mid, _) in zip(deliveries, keys, strict=True):
+        if gone[q, mid] > 0:
+            gone[q, mid] -= 1
+        else:
+            lost_ones.append(d)
+    return lost_ones

@@ -444,8 +444,10 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
             if stale:
                 await self.release(stale)
 
-    @translated
-    async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+    def _ack_calls(
+        self, deliveries: Sequence[Delivery]
+    ) -> tuple[list[Call], list[list[Delivery]]]:
+        """The ack script calls (per queue, in chunks) and the deliveries of each."""
         by_queue: dict[str, list[Delivery]] = {}
         for d in deliveries:
             by_queue.setdefault(d.queue, []).append(d)
@@ -457,12 +459,49 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
                 args = [FIRST_TRY, *_receipt_args(chunk)]
                 calls.append(("ack", self.script_keys(queue), args))
                 groups.append(chunk)
-        results = await self.scripts.run_many(calls)
-        return [
-            group[pos - 1]
-            for group, lost in zip(groups, results, strict=True)
-            for pos in lost
-        ]
+        return calls, groups
+
+    @staticmethod
+    def _acked(groups: list[list[Delivery]], results: Sequence[Any]) -> list[Delivery]:
+        """The lost leases reported by ack replies (an error reply is raised)."""
+        lost: list[Delivery] = []
+        for group, reply in zip(groups, results, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            lost += [group[pos - 1] for pos in reply]
+        return lost
+
+    @translated
+    async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        calls, groups = self._ack_calls(deliveries)
+        return self._acked(groups, await self.scripts.run_many(calls))
+
+    @translated
+    async def ack_and_claim(
+        self,
+        deliveries: Sequence[Delivery],
+        queue: str,
+        max_messages: int,
+        lease_ms: int,
+        consumer: str,
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """The ack scripts and the claim script pipelined: one round trip."""
+        if not deliveries or queue in self._ahead.held:  # hand out those first
+            return await super().ack_and_claim(
+                deliveries, queue, max_messages, lease_ms, consumer
+            )
+        calls, groups = self._ack_calls(deliveries)
+        token = new_token()
+        args = (now_ms(), min(max_messages, _CLAIM_MAX), lease_ms, token, consumer)
+        calls.append(("claim", self.script_keys(queue), args))
+        results = await self.scripts.run_many(calls, raise_errors=False)
+        lost = self._acked(groups, results[:-1])
+        reply = results[-1]
+        if isinstance(reply, Exception):
+            if _no_queue(reply):
+                raise QueueNotFound(queue) from None
+            raise reply
+        return lost, self._claimed(queue, reply, token, consumer)
 
     async def _held_call(self, name: str, delivery: Delivery, *args: Any) -> int:
         mid, token = parse_receipt(delivery.receipt)

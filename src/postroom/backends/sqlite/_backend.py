@@ -149,7 +149,31 @@ class SqliteBackend(Backend):
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if not deliveries:
             return []
-        return await self._run(self._s().ack, deliveries)
+        # An ack lost in a power cut only means a redelivery (at least once): no
+        # fsync of its own; the next send, retry or dead letter syncs it.
+        return await self._run(self._s().ack, deliveries, durable=False)
+
+    async def ack_and_claim(
+        self,
+        deliveries: Sequence[Delivery],
+        queue: str,
+        max_messages: int,
+        lease_ms: int,
+        consumer: str,
+    ) -> tuple[list[Delivery], list[Delivery]]:
+        """Both in one operation of the backend's thread: one transaction."""
+        lost, claimed = await self._run(
+            self._s().ack_and_claim,
+            deliveries,
+            queue,
+            max_messages,
+            lease_ms,
+            consumer,
+            durable=False,
+        )
+        if isinstance(claimed, Exception):
+            raise claimed
+        return lost, claimed
 
     async def retry(
         self, delivery: Delivery, delay_ms: int, entry: HistoryEntry

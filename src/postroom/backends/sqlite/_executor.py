@@ -8,10 +8,11 @@ one each. Each operation opens a savepoint (see ``_conn.write``), so a failing
 one (``LeaseLost``...) is rolled back alone. Nothing is reported as done before
 the commit that made it durable.
 
-Operations that only move leases (claim, extend, release) commit with
-``synchronous = NORMAL`` even when the database is set to ``FULL``: losing one
-in a power cut only means a redelivery, and the next durable commit (the ack)
-syncs the log with them. Sends, acks, retries and dead letters stay ``FULL``.
+Operations that only move leases or end them (claim, extend, release, ack)
+commit with ``synchronous = NORMAL`` even when the database is set to ``FULL``:
+losing one in a power cut only means a redelivery (the contract is at least
+once), and the next durable commit syncs the log with them. Sends (the contract's
+durability promise), retries and dead letters (their history) stay ``FULL``.
 """
 
 from __future__ import annotations

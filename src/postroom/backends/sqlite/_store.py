@@ -214,6 +214,25 @@ class Store:
             return self._ack_one_by_one(deliveries, keys)
         return []
 
+    def ack_and_claim(
+        self,
+        deliveries: Sequence[Delivery],
+        queue: str,
+        max_messages: int,
+        lease_ms: int,
+        consumer: str,
+    ) -> tuple[list[Delivery], list[Delivery] | Exception]:
+        """:meth:`ack`, then :meth:`claim`, in one transaction; a failed claim
+        (unknown queue) is returned, not raised, so the acks still commit."""
+        with write(self.conn):
+            lost = self.ack(deliveries)
+            try:
+                return lost, self.claim(queue, max_messages, lease_ms, consumer)
+            except sqlite3.Error:
+                raise
+            except Exception as exc:  # QueueNotFound: nothing written
+                return lost, exc
+
     def _ack_one_by_one(
         self, deliveries: Sequence[Delivery], keys: list[tuple[str, str, str]]
     ) -> list[Delivery]:
