@@ -124,3 +124,27 @@ def test_url_prefix_and_servers() -> None:
     ]
     with pytest.raises(postroom.ConfigurationError, match="prefix"):
         NatsBackend("nats://127.0.0.1:4222?prefix=bad.prefix")
+
+
+def test_http_api_receive_and_ack_across_requests(url: str, tmp_path: Path) -> None:
+    from tests.http.conftest import start_server, stop_server
+
+    server = start_server(tmp_path, url=url)
+    try:
+        with server.client() as http:
+            sent = http.post("/v1/queues/jobs/messages", json={"body": {"n": 1}})
+            assert sent.status_code in (200, 201), sent.text
+            got = http.post("/v1/queues/jobs/receive", json={"visibility_timeout": 5})
+            [m] = got.json()["messages"]
+            ext = {"receipt": m["receipt"], "id": m["id"], "seconds": 10}
+            extended = http.post("/v1/queues/jobs/extend", json=ext)
+            assert extended.status_code == 200, extended.text
+            receipt = extended.json().get("receipt", m["receipt"])
+            ack = {"receipt": receipt, "id": m["id"]}
+            assert http.post("/v1/queues/jobs/ack", json=ack).json() == {"ok": True}
+            assert http.post("/v1/queues/jobs/ack", json=ack).status_code == 409
+    finally:
+        stop_server(server)
+    with postroom.connect(url) as c:
+        st = c.stats("jobs")
+        assert (st.ready, st.in_flight, st.dead) == (0, 0, 0)
