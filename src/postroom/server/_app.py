@@ -76,6 +76,11 @@ class BodyLimit:
         )
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = dict(scope["headers"]).get(b"x-amz-target")
+        if target is not None:  # an SQS call: answer in SQS's terms
+            answer = sqs.too_large(target.decode("latin-1"), self._detail())
+            await answer(scope, receive, send)
+            return
         await problem_response(413, self._detail())(scope, receive, send)
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from . import _move, _queues, _receive, _send  # noqa: F401 - register the actions
-from ._protocol import new_state, sqs_endpoint
+from ._protocol import new_state, sqs_endpoint, too_large
 
-__all__ = ["new_state", "routes"]
+__all__ = ["new_state", "routes", "too_large"]
 
 
 def routes() -> list[Route]:

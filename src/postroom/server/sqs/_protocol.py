@@ -26,12 +26,12 @@ from ...model.errors import (
     QueueNotFound,
     SerializationError,
 )
-from .._routing import Settings, same_origin
+from .._routing import HttpProblem, Settings, same_origin
 from ._call import ACTIONS, Call, SqsState
 from ._errors import SqsError, error
 from ._sigv4 import parse_authorization, verify
 
-__all__ = ["CONTENT_TYPE", "sqs_endpoint"]
+__all__ = ["CONTENT_TYPE", "new_state", "sqs_endpoint", "too_large"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,17 @@ def _error_answer(exc: Exception) -> Response:
     return _answer(exc.body(), exc.status, **exc.headers())
 
 
+def too_large(target: str, detail: str) -> Response:
+    """The answer to an SQS call whose body is over the server's size limit."""
+    batch = target.endswith("Batch")
+    return _error_answer(
+        error("BatchRequestTooLong" if batch else "InvalidParameterValue", detail)
+    )
+
+
 def _translate(exc: Exception) -> SqsError:
+    if isinstance(exc, HttpProblem) and exc.status == 413:
+        return error("InvalidParameterValue", exc.detail)
     if isinstance(exc, QueueNotFound):
         return error("QueueDoesNotExist", "The specified queue does not exist.")
     if isinstance(exc, NotSupported):
