@@ -5,11 +5,14 @@ digests checked against SQS's algorithm written out here independently."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from typing import Any
 
 import pytest
+
+from tests.http.conftest import Server
 
 ATTRS = {
     "trace": {"DataType": "String", "StringValue": "abc-123"},
@@ -233,3 +236,29 @@ def test_oversized_messages_are_refused_in_sqs_terms(sqs: Any, name: str) -> Non
     entries = [{"Id": f"e{i}", "MessageBody": "y" * 40_000} for i in range(10)]
     with pytest.raises(sqs.exceptions.BatchRequestTooLong):  # over the server's limit
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def test_sqs_and_postroom_clients_share_messages(
+    sqs: Any, sqs_server: Server, name: str
+) -> None:
+    import postroom
+
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sqs.send_message(
+        QueueUrl=url,
+        MessageBody='{"image": "cat.png"}',
+        MessageAttributes={"trace": {"DataType": "String", "StringValue": "t-1"}},
+    )
+    with postroom.connect(sqs_server.url) as client:
+        [d] = client.receive(name)
+        assert d.message.json() == {"image": "cat.png"}
+        client.ack(d)
+        client.send(name, {"n": 1}, headers={"trace": "t-2"})
+    [msg] = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"]
+    assert json.loads(msg["Body"]) == {"n": 1}
+    assert msg["MessageAttributes"] == {
+        "trace": {"DataType": "String", "StringValue": "t-2"}
+    }
+    assert msg["MD5OfMessageAttributes"] == sqs_md5_of_attributes(
+        msg["MessageAttributes"]
+    )
