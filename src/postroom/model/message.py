@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .retry import Backoff
+from .validate import storable
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -153,18 +154,6 @@ _MAX_ERROR_MESSAGE = 8 * 1024
 _MAX_TRACEBACK = 32 * 1024
 
 
-def _storable(text: str) -> str:
-    """``text`` as every backend stores it: no NUL (PostgreSQL refuses it), no
-    lone surrogates (not UTF-8); each becomes U+FFFD."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
-    return text
-
-
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """An error recorded on a failed attempt or a dead letter.
@@ -180,9 +169,9 @@ class ErrorInfo:
 
     def __post_init__(self) -> None:
         kept = (
-            _storable(str(self.type)[:_MAX_ERROR_TYPE]),
-            _storable(str(self.message)[:_MAX_ERROR_MESSAGE]),
-            _storable(str(self.traceback)[-_MAX_TRACEBACK:]),
+            storable(str(self.type)[:_MAX_ERROR_TYPE]),
+            storable(str(self.message)[:_MAX_ERROR_MESSAGE]),
+            storable(str(self.traceback)[-_MAX_TRACEBACK:]),
         )
         if kept != (self.type, self.message, self.traceback):
             for name, value in zip(("type", "message", "traceback"), kept, strict=True):

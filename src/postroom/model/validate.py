@@ -66,6 +66,7 @@ __all__ = [
     "optional_name",
     "rate",
     "seconds",
+    "storable",
     "subscription_part",
     "text",
     "wait",
@@ -297,6 +298,19 @@ def text(
             "without NUL"
         )
     return str(value)
+
+
+def storable(text: str) -> str:
+    """``text`` as every backend stores it: NUL (PostgreSQL refuses it) and lone
+    surrogates (not UTF-8) become U+FFFD. For texts postroom records, such as
+    errors, rather than refuses."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
 
 
 def headers(value: Any, arg: str = "headers") -> Mapping[str, str] | None:
