@@ -57,14 +57,13 @@ class NatsCore(Backend):
         self.meta = Bucket(self.jet, self.names.meta_bucket)
         self.dedup = Bucket(self.jet, self.names.dedup_bucket, max_age=_DEDUP_KEYS_FOR)
         self.tally = Tally(self.meta)
-        self.leases = LeaseKeeper(self.jet.ack)
+        self.leases = LeaseKeeper(servers)
         self._policies: dict[str, tuple[QueuePolicy, float]] = {}
 
     async def connect(self) -> None:
         await self.jet.connect()
         await self.meta.create()
         await self.dedup.create()
-        await self.leases.start()
 
     async def aclose(self) -> None:
         await self.leases.stop()

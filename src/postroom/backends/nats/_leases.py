@@ -3,7 +3,8 @@
 A queue's consumer has ``AckWait`` = the queue's visibility timeout, so a lease of
 that length is the server's own: it redelivers the message when the time is up,
 whether the holder lives or not. A lease of another length (``receive(...,
-visibility_timeout=...)``, ``extend``) is kept by the process that holds it:
+visibility_timeout=...)``, ``extend``) is kept by the process that holds it,
+from a thread of its own (the caller's event loop may be idle between calls):
 
 - longer than AckWait: an in-progress ack (``+WPI``, which restarts AckWait) every
   half AckWait until the lease ends; a crashed holder stops sending them, so the
@@ -22,9 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+import nats
 
 from ...model.errors import ConfigurationError, LeaseLost
 from ...model.message import now_ms
@@ -81,112 +86,185 @@ class Lease:
 
 
 class LeaseKeeper:
-    """The leases this process holds, kept alive or ended on time by one task."""
+    """The leases this process holds; those of another length than AckWait are
+    kept alive or ended on time by a thread of their own.
 
-    def __init__(self, send: Any) -> None:
-        self._send = send  # async (reply, payload) -> None
+    The thread has its own event loop and NATS connection, so that leases are
+    tended while the caller's loop is idle (the sync client runs its loop only
+    during a call). It starts with the first lease that needs it.
+    """
+
+    def __init__(self, servers: list[str]) -> None:
+        self._servers = servers
+        self._lock = threading.Lock()
         self._held: dict[str, Lease] = {}
         self._gone: OrderedDict[str, None] = OrderedDict()
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
 
-    async def start(self) -> None:
-        """Start the task that sends in-progress acks and NAKs (nats-py runs on
-        asyncio, so this is an asyncio task living as long as the connection)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        """Stop the task (leases then end on the server's AckWait)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    # -- the caller's side ---------------------------------------------------------
 
     def add(self, lease: Lease) -> None:
         """Hold a new lease."""
-        self._held[lease.reply] = lease
-        self._changed.set()
-
-    def get(self, reply: str) -> Lease | None:
-        """The lease held on ``reply``, if this process holds it."""
-        return self._held.get(reply)
+        with self._lock:
+            self._held[lease.reply] = lease
+            if len(self._held) % 1024 == 0:
+                self._forget_ended(now_ms())
+        if _needs_care(lease):
+            self._poke()
 
     def check(self, receipt: str) -> tuple[str, Lease | None]:
         """The ack subject of a live lease (and the lease when held here);
         :class:`LeaseLost` when it ended or was acted on already."""
         end, reply = parse_receipt(receipt)
-        lease = self._held.get(reply)
-        if lease is not None:
-            end = lease.end_ms
-        if reply in self._gone or now_ms() >= end:
-            raise LeaseLost(reply)
+        with self._lock:
+            lease = self._held.get(reply)
+            if lease is not None:
+                end = lease.end_ms
+            if reply in self._gone or now_ms() >= end:
+                raise LeaseLost(reply)
         return reply, lease
 
     def drop_stream(self, stream: str) -> None:
         """Forget every lease on ``stream`` (its queue was deleted)."""
-        for reply in [r for r in self._held if stream_of(r) == stream]:
-            self.finish(reply)
+        with self._lock:
+            for reply in [r for r in self._held if stream_of(r) == stream]:
+                self._finish(reply)
 
     def finish(self, reply: str) -> None:
         """The lease ended by an ack, retry, dead letter or release."""
+        with self._lock:
+            self._finish(reply)
+
+    def _finish(self, reply: str) -> None:
         self._held.pop(reply, None)
         self._gone[reply] = None
         while len(self._gone) > _GONE:
             self._gone.popitem(last=False)
+
+    def _forget_ended(self, now: int) -> None:
+        for reply in [r for r, x in self._held.items() if x.end_ms < now - 60_000]:
+            self._finish(reply)
 
     async def extend(
         self,
         reply: str,
         lease: Lease | None,
         end_ms: int,
+        send: Callable[[str, bytes], Awaitable[None]],
         ack_wait_ms: int,
         message_id: str,
     ) -> Lease:
-        """Make the lease end at ``end_ms``; an in-progress ack when it must."""
+        """Make the lease end at ``end_ms``; an in-progress ack (through
+        ``send``, the caller's connection) when the server would end it first."""
         now = now_ms()
-        if lease is None:  # held by another process's pull: adopt it
+        if lease is None:  # received by another process's client: adopt it
             lease = Lease(reply, message_id, end_ms, now, ack_wait_ms)
-            self._held[reply] = lease
+            with self._lock:
+                self._held[reply] = lease
         if end_ms > lease.server_end_ms:
-            await self._send(reply, b"+WPI")
+            await send(reply, b"+WPI")
             lease.server_end_ms = now + lease.ack_wait_ms
         lease.end_ms = end_ms
-        self._changed.set()
+        if _needs_care(lease):
+            self._poke()
         return lease
 
-    def _next_event(self, now: int) -> int:
-        wake = now + 1000
-        for lease in self._held.values():
-            wake = min(wake, lease.end_ms)
-            if lease.end_ms > lease.server_end_ms:
-                wake = min(wake, lease.server_end_ms - lease.ack_wait_ms // 2)
-        return wake
+    def _poke(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=lambda: asyncio.run(self._serve()),
+                name="postroom-nats-leases",
+                daemon=True,
+            )
+            self._thread.start()
+            self._ready.wait(timeout=5)
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop just closed
+                loop.call_soon_threadsafe(wake.set)
 
-    async def _run(self) -> None:
-        while True:
+    async def stop(self) -> None:
+        """Stop the thread (held leases then end on the server's AckWait)."""
+        thread = self._thread
+        if thread is not None:
+            self._stopping = True
+            self._poke()
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, 10)
+            self._thread, self._stopping = None, False
+            self._ready.clear()
+
+    # -- the thread's side ---------------------------------------------------------
+
+    async def _serve(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        self._ready.set()
+        nc = None
+        try:
+            nc = await nats.connect(
+                servers=self._servers,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                connect_timeout=2,
+            )
+            await self._tend(nc)
+        except Exception as exc:  # nothing to tell it to: the server's AckWait rules
+            log.warning("NATS lease keeper stopped: %s", exc)
+        finally:
+            self._loop = None
+            if nc is not None:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+
+    async def _tend(self, nc: Any) -> None:
+        assert self._wake is not None
+        while not self._stopping:
             now = now_ms()
-            wake = self._next_event(now)
-            if wake > now:
-                self._changed.clear()
+            with self._lock:
+                sends, wake = self._due(now)
+            for reply, payload in sends:
+                with contextlib.suppress(Exception):
+                    await nc.publish(reply, payload)
+            if sends:
+                with contextlib.suppress(Exception):
+                    await nc.flush(timeout=2)
+            if wake > now and not self._stopping:
+                self._wake.clear()
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a
                 # cancellation that arrives as the event is set.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout((wake - now) / 1000):
-                        await self._changed.wait()
-                continue
-            for lease in list(self._held.values()):
-                with contextlib.suppress(Exception):
-                    await self._tend(lease, now)
+                        await self._wake.wait()
 
-    async def _tend(self, lease: Lease, now: int) -> None:
-        if now >= lease.end_ms:
-            self.finish(lease.reply)
-            if lease.end_ms < lease.server_end_ms - _MARGIN_MS:
-                await self._send(lease.reply, b"-NAK")
-            return
-        half = lease.server_end_ms - lease.ack_wait_ms // 2
-        if now >= half and lease.end_ms > lease.server_end_ms:
-            lease.server_end_ms = now + lease.ack_wait_ms
-            await self._send(lease.reply, b"+WPI")
+    def _due(self, now: int) -> tuple[list[tuple[str, bytes]], int]:
+        """What to send now (NAKs of ended leases, in-progress acks of long ones)
+        and when to look again."""
+        sends: list[tuple[str, bytes]] = []
+        wake = now + 1000
+        for lease in [x for x in self._held.values() if _needs_care(x)]:
+            if now >= lease.end_ms:
+                self._finish(lease.reply)
+                if lease.end_ms < lease.server_end_ms - _MARGIN_MS:
+                    sends.append((lease.reply, b"-NAK"))
+                continue
+            half = lease.server_end_ms - lease.ack_wait_ms // 2
+            if lease.end_ms > lease.server_end_ms and now >= half:
+                lease.server_end_ms = now + lease.ack_wait_ms
+                sends.append((lease.reply, b"+WPI"))
+            wake = min(wake, lease.end_ms)
+            if lease.end_ms > lease.server_end_ms:
+                wake = min(wake, lease.server_end_ms - lease.ack_wait_ms // 2)
+        return sends, wake
+
+
+def _needs_care(lease: Lease) -> bool:
+    """Whether the lease ends away from the server's AckWait: later (in-progress
+    acks keep it) or sooner (a NAK ends it)."""
+    return (
+        lease.end_ms > lease.server_end_ms
+        or lease.end_ms < lease.server_end_ms - _MARGIN_MS
+    )
