@@ -168,7 +168,7 @@ def test_json_bodies_need_a_json_content_type(http: httpx.Client, queue: str) ->
         ("messages", {"body": 1, "delay": "1"}),
         ("messages:batch", {"messages": [{"body": 1}], "delay": True}),
         ("receive", {"max_messages": True}),
-        ("receive", {"max_messages": 1.0}),
+        ("receive", {"max_messages": 1.5}),
         ("receive", {"wait": "0"}),
         ("", {"max_attempts": True}),
         ("", {"backoff": {"jitter": 1}}),

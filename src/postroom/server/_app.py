@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -31,6 +31,7 @@ from ._dashboard import dashboard_routes
 from ._guard import Guard, default_hosts
 from ._metrics import CONTENT_TYPE, Metrics
 from ._openapi import openapi_document
+from ._responses import AsciiJSONResponse
 from ._routing import HttpProblem, Settings, authenticate, problem_response
 
 __all__ = ["create_app"]
@@ -95,10 +96,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def _meta_routes(secured: bool) -> list[BaseRoute]:
     templates = Jinja2Templates(directory=str(_PACKAGE / "templates"))
-    doc = openapi_document(api.operations, secured=secured)
+    # Built at the first request: the name patterns take a scan of Unicode.
+    document = functools.cache(
+        functools.partial(openapi_document, api.operations, secured=secured)
+    )
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(doc)
+        return AsciiJSONResponse(await anyio.to_thread.run_sync(document))
 
     async def docs(request: Request) -> Response:
         return templates.TemplateResponse(

@@ -8,15 +8,33 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..model.validate import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
+from ._types import (
+    B64_PATTERN,
+    NUMBER,
+    Bool,
+    HeaderValue,
+    Name,
+    Part,
+    Text,
+    header_names,
+)
+
 MAX_WAIT = 20.0
-MAX_LEASE = 12 * 3600.0
+MAX_LEASE = MAX_LEASE_SECONDS
+MIN_LEASE = MIN_LEASE_SECONDS
 MAX_DELAY = 14 * 24 * 3600.0
 
-_NAME = r"^\S+$"
+# What a push endpoint looks like (the server also resolves its host, see
+# postroom.runtime.egress); receipts are URL-safe base64.
+_ENDPOINT = (
+    r"^[hH][tT][tT][pP][sS]?://[A-Za-z0-9._~-]+(?::[0-9]{1,4})?(?:[/?#][!-~]*)?$"
+)
+_RECEIPT = r"^[A-Za-z0-9_-]+$"
 
 
 class _In(BaseModel):
@@ -26,15 +44,23 @@ class _In(BaseModel):
 class Body(_In):
     """A message body: a JSON value in ``body`` or bytes in ``body_base64``."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [{"required": ["body"]}, {"required": ["body_base64"]}]
+        },
+    )
+
     body: Any = None
-    body_base64: str | None = None
+    body_base64: str = Field(default="", json_schema_extra={"pattern": B64_PATTERN})
 
     @model_validator(mode="after")
     def _one_body(self) -> Body:
         has_json = "body" in self.model_fields_set
-        if has_json == (self.body_base64 is not None):
+        has_bytes = "body_base64" in self.model_fields_set
+        if has_json == has_bytes:
             raise ValueError("give exactly one of 'body' (JSON) or 'body_base64'")
-        if self.body_base64 is not None:
+        if has_bytes:
             try:
                 base64.b64decode(self.body_base64, validate=True)
             except (binascii.Error, ValueError) as exc:
@@ -43,20 +69,22 @@ class Body(_In):
 
     def payload(self) -> Any:
         """The body to hand to the client: bytes for base64, else the JSON value."""
-        if self.body_base64 is not None:
+        if "body_base64" in self.model_fields_set:
             return base64.b64decode(self.body_base64)
         return self.body
 
 
-Headers = dict[str, str]
+Headers = Annotated[
+    dict[str, HeaderValue], Field(max_length=100, json_schema_extra=header_names)
+]
 
 
 class SendRequest(Body):
     """One message to send."""
 
     headers: Headers | None = None
-    delay: float | None = Field(default=None, ge=0, le=MAX_DELAY)
-    dedup_key: str | None = Field(default=None, min_length=1, max_length=200)
+    delay: Annotated[float, Field(ge=0, le=MAX_DELAY), NUMBER] | None = None
+    dedup_key: Text | None = None
 
 
 class BatchSendRequest(_In):
@@ -64,15 +92,17 @@ class BatchSendRequest(_In):
 
     messages: list[Body] = Field(min_length=1)
     headers: Headers | None = None
-    delay: float | None = Field(default=None, ge=0, le=MAX_DELAY)
+    delay: Annotated[float, Field(ge=0, le=MAX_DELAY), NUMBER] | None = None
 
 
 class ReceiveRequest(_In):
     """Lease up to ``max_messages``; ``wait`` long-polls up to 20 seconds."""
 
-    max_messages: int = Field(default=1, ge=1, le=100)
-    visibility_timeout: float | None = Field(default=None, gt=0, le=MAX_LEASE)
-    wait: float = Field(default=0.0, ge=0, le=MAX_WAIT)
+    max_messages: Annotated[int, Field(ge=1, le=100), NUMBER] = 1
+    visibility_timeout: (
+        Annotated[float, Field(ge=MIN_LEASE, le=MAX_LEASE), NUMBER] | None
+    ) = None
+    wait: Annotated[float, Field(ge=0, le=MAX_WAIT), NUMBER] = 0.0
 
 
 class ErrorModel(BaseModel):
@@ -86,20 +116,29 @@ class ErrorModel(BaseModel):
 class ReceiptRequest(_In):
     """Identifies a delivery: the ``receipt`` from receive (and its message id)."""
 
-    receipt: str = Field(min_length=1, max_length=4096)
+    receipt: str = Field(
+        min_length=1, max_length=4096, json_schema_extra={"pattern": _RECEIPT}
+    )
     id: str | None = Field(default=None, max_length=200)
 
 
 class BatchAckRequest(_In):
     """Several receipts to ack in one round trip."""
 
-    receipts: list[str] = Field(min_length=1)
+    receipts: list[
+        Annotated[
+            str,
+            Field(
+                min_length=1, max_length=4096, json_schema_extra={"pattern": _RECEIPT}
+            ),
+        ]
+    ] = Field(min_length=1)
 
 
 class RetryRequest(ReceiptRequest):
     """Give a message back after ``delay`` seconds (default: the backoff policy)."""
 
-    delay: float | None = Field(default=None, ge=0, le=MAX_DELAY)
+    delay: Annotated[float, Field(ge=0, le=MAX_DELAY), NUMBER] | None = None
     error: str | ErrorModel | None = None
 
 
@@ -112,28 +151,28 @@ class RejectRequest(ReceiptRequest):
 class ExtendRequest(ReceiptRequest):
     """Lease the message for ``seconds`` more from now."""
 
-    seconds: float = Field(gt=0, le=MAX_LEASE)
+    seconds: Annotated[float, Field(ge=MIN_LEASE, le=MAX_LEASE), NUMBER]
 
 
 class BackoffModel(_In):
     """Exponential backoff between attempts."""
 
-    initial: float = Field(default=1.0, ge=0, le=MAX_DELAY)
-    factor: float = Field(default=2.0, ge=1, le=100)
-    max: float = Field(default=300.0, ge=0, le=MAX_DELAY)
-    jitter: bool = True
+    initial: Annotated[float, Field(ge=0, le=MAX_DELAY), NUMBER] = 1.0
+    factor: Annotated[float, Field(ge=1, le=100), NUMBER] = 2.0
+    max: Annotated[float, Field(ge=0, le=MAX_DELAY), NUMBER] = 300.0
+    jitter: Bool = True
 
 
 class DeclareQueueRequest(_In):
     """A queue's policy (create or update)."""
 
-    max_attempts: int = Field(default=5, ge=1, le=1000)
-    visibility_timeout: float = Field(default=30.0, gt=0, le=MAX_LEASE)
-    backoff: BackoffModel | None = None
-    dead_letter: str | None = Field(
-        default=None, min_length=1, max_length=200, pattern=_NAME
+    max_attempts: Annotated[int, Field(ge=1, le=1000), NUMBER] = 5
+    visibility_timeout: Annotated[float, Field(ge=MIN_LEASE, le=MAX_LEASE), NUMBER] = (
+        30.0
     )
-    dedup_window: float = Field(default=300.0, ge=0, le=MAX_DELAY)
+    backoff: BackoffModel | None = None
+    dead_letter: Name | None = None
+    dedup_window: Annotated[float, Field(ge=0, le=MAX_DELAY), NUMBER] = 300.0
 
 
 class RedriveRequest(_In):
@@ -143,11 +182,27 @@ class RedriveRequest(_In):
     ``limit`` caps ``all`` to the oldest dead letters.
     """
 
-    ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
-    all: bool = False
-    to: str | None = Field(default=None, min_length=1, max_length=200, pattern=_NAME)
-    limit: int | None = Field(default=None, ge=1, le=1_000_000)
-    dry_run: bool = False
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["ids"],
+                    "properties": {"ids": {"type": "array"}, "all": {"const": False}},
+                },
+                {
+                    "required": ["all"],
+                    "properties": {"all": {"const": True}, "ids": {"type": "null"}},
+                },
+            ]
+        },
+    )
+
+    ids: list[Text] | None = Field(default=None, min_length=1, max_length=10_000)
+    all: Bool = False
+    to: Name | None = None
+    limit: Annotated[int, Field(ge=1, le=1_000_000), NUMBER] | None = None
+    dry_run: Bool = False
 
     @model_validator(mode="after")
     def _explicit(self) -> RedriveRequest:
@@ -167,25 +222,34 @@ class PublishRequest(Body):
 class SubscriptionRequest(_In):
     """A subscription to create (idempotent by name)."""
 
-    name: str = Field(min_length=1, max_length=200, pattern=_NAME)
-    push_endpoint: str | None = Field(default=None, max_length=2000)
-    secret: str | None = Field(default=None, min_length=16, max_length=200)
+    name: Part
+    push_endpoint: str | None = Field(
+        default=None, max_length=2000, json_schema_extra={"pattern": _ENDPOINT}
+    )
+    secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=200,
+        json_schema_extra={"pattern": "^[^\0]+$"},
+    )
     filter: Headers | None = None
-    max_attempts: int = Field(default=5, ge=1, le=1000)
-    visibility_timeout: float = Field(default=30.0, gt=0, le=MAX_LEASE)
+    max_attempts: Annotated[int, Field(ge=1, le=1000), NUMBER] = 5
+    visibility_timeout: Annotated[float, Field(ge=MIN_LEASE, le=MAX_LEASE), NUMBER] = (
+        30.0
+    )
 
 
 class DeadLetterQuery(_In):
     """Filters of the dead letter list."""
 
-    limit: int = Field(default=50, ge=1, le=1000)
+    limit: Annotated[int, Field(ge=1, le=1000)] = 50  # a query parameter: text
     reason: (
         Literal["failed", "lease_expired", "rejected", "undecodable", "timeout"] | None
     ) = None
-    error_contains: str | None = Field(default=None, max_length=200)
+    error_contains: Text | None = None
 
 
 class SubscriptionQuery(_In):
     """Filter of the subscription list."""
 
-    topic: str | None = Field(default=None, max_length=200)
+    topic: Name | None = None
