@@ -94,3 +94,11 @@ def test_malformed_urls_are_one_clear_line(bad: str, message: str) -> None:
     assert "secret" not in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 3  # one message, wrapped
+
+
+def test_send_of_a_body_over_256_kib_is_a_clear_error(url: str) -> None:
+    result = run_cli(["send", "jobs", "-", "--url", url], input=b"x" * (20 << 20))
+    assert result.code == 1
+    assert "at most 262,144 bytes (256 KiB)" in result.err
+    assert "Traceback" not in result.stderr
+    assert run_cli(["peek", "jobs", "--url", url]).code == 1  # nothing was created

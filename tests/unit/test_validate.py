@@ -108,3 +108,12 @@ def test_terminal_text_escapes_control_characters() -> None:
     assert safe("a\x1b[31mb\x07\x9b\u202e") == "a\\x1b[31mb\\x07\\x9b\\u202e"
     assert safe("l1\nl2\tx") == "l1\\x0al2\\x09x"
     assert safe("l1\nl2\tx", lines=True) == "l1\nl2\tx"
+
+
+def test_retry_signal_refuses_a_delay_out_of_range() -> None:
+    import postroom
+
+    assert postroom.Retry(delay=timedelta(days=14)).delay == timedelta(days=14)
+    for bad in (1e12, math.inf, math.nan, -1):
+        with pytest.raises(InvalidArgument, match="Retry delay must be between 0"):
+            postroom.Retry(delay=bad)

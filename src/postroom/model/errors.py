@@ -129,6 +129,9 @@ class Retry(HandlerSignal):
     def __init__(
         self, delay: float | timedelta | None = None, reason: str | None = None
     ) -> None:
+        from .validate import delay as valid_delay
+
+        valid_delay(delay, "Retry delay")  # refused here: raised in the handler
         super().__init__(reason or "retry requested by handler")
         self.delay = delay
         self.reason = reason
