@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
@@ -283,6 +283,18 @@ class Jet:
                 with contextlib.suppress(Exception):
                     await sub.unsubscribe()
             return out
+
+    async def ack_all(self, replies: Sequence[str]) -> None:
+        """``+ACK`` many deliveries of one consumer: all but the last as plain
+        publishes, the last as a request. A consumer processes its acks in order,
+        so the last one's answer means that every one was processed."""
+        if not replies:
+            return
+        async with translated(self.where):
+            nc = self.nc
+            for reply in replies[:-1]:
+                await nc.publish(reply, b"+ACK")
+            await nc.request(replies[-1], b"+ACK", timeout=_TIMEOUT)
 
     async def ack(self, reply: str, payload: bytes = b"+ACK") -> None:
         """Send an acknowledgement (``+ACK``, ``-NAK``, ``+WPI``...) and wait until

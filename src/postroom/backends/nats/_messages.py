@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -37,10 +38,17 @@ __all__ = ["Messages"]
 log = logging.getLogger(__name__)
 
 _MOVE_BATCH = 256
+_MOVE_EVERY = 0.05  # seconds between looks at a queue's delayed messages
 
 
 class Messages(NatsCore):
     """The message half of the backend: enqueue, claim, ack, retry, release..."""
+
+    _moved_at: dict[str, float]
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._moved_at = {}
 
     # -- sending -------------------------------------------------------------------
 
@@ -138,7 +146,12 @@ class Messages(NatsCore):
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
     ) -> list[Delivery]:
         policy = await self.policy(queue)
-        await self.move_due(queue)
+        # Delayed messages are looked at once per interval, not on every claim
+        # of a busy worker: a due message waits at most that much longer.
+        moved_at = self._moved_at.get(queue, 0.0)
+        if time.monotonic() - moved_at >= _MOVE_EVERY:
+            self._moved_at[queue] = time.monotonic()
+            await self.move_due(queue)
         sent = (
             now_ms()
         )  # leases count from the pull's sending: never after the server's
@@ -245,41 +258,28 @@ class Messages(NatsCore):
         checks = await asyncio.gather(
             *(self.hold(d) for d in deliveries), return_exceptions=True
         )
+        seen: set[str] = set()
         for d, checked in zip(deliveries, checks, strict=True):
-            if isinstance(checked, LeaseLost):
+            if isinstance(checked, LeaseLost) or (
+                not isinstance(checked, BaseException) and checked[0] in seen
+            ):
                 lost.append(d)
             elif isinstance(checked, BaseException):
                 raise checked
             else:
+                seen.add(checked[0])
                 held.append((d, checked[0]))
-        await asyncio.gather(*(self.jet.ack(reply) for _, reply in held))
+        by_stream: dict[str, list[str]] = {}
         counts: dict[str, int] = {}
         for d, reply in held:
-            self.leases.finish(reply)
+            by_stream.setdefault(stream_of(reply), []).append(reply)
             counts[d.queue] = counts.get(d.queue, 0) + 1
+        await asyncio.gather(*(self.jet.ack_all(r) for r in by_stream.values()))
+        for _, reply in held:
+            self.leases.finish(reply)
         for queue, n in counts.items():
             await self.tally.add(self.counter_key("cnt", queue), {"acked": n})
         return lost
-
-    async def ack_and_claim(
-        self,
-        deliveries: Sequence[Delivery],
-        queue: str,
-        max_messages: int,
-        lease_ms: int,
-        consumer: str,
-    ) -> tuple[list[Delivery], list[Delivery]]:
-        """The acks and the pull go out together: one round trip, not two."""
-        acked, claimed = await asyncio.gather(
-            self.ack(deliveries),
-            self.claim(queue, max_messages, lease_ms, consumer),
-            return_exceptions=True,
-        )
-        if isinstance(acked, BaseException):
-            raise acked
-        if isinstance(claimed, BaseException):
-            raise claimed
-        return acked, claimed
 
     async def _replace(
         self, delivery: Delivery, meta: Meta, reply: str, tag: str
