@@ -117,3 +117,24 @@ def test_retry_signal_refuses_a_delay_out_of_range() -> None:
     for bad in (1e12, math.inf, math.nan, -1):
         with pytest.raises(InvalidArgument, match="Retry delay must be between 0"):
             postroom.Retry(delay=bad)
+
+
+def test_worker_and_handler_options_are_checked() -> None:
+    import postroom
+
+    app = postroom.App("memory://validate-worker")
+    with pytest.raises(InvalidArgument, match="concurrency must be from 1 to 10,000"):
+        app.handler("jobs", concurrency=0)
+    with pytest.raises(InvalidArgument, match="timeout must be between"):
+        app.handler("jobs", timeout=math.inf)
+    with pytest.raises(InvalidArgument, match="contains ':'"):
+        app.subscriber("orders:eu", subscription="audit")
+
+    @app.handler("jobs")
+    def handle(body: dict[str, int]) -> None: ...
+
+    for grace in (math.nan, math.inf, -1):
+        with pytest.raises(InvalidArgument, match="grace must be between 0"):
+            postroom.Worker(app, grace=grace)
+    with pytest.raises(InvalidArgument, match="concurrency"):
+        postroom.Worker(app, concurrency=10**9)

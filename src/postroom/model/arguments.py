@@ -39,6 +39,7 @@ __all__ = [
     "check_send_many",
     "check_subscription",
     "check_subscription_ref",
+    "check_worker",
 ]
 
 FAIL_OUTCOMES = ("failed", "timeout")
@@ -275,6 +276,14 @@ def check_durations(queue: Any, observations: Any, count: Any, sum_ms: Any) -> N
         v.count(n, f"observations[{label!r}]", 0, _MAX_COUNTER)
     v.count(count, "count", 0, _MAX_COUNTER)
     v.count(sum_ms, "sum_ms", 0, _MAX_COUNTER)
+
+
+def check_worker(concurrency: Any, grace: Any) -> None:
+    """A worker's ``concurrency`` (``None``: each handler's own) and shutdown
+    ``grace`` period (0 s to 1 day)."""
+    if concurrency is not None:
+        v.count(concurrency, "concurrency", 1, v.MAX_BATCH)
+    v.seconds(grace, "grace", 0.0, 86400.0, "1 day")
 
 
 def check_handler(

@@ -24,6 +24,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from ..client.core import AsyncClient
+from ..model import arguments as check
 from ..model.errors import ConfigurationError
 from ..model.message import QueuePolicy
 from .durations import DurationRecorder
@@ -108,10 +109,7 @@ class Worker:
         consumer: str | None = None,
         push: bool = False,
     ) -> None:
-        if concurrency is not None and concurrency < 1:
-            raise ConfigurationError("concurrency must be >= 1")
-        if grace < 0:
-            raise ConfigurationError("grace must be >= 0 seconds")
+        check.check_worker(concurrency, grace)
         self.app = app
         self.specs = select_handlers(app, queues, allow_none=push)
         self.url = client.url if client is not None else (url or app.url)
