@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
+import aiormq.abc
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractIncomingMessage,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 
@@ -42,6 +43,9 @@ class Streams:
         self._offsets: dict[str, int] = {}
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._publish: AbstractChannel | None = None
+        self._tail: AbstractRobustChannel | None = None
+        self._since = datetime.now(UTC)
+        self._following: set[asyncio.Task[None]] = set()
 
     async def start(
         self, conn: AbstractRobustConnection, publish: AbstractChannel
@@ -60,23 +64,46 @@ class Streams:
                 "x-stream-max-segment-size-bytes": 4_000_000,
             },
         )
-        tail = await conn.channel()
-        await tail.set_qos(prefetch_count=_PREFETCH)
-        since = datetime.now(UTC) - LIVE_WINDOW
-        for name, offset in ((self.names.meta, "first"), (self.names.live, since)):
-            queue = await tail.get_queue(name, ensure=False)
-            await queue.consume(
-                self._on_record(name), arguments={"x-stream-offset": offset}
-            )
+        self._since = datetime.now(UTC) - LIVE_WINDOW
+        self._tail = await conn.channel()
+        # The broker cancels stream consumers when it stops; aio-pika would
+        # restore them from their first offset. Following is resumed here
+        # instead, after the last record applied, on every reopened channel.
+        self._tail.reopen_callbacks.add(self._on_reopen)
+        await self._follow()
         await self.sync()
 
-    def _on_record(self, stream: str) -> Any:
-        async def on_record(incoming: AbstractIncomingMessage) -> None:
-            offset = (incoming.headers or {}).get("x-stream-offset")
+    def _on_reopen(self, *_: Any) -> None:
+        task = asyncio.get_running_loop().create_task(self._follow())
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def _follow(self) -> None:
+        """Consume both streams on the tail channel from where this process is."""
+        if self._tail is None:
+            return
+        channel = await self._tail.get_underlay_channel()
+        await channel.basic_qos(prefetch_count=_PREFETCH)
+        starts: dict[str, Any] = {
+            self.names.meta: "first",
+            self.names.live: self._since,
+        }
+        for name, start in starts.items():
+            last = self._offsets.get(name)
+            await channel.basic_consume(
+                name,
+                self._on_record(name, channel),
+                arguments={"x-stream-offset": start if last is None else last + 1},
+            )
+
+    def _on_record(self, stream: str, channel: aiormq.abc.AbstractChannel) -> Any:
+        async def on_record(incoming: aiormq.abc.DeliveredMessage) -> None:
+            headers = incoming.header.properties.headers or {}
+            offset = headers.get("x-stream-offset")
             try:
                 if isinstance(offset, int):
                     if offset <= self._offsets.get(stream, -1):
-                        return  # replayed after a reconnect: applied already
+                        return  # delivered again: applied already
                     self._offsets[stream] = offset
                 rec = json.loads(incoming.body)
                 self.state.apply(rec)
@@ -86,7 +113,9 @@ class Streams:
             except Exception:  # a bad record must not stop the fold
                 log.exception("skipped a record of %s", stream)
             finally:
-                await incoming.ack()
+                tag = getattr(incoming.delivery, "delivery_tag", None)
+                if tag is not None and not channel.is_closed:
+                    await channel.basic_ack(tag)
 
         return on_record
 

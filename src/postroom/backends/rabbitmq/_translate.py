@@ -16,6 +16,7 @@ __all__ = ["DRIVER_ERRORS", "backend_error", "translated"]
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,  # a RuntimeError: used while closed
     aio_pika.exceptions.AMQPException,
     ConnectionError,
     OSError,
