@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from ...model.errors import QueueNotFound
 from ...model.message import (
@@ -77,19 +77,27 @@ class AdminMixin(RabbitCore):
             for lease in self._leases.values()
             if lease.delivery.queue == queue
         ]
-        found = [*held, *await self._peek_ready(queue, policy, limit)]
+        found = [*held]
+        sources = [await self._ready(queue)] + [
+            await self._delay(queue, b)
+            for b in sorted(self.state.buckets.get(queue, ()))
+        ]
+        for source in sources:
+            if len(found) >= limit:
+                break
+            found += await self._peek_from(source, queue, policy, limit - len(found))
         return sorted(found, key=lambda m: m.id)[:limit]
 
-    async def _peek_ready(
-        self, queue: str, policy: QueuePolicy, limit: int
+    async def _peek_from(
+        self, source: AbstractQueue, queue: str, policy: QueuePolicy, limit: int
     ) -> list[Message]:
-        """Ready messages, read by taking them and putting a copy back at the
-        end of the queue (AMQP has no look without taking)."""
-        ready = await self._ready(queue)
+        """Messages of a ready or delay queue, read by taking them and publishing
+        a copy (AMQP has no look without taking): ready ones go to the back of
+        the queue, delayed ones to the delay queue of the time they have left."""
         taken: list[tuple[AbstractIncomingMessage, Unpacked]] = []
         try:
             while len(taken) < limit:
-                incoming = await ready.get(no_ack=False, fail=False)
+                incoming = await source.get(no_ack=False, fail=False)
                 if incoming is None:
                     break
                 got = await self._resolve(queue, policy, incoming)

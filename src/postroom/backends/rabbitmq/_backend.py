@@ -160,12 +160,21 @@ class RabbitBackend(AdminMixin):
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             declared = await ready.declare()
-            if declared.message_count:
+            if declared.message_count or self._lease_ran_out(queue):
                 return
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return
             await asyncio.sleep(min(remaining, _WAIT_POLL_S))
+
+    def _lease_ran_out(self, queue: str) -> bool:
+        """Whether a lease this process holds on ``queue`` ran out (a claim
+        would make its message visible again)."""
+        now = now_ms()
+        return any(
+            lease.expires <= now and lease.delivery.queue == queue
+            for lease in self._leases.values()
+        )
 
     @translated
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:

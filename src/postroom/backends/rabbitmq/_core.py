@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 _QUORUM = {"x-queue-type": "quorum"}
 _WAIT_POLL_S = 0.025  # a waiting consumer looks at the queue's depth this often
 _TICK_S = 0.5
+# The timer ends a lease this long after it ran out, so that an expired lease
+# nobody claimed again can still be acked or extended (as on every backend);
+# claim, stats and dead_letters end it at once.
+LEASE_GRACE_MS = 1_000
 # A gauge shows this many leased messages per queue to other processes' peek,
 # with their body when it is at most GAUGE_BODY_MAX bytes.
 GAUGE_SHOWN = 20
@@ -141,7 +145,7 @@ class RabbitCore(Backend):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), self._next_tick())
             try:
-                await self._expire_local()
+                await self._expire_local(grace_ms=LEASE_GRACE_MS)
                 now = now_ms()
                 beat = bool(self._leases) and now - last_beat >= GAUGE_BEAT_MS
                 if self._dirty.is_set() or beat:
@@ -157,6 +161,7 @@ class RabbitCore(Backend):
         due = min((lease.expires for lease in self._leases.values()), default=None)
         if due is None:
             return _TICK_S
+        due += LEASE_GRACE_MS
         return max(0.0, min(_TICK_S, (due - now_ms()) / 1000))
 
     async def _flush(self) -> None:
@@ -309,13 +314,13 @@ class RabbitCore(Backend):
         except DRIVER_ERRORS as exc:
             raise _lost(lease.delivery.id) from exc
 
-    async def _expire_local(self) -> None:
-        """End this process's leases past their time: the message is published
-        again with a ``lease_expired`` entry, or dead-lettered when that was its
-        last attempt."""
+    async def _expire_local(self, *, grace_ms: int = 0) -> None:
+        """End this process's leases past their time (by ``grace_ms`` more): the
+        message is published again with a ``lease_expired`` entry, or
+        dead-lettered when that was its last attempt."""
         now = now_ms()
         for token, lease in list(self._leases.items()):
-            if lease.expires > now or self._leases.get(token) is not lease:
+            if lease.expires + grace_ms > now or self._leases.get(token) is not lease:
                 continue
             del self._leases[token]
             self._dirty.set()
