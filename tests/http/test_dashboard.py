@@ -38,7 +38,13 @@ TRACEBACK = (
 def browser() -> Iterator[Browser]:
     """Debian's chromium, headless."""
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        reason = (
+            f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh "
+            "does it when run as root)"
+        )
+        if os.environ.get("POSTROOM_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b
@@ -133,6 +139,8 @@ def test_dashboard_filters_and_purge(
     page.select_option("select[name=reason]", "rejected")
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("#dead-letters tbody tr")).to_have_count(1)
+    page.locator("#redrive-selected").click()  # none selected: nothing moves
+    expect(page.locator(".notice")).to_have_text("select the dead letters to redrive")
     page.locator("#purge-dead").click()
     expect(page.locator(".notice")).to_have_text("purged 1 dead letter(s)")
     assert http.get(f"/v1/queues/{queue}").json()["dead"] == 0

@@ -194,3 +194,17 @@ def test_stored_bodies_that_are_not_strict_json_come_back_as_base64() -> None:
         assert body_fields(message) == {"body_base64": base64.b64encode(raw).decode()}
     rendered = AsciiJSONResponse({"header": "a\ud800"}).body
     assert rendered == b'{"header":"a\\ud800"}'
+
+
+def test_refused_arguments_are_400_naming_the_argument(
+    http: httpx.Client, queue: str
+) -> None:
+    doc = _problem(http.post("/v1/queues/has%20space/messages", json={"body": 1}), 400)
+    assert doc["type"] == "urn:postroom:problem:invalid-argument"
+    assert "queue 'has space' contains the whitespace" in doc["detail"]
+    headers = {"x": "nul\u0000inside"}
+    sent = http.post(
+        f"/v1/queues/{queue}/messages", json={"body": 1, "headers": headers}
+    )
+    assert "headers" in _problem(sent, 400)["detail"]
+    assert http.get(f"/v1/queues/{queue}").status_code == 404  # nothing stored

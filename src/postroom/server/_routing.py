@@ -26,6 +26,7 @@ from ..model.errors import (
     BackendError,
     ConfigurationError,
     DeadLetterNotFound,
+    InvalidArgument,
     LeaseLost,
     NotSupported,
     QueueNotFound,
@@ -313,6 +314,8 @@ def error_response(exc: Exception) -> Response:
         return problem_response(404, str(exc), "not-found")
     if isinstance(exc, LeaseLost):
         return problem_response(409, str(exc), "lease-lost")
+    if isinstance(exc, InvalidArgument):  # names the argument and the range
+        return problem_response(400, str(exc), "invalid-argument")
     if isinstance(exc, _BAD_INPUT):
         return problem_response(400, str(exc), "bad-request")
     if isinstance(exc, NotSupported):
