@@ -83,7 +83,7 @@ def problem_response(
     kind = kind or title.lower().replace(" ", "-")
     doc = {"type": f"urn:postroom:problem:{kind}", "title": title}
     doc.update({"status": status, "detail": detail})  # type: ignore[dict-item]
-    return JSONResponse(
+    return AsciiJSONResponse(
         doc, status_code=status, headers=headers, media_type="application/problem+json"
     )
 
