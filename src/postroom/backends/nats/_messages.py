@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -17,12 +16,10 @@ from ...model.errors import LeaseLost
 from ...model.message import (
     Delivery,
     HistoryEntry,
-    Message,
     QueuePolicy,
     from_ms,
     now_ms,
 )
-from ._core import NatsCore
 from ._leases import (
     Lease,
     delivered_count,
@@ -30,8 +27,9 @@ from ._leases import (
     stream_of,
     stream_seq,
 )
-from ._names import CONSUMER, token, valid_id
+from ._names import CONSUMER, valid_id
 from ._records import Meta, dead_letter_headers, message_headers, meta_of
+from ._send import Sending
 
 __all__ = ["Messages"]
 
@@ -41,7 +39,7 @@ _MOVE_BATCH = 256
 _MOVE_EVERY = 0.05  # seconds between looks at a queue's delayed messages
 
 
-class Messages(NatsCore):
+class Messages(Sending):
     """The message half of the backend: enqueue, claim, ack, retry, release..."""
 
     _moved_at: dict[str, float]
@@ -49,72 +47,6 @@ class Messages(NatsCore):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._moved_at = {}
-
-    # -- sending -------------------------------------------------------------------
-
-    async def store(self, queue: str, meta: Meta, body: bytes, msg_id: str) -> bool:
-        """Store one copy: on the delay stream while it is not due, else ready.
-
-        Whether it was new: a copy whose ``msg_id`` the stream saw within its
-        duplicate window (two minutes) is not stored again."""
-        n = self.names
-        if meta.available_ms > now_ms():
-            stream, subject = n.delay_stream(queue), n.delay_subject(queue, meta.id)
-        else:
-            stream, subject = n.stream(queue), n.subject(queue, meta.id)
-        ack = await self.jet.publish(
-            subject, body, message_headers(meta, msg_id), stream=stream, queue=queue
-        )
-        return not ack.duplicate
-
-    async def enqueue(
-        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
-    ) -> list[str]:
-        now = now_ms()
-        ids: list[str] = []
-        new: list[Message] = []
-        for m in messages:
-            first = None
-            if m.dedup_key is not None:
-                first = await self._dedup(queue, m, now, dedup_window_ms)
-            ids.append(first or m.id)
-            if first is None:
-                new.append(m)
-        stored = await asyncio.gather(
-            *(self.store(queue, Meta.of(m), m.body, f"{m.id}.s") for m in new)
-        )
-        if any(stored):
-            await self.tally.add(self.counter_key("cnt", queue), {"sent": sum(stored)})
-        return ids
-
-    async def _dedup(
-        self, queue: str, m: Message, now: int, window_ms: int
-    ) -> str | None:
-        """The id of the first message sent with ``m``'s dedup key while it is
-        still known, or ``None`` after claiming the key for ``m``."""
-        digest = hashlib.sha256(str(m.dedup_key).encode()).hexdigest()[:40]
-        key = f"{token(queue)}.{digest}"
-        while True:
-            got = await self.dedup.get(key)
-            revision = 0
-            if got is not None:
-                record, revision = got
-                first = str(record["id"])
-                if int(record["until"]) > now or await self._present(queue, first):
-                    return first
-            claim = {"id": m.id, "until": now + window_ms}
-            if await self.dedup.cas(key, claim, revision) is not None:
-                return None
-
-    async def _present(self, queue: str, message_id: str) -> bool:
-        n = self.names
-        for stream, subject in (
-            (n.stream(queue), n.subject(queue, message_id)),
-            (n.delay_stream(queue), n.delay_subject(queue, message_id)),
-        ):
-            if await self.jet.get(stream, subject, last=True) is not None:
-                return True
-        return False
 
     # -- claiming ------------------------------------------------------------------
 
@@ -274,11 +206,16 @@ class Messages(NatsCore):
         for d, reply in held:
             by_stream.setdefault(stream_of(reply), []).append(reply)
             counts[d.queue] = counts.get(d.queue, 0) + 1
-        await asyncio.gather(*(self.jet.ack_all(r) for r in by_stream.values()))
+        if len(counts) == 1:
+            [(queue, n)] = counts.items()
+            [replies] = by_stream.values()
+            await self._counted(queue, "acked", n, self.jet.ack_all(replies), weight=n)
+        else:
+            await asyncio.gather(*(self.jet.ack_all(r) for r in by_stream.values()))
+            for queue, n in counts.items():
+                await self.tally.add(self.counter_key("cnt", queue), {"acked": n})
         for _, reply in held:
             self.leases.finish(reply)
-        for queue, n in counts.items():
-            await self.tally.add(self.counter_key("cnt", queue), {"acked": n})
         return lost
 
     async def _replace(

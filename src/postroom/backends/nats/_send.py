@@ -1,0 +1,108 @@
+"""Sending on JetStream: one publish per message (acknowledged by the stream),
+dedup keys claimed in KV, the ``sent`` counter added in the same round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Sequence
+
+from ...model.message import Message, now_ms
+from ._core import NatsCore
+from ._names import token
+from ._records import Meta, message_headers
+
+__all__ = ["Sending"]
+
+
+class Sending(NatsCore):
+    """Storing new copies of messages."""
+
+    async def store(self, queue: str, meta: Meta, body: bytes, msg_id: str) -> bool:
+        """Store one copy: on the delay stream while it is not due, else ready.
+
+        Whether it was new: a copy whose ``msg_id`` the stream saw within its
+        duplicate window (two minutes) is not stored again."""
+        n = self.names
+        if meta.available_ms > now_ms():
+            stream, subject = n.delay_stream(queue), n.delay_subject(queue, meta.id)
+        else:
+            stream, subject = n.stream(queue), n.subject(queue, meta.id)
+        ack = await self.jet.publish(
+            subject, body, message_headers(meta, msg_id), stream=stream, queue=queue
+        )
+        return not ack.duplicate
+
+    async def enqueue(
+        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        now = now_ms()
+        ids: list[str] = []
+        new: list[Message] = []
+        for m in messages:
+            first = None
+            if m.dedup_key is not None:
+                first = await self._dedup(queue, m, now, dedup_window_ms)
+            ids.append(first or m.id)
+            if first is None:
+                new.append(m)
+        if new:
+            await self._counted(
+                queue,
+                "sent",
+                len(new),
+                *(self.store(queue, Meta.of(m), m.body, f"{m.id}.s") for m in new),
+            )
+        return ids
+
+    async def _counted(
+        self,
+        queue: str,
+        counter: str,
+        n: int,
+        *operations: Awaitable[object],
+        weight: int = 1,
+    ) -> None:
+        """Run ``operations`` and add ``n`` to ``counter`` at the same time (one
+        round trip, not two); take back what did not happen: a failed operation
+        (``weight`` each), or a publish the stream already had (``False``)."""
+        key = self.counter_key("cnt", queue)
+        done = await asyncio.gather(
+            self.tally.add(key, {counter: n}), *operations, return_exceptions=True
+        )
+        failed = [r for r in done[1:] if isinstance(r, BaseException)]
+        missed = weight * len(failed) + sum(1 for r in done[1:] if r is False)
+        if not isinstance(done[0], BaseException) and missed:
+            await self.tally.add(key, {counter: -missed})
+        for result in (done[0], *failed):
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _dedup(
+        self, queue: str, m: Message, now: int, window_ms: int
+    ) -> str | None:
+        """The id of the first message sent with ``m``'s dedup key while it is
+        still known, or ``None`` after claiming the key for ``m``."""
+        digest = hashlib.sha256(str(m.dedup_key).encode()).hexdigest()[:40]
+        key = f"{token(queue)}.{digest}"
+        while True:
+            got = await self.dedup.get(key)
+            revision = 0
+            if got is not None:
+                record, revision = got
+                first = str(record["id"])
+                if int(record["until"]) > now or await self._present(queue, first):
+                    return first
+            claim = {"id": m.id, "until": now + window_ms}
+            if await self.dedup.cas(key, claim, revision) is not None:
+                return None
+
+    async def _present(self, queue: str, message_id: str) -> bool:
+        n = self.names
+        for stream, subject in (
+            (n.stream(queue), n.subject(queue, message_id)),
+            (n.delay_stream(queue), n.delay_subject(queue, message_id)),
+        ):
+            if await self.jet.get(stream, subject, last=True) is not None:
+                return True
+        return False
