@@ -20,6 +20,7 @@ from postroom import Delivery, HistoryEntry, Message, QueuePolicy
 from postroom.backends.base import Backend, open_backend
 from postroom.model.ids import new_id
 from postroom.model.message import from_ms, now_ms
+from postroom.model.queries import DeadLetterQuery
 
 QUEUE = "parity"
 LEASE_MS = 60_000
@@ -59,7 +60,7 @@ class Side:
 
     async def observe(self) -> tuple[Any, ...]:
         [st] = await self.b.stats([QUEUE])
-        dead = await self.b.dead_letters(QUEUE, limit=1000)
+        dead = await self.b.dead_letters(QUEUE, DeadLetterQuery(1000))
         peek = await self.b.peek(QUEUE, 1000)
         return (
             sorted((d.id, d.attempts) for d in self.held.values()),

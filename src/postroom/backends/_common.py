@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
-from ..model.errors import ConfigurationError
+from ..model.errors import ConfigurationError, LeaseLost
 from ..model.message import DeadLetter, ErrorInfo, HistoryEntry, Message, from_ms
 
 __all__ = [
-    "error_matches",
+    "dead_from_row",
     "lease_expired_entry",
+    "lease_lost",
     "make_receipt",
     "message_from_record",
+    "message_from_row",
     "new_token",
     "parse_receipt",
 ]
@@ -71,11 +75,51 @@ def lease_expired_entry(now: int, consumer: str) -> HistoryEntry:
     )
 
 
-def error_matches(dl: DeadLetter, needle: str) -> bool:
-    """Whether the dead letter's last error has ``needle`` in its message or type
-    (case-insensitive): the ``error_contains`` filter of every backend."""
-    err = dl.error
-    if err is None:
-        return False
-    needle = needle.lower()
-    return needle in err.message.lower() or needle in err.type.lower()
+def lease_lost(message_id: str) -> LeaseLost:
+    """The error for a receipt whose lease is gone (same text on every backend)."""
+    return LeaseLost(
+        f"lease of message {message_id} was lost (it expired and the message was "
+        "delivered again, or it was already acked): raise the queue's "
+        "visibility_timeout or call extend() during long work"
+    )
+
+
+def message_from_row(
+    row: Sequence[Any],
+    headers: dict[str, str],
+    at: Callable[[int], datetime] = from_ms,
+) -> Message:
+    """A Message from the SQL backends' columns ``seq, queue, id, body, headers,
+    enqueued_at, available_at, attempts, dedup_key, redrives`` (``headers``
+    decoded by the caller, times turned into datetimes by ``at``)."""
+    return Message(
+        id=row[2],
+        queue=row[1],
+        body=bytes(row[3]),
+        headers=headers,
+        enqueued_at=at(row[5]),
+        available_at=at(row[6]),
+        attempts=row[7],
+        dedup_key=row[8] or None,
+        redrives=row[9],
+    )
+
+
+def dead_from_row(
+    row: Sequence[Any],
+    message: Message,
+    error: dict[str, Any] | None,
+    history: list[dict[str, Any]],
+) -> DeadLetter:
+    """A DeadLetter from a ``dead_letters`` row of the SQL backends (the message
+    columns, then reason, error, history, dead_at; error and history decoded by
+    the caller)."""
+    return DeadLetter(
+        message=message,
+        queue=row[1],
+        reason=row[10],
+        error=ErrorInfo.from_dict(error),
+        history=[HistoryEntry.from_dict(h) for h in history],
+        attempts=message.attempts,
+        dead_at=from_ms(row[13]),
+    )

@@ -44,6 +44,7 @@ from ..model.message import (
     QueueStats,
     Subscription,
 )
+from ..model.queries import DeadLetterQuery
 from ..model.stats import (
     COUNTERS,
     DURATION_BUCKETS,
@@ -61,6 +62,7 @@ __all__ = [
     "DURATION_TOTALS",
     "Backend",
     "Capabilities",
+    "DeadLetterQuery",
     "DurationHistogram",
     "TopicInfo",
     "duration_cells",
@@ -218,15 +220,10 @@ class Backend(ABC):
 
     @abstractmethod
     async def dead_letters(
-        self,
-        queue: str,
-        *,
-        limit: int,
-        reason: str | None = None,
-        error_contains: str | None = None,
-        ids: Sequence[str] | None = None,
+        self, queue: str, query: DeadLetterQuery
     ) -> list[DeadLetter]:
-        """Dead letters whose source is ``queue``, oldest death first, filtered."""
+        """Dead letters whose source is ``queue``, oldest death first, as
+        ``query`` asks (:meth:`DeadLetterQuery.matches` is the filter)."""
 
     @abstractmethod
     async def redrive(

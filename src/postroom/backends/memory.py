@@ -25,10 +25,11 @@ from ..model.message import (
     from_ms,
     now_ms,
 )
+from ..model.queries import DeadLetterQuery
 from ..model.stats import COUNTERS, DurationHistogram, TopicInfo, duration_cells
 from ._common import (
-    error_matches,
     lease_expired_entry,
+    lease_lost,
     make_receipt,
     new_token,
     parse_receipt,
@@ -233,11 +234,7 @@ class MemoryBackend(Backend):
         mid, token = parse_receipt(delivery.receipt)
         rec = q.messages.get(mid)
         if rec is None or rec.token != token:
-            raise LeaseLost(
-                f"lease of message {mid} was lost (it expired and the message was "
-                "delivered again, or it was already acked): raise the queue's "
-                "visibility_timeout or call extend() during long work"
-            )
+            raise lease_lost(mid)
         return rec
 
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
@@ -359,30 +356,15 @@ class MemoryBackend(Backend):
     # -- dead letters --------------------------------------------------------------
 
     async def dead_letters(
-        self,
-        queue: str,
-        *,
-        limit: int,
-        reason: str | None = None,
-        error_contains: str | None = None,
-        ids: Sequence[str] | None = None,
+        self, queue: str, query: DeadLetterQuery
     ) -> list[DeadLetter]:
         with self._s.lock:
             q = self._q(queue)
             self._expire(q, now_ms())
-            wanted = set(ids) if ids is not None else None
-            out: list[DeadLetter] = []
-            for dl in q.dead.values():
-                if len(out) >= limit:
-                    break
-                if wanted is not None and dl.id not in wanted:
-                    continue
-                if reason is not None and dl.reason != reason:
-                    continue
-                if error_contains is not None and not error_matches(dl, error_contains):
-                    continue
-                out.append(dl)
-            return out
+            wanted = set(query.ids) if query.ids is not None else None
+            return query.select(
+                dl for dl in q.dead.values() if wanted is None or dl.id in wanted
+            )
 
     async def redrive(
         self, queue: str, *, ids: Sequence[str] | None, to: str, limit: int

@@ -18,6 +18,7 @@ import postroom
 
 __all__ = [
     "Json",
+    "PushAllow",
     "Url",
     "Yes",
     "console",
@@ -50,6 +51,15 @@ Url = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+PushAllow = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--push-allow",
+        metavar="CIDR_OR_HOST",
+        help="Let pushes reach this private/loopback network, address or host "
+        "name (repeatable; also POSTROOM_PUSH_ALLOW).",
+    ),
+]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 

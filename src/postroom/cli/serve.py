@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..model.errors import MissingDependency
-from ._common import Url, err_console
+from ._common import PushAllow, Url, err_console
 
 if TYPE_CHECKING:
     from ..server import Token
@@ -48,15 +48,7 @@ def serve(
     no_push: Annotated[
         bool, typer.Option("--no-push", help="Do not deliver push subscriptions.")
     ] = False,
-    push_allow: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--push-allow",
-            metavar="CIDR_OR_HOST",
-            help="Let pushes reach this private/loopback network, address or host "
-            "name (repeatable; also POSTROOM_PUSH_ALLOW).",
-        ),
-    ] = None,
+    push_allow: PushAllow = None,
     allow_host: Annotated[
         list[str] | None,
         typer.Option(

@@ -21,6 +21,7 @@ from ..runtime.app import App
 from ..runtime.egress import ALLOW_ENV, EgressPolicy
 from ..runtime.signals import StartupSignals
 from ..runtime.worker import run_worker, select_handlers
+from ._common import PushAllow
 
 __all__ = ["load_app", "register"]
 
@@ -262,15 +263,7 @@ def worker(
     push: Annotated[
         bool, typer.Option("--push", help="Also deliver HTTP push subscriptions.")
     ] = False,
-    push_allow: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--push-allow",
-            metavar="CIDR_OR_HOST",
-            help="Let pushes reach this private/loopback network, address or host "
-            "name (repeatable; also POSTROOM_PUSH_ALLOW).",
-        ),
-    ] = None,
+    push_allow: PushAllow = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
     ] = "INFO",

@@ -11,6 +11,7 @@ import anyio
 from ..model import arguments as check
 from ..model.errors import ConfigurationError, DeadLetterNotFound
 from ..model.message import DeadLetter
+from ..model.queries import DeadLetterQuery
 from ._base import ClientBase
 
 __all__ = ["DeadLetters"]
@@ -41,15 +42,15 @@ class DeadLetters(ClientBase):
         """Dead letters of ``queue``, oldest first, filtered by reason or error text."""
         check.check_dead_letters(queue, limit, reason, error_contains)
         await self.queue_policy(queue)
-        return await self.backend.dead_letters(
-            queue, limit=limit, reason=reason, error_contains=error_contains
-        )
+        query = DeadLetterQuery(limit, reason, error_contains)
+        return await self.backend.dead_letters(queue, query)
 
     async def dead_letter(self, queue: str, message_id: str) -> DeadLetter:
         """One dead letter of ``queue`` by message id."""
         check.check_dead_letter(queue, message_id)
         await self.queue_policy(queue)
-        found = await self.backend.dead_letters(queue, limit=1, ids=[message_id])
+        query = DeadLetterQuery(1, ids=[message_id])
+        found = await self.backend.dead_letters(queue, query)
         if not found:
             raise DeadLetterNotFound(
                 f"no dead letter {message_id!r} on queue {queue!r}: "
@@ -80,9 +81,8 @@ class DeadLetters(ClientBase):
         _check_redrive(ids, rate)
         target = to or queue
         if dry_run:
-            found = await self.backend.dead_letters(
-                queue, limit=limit if limit is not None else 2**31, ids=ids
-            )
+            query = DeadLetterQuery(limit if limit is not None else 2**31, ids=ids)
+            found = await self.backend.dead_letters(queue, query)
             return [d.id for d in found]
         await self.ensure_queue(target)
         moved: list[str] = []

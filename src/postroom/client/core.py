@@ -16,7 +16,7 @@ from typing import Any, overload
 
 from ..model import arguments as check
 from ..model import validate
-from ..model.codec import build_message
+from ..model.codec import PreparedSend, build_message
 from ..model.errors import (
     BackendError,
     DeadLetterNotFound,
@@ -28,7 +28,6 @@ from ..model.message import (
     ErrorInfo,
     HistoryEntry,
     Message,
-    PreparedSend,
     QueuePolicy,
     QueueStats,
     from_ms,

@@ -14,13 +14,13 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ..backends.base import Backend
+from ..model.codec import PreparedSend
 from ..model.errors import ConfigurationError
 from ..model.message import (
     DeadLetter,
     Delivery,
     ErrorInfo,
     Message,
-    PreparedSend,
     QueuePolicy,
     QueueStats,
     Subscription,

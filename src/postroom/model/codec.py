@@ -7,6 +7,7 @@ import functools
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, get_origin
 
@@ -20,6 +21,7 @@ from .validate import MAX_BODY_BYTES, MAX_BODY_DEPTH
 
 __all__ = [
     "CONTENT_TYPE",
+    "PreparedSend",
     "body_to_json",
     "build_message",
     "check_body_size",
@@ -181,6 +183,15 @@ def decode_body(delivery: Delivery, annotation: Any) -> Any:
             f"message {message.id}: body does not validate as "
             f"{getattr(annotation, '__name__', annotation)}: {exc}"
         ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSend:
+    """One send made ready by the client (its queue exists, its message built):
+    what a backend stores, and the queue's dedup window in milliseconds."""
+
+    message: Message
+    dedup_window_ms: int
 
 
 def build_message(

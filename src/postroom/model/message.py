@@ -19,7 +19,6 @@ __all__ = [
     "ErrorInfo",
     "HistoryEntry",
     "Message",
-    "PreparedSend",
     "QueuePolicy",
     "QueueStats",
     "Subscription",
@@ -101,15 +100,6 @@ class Message:
             "dedup_key": self.dedup_key,
             "redrives": self.redrives,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedSend:
-    """One send made ready by the client (its queue exists, its message built):
-    what a backend stores, and the queue's dedup window in milliseconds."""
-
-    message: Message
-    dedup_window_ms: int
 
 
 @dataclass(frozen=True, slots=True)

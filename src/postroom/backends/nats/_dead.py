@@ -14,7 +14,7 @@ from dataclasses import replace
 from nats.js.api import RawStreamMsg
 
 from ...model.message import DeadLetter, now_ms
-from .._common import error_matches
+from ...model.queries import DeadLetterQuery
 from ._core import NatsCore
 from ._names import valid_id
 from ._records import dead_letter_from, message_headers, meta_of
@@ -28,22 +28,11 @@ class DeadLetters(NatsCore):
     """Reading and moving a queue's dead letters."""
 
     async def _letters(
-        self,
-        queue: str,
-        *,
-        limit: int,
-        reason: str | None = None,
-        error_contains: str | None = None,
-        ids: Sequence[str] | None = None,
+        self, queue: str, query: DeadLetterQuery
     ) -> list[tuple[RawStreamMsg, DeadLetter]]:
         n = self.names
         stream = n.dead_stream(queue)
-
-        def wanted(dl: DeadLetter) -> bool:
-            if reason is not None and dl.reason != reason:
-                return False
-            return error_contains is None or error_matches(dl, error_contains)
-
+        ids, limit, wanted = query.ids, query.limit, query.matches
         out: list[tuple[RawStreamMsg, DeadLetter]] = []
         if ids is not None:
             for mid in dict.fromkeys(ids):
@@ -67,18 +56,10 @@ class DeadLetters(NatsCore):
         return out
 
     async def dead_letters(
-        self,
-        queue: str,
-        *,
-        limit: int,
-        reason: str | None = None,
-        error_contains: str | None = None,
-        ids: Sequence[str] | None = None,
+        self, queue: str, query: DeadLetterQuery
     ) -> list[DeadLetter]:
         await self.policy(queue)
-        found = await self._letters(
-            queue, limit=limit, reason=reason, error_contains=error_contains, ids=ids
-        )
+        found = await self._letters(queue, query)
         return [dl for _, dl in found]
 
     async def redrive(
@@ -92,7 +73,7 @@ class DeadLetters(NatsCore):
         await self.policy(to)
         moved: list[str] = []
         now = now_ms()
-        for raw, dl in await self._letters(queue, limit=limit, ids=ids):
+        for raw, dl in await self._letters(queue, DeadLetterQuery(limit, ids=ids)):
             meta = meta_of(raw.headers)
             if meta is None or raw.seq is None:
                 continue

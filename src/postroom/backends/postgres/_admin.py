@@ -11,8 +11,8 @@ from psycopg.types.json import Jsonb
 
 from ...model.errors import QueueNotFound
 from ...model.message import DeadLetter, Message, QueueStats, Subscription, now_ms
+from ...model.queries import DeadLetterQuery
 from ...model.stats import COUNTERS, TopicInfo
-from .._common import error_matches
 from ._ops import Conn, Sql, expire, fetch, require_queue, run
 from ._records import dead_from_row, message_columns
 
@@ -75,32 +75,19 @@ async def counters(
 
 
 async def dead_letters(
-    conn: Conn,
-    sql: Sql,
-    queue: str,
-    limit: int,
-    reason: str | None,
-    error_contains: str | None,
-    ids: Sequence[str] | None,
+    conn: Conn, sql: Sql, queue: str, query: DeadLetterQuery
 ) -> list[DeadLetter]:
-    """Dead letters of ``queue`` in order of death, filtered as ``memory.py`` does."""
+    """Dead letters of ``queue`` in order of death: reason, ids and (without an
+    error filter) the limit in SQL, the error filter in Python."""
     await resolve_expired(conn, sql, [queue], now_ms())
     args = {
         "queue": queue,
-        "reason": reason,
-        "ids": None if ids is None else list(ids),
-        "limit": limit if error_contains is None else None,
+        "reason": query.reason,
+        "ids": None if query.ids is None else list(query.ids),
+        "limit": query.limit if query.error_contains is None else None,
     }
     rows = await fetch(conn, sql, "dead_letters", args)
-    out: list[DeadLetter] = []
-    for row in rows:
-        if len(out) >= limit:
-            break
-        dl = dead_from_row(row)
-        if error_contains is not None and not error_matches(dl, error_contains):
-            continue
-        out.append(dl)
-    return out
+    return query.select(dead_from_row(row) for row in rows)
 
 
 async def redrive(

@@ -32,6 +32,7 @@ from ...model.message import (
     from_ms,
     now_ms,
 )
+from ...model.queries import DeadLetterQuery
 from ...model.stats import DurationHistogram, TopicInfo, duration_cells
 from .._common import make_receipt, new_token, parse_receipt
 from ..base import Backend, Capabilities
@@ -346,18 +347,10 @@ class PostgresBackend(Backend):
 
     @translated
     async def dead_letters(
-        self,
-        queue: str,
-        *,
-        limit: int,
-        reason: str | None = None,
-        error_contains: str | None = None,
-        ids: Sequence[str] | None = None,
+        self, queue: str, query: DeadLetterQuery
     ) -> list[DeadLetter]:
         async with self._conn() as conn:
-            return await _admin.dead_letters(
-                conn, self.sql, queue, limit, reason, error_contains, ids
-            )
+            return await _admin.dead_letters(conn, self.sql, queue, query)
 
     @translated
     async def redrive(

@@ -14,14 +14,15 @@ The client prepares the message (:meth:`AsyncClient.prepare_send
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 
+from ...model.codec import PreparedSend
 from ...model.errors import NotSupported
-from ...model.message import Message, PreparedSend
+from ...model.message import Message
 from ..base import Backend, Capabilities
 from . import _send
 from ._conn import backend_error
@@ -47,16 +48,9 @@ class TransactionalClient(Protocol):
     def capabilities(self) -> Capabilities:
         """What the client's backend does natively."""
 
-    async def prepare_send(
-        self,
-        queue: str,
-        body: Any,
-        *,
-        delay: float | timedelta | None = None,
-        headers: Mapping[str, str] | None = None,
-        dedup_key: str | None = None,
-    ) -> PreparedSend:
-        """The message of one send, its queue created if missing."""
+    @property
+    def prepare_send(self) -> Callable[..., Awaitable[PreparedSend]]:
+        """``AsyncClient.prepare_send``: one send's message, its queue created."""
 
 
 async def send_in_transaction(

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from ...model.errors import LeaseLost
-from ...model.message import DeadLetter, ErrorInfo, HistoryEntry, Message, from_ms
+from ...model.message import DeadLetter, Message
+from .. import _common
+from .._common import lease_lost
 
 __all__ = [
     "dead_from_row",
@@ -67,40 +68,11 @@ def message_columns(messages: Sequence[Message]) -> dict[str, list[Any]]:
 
 
 def message_from_row(row: Sequence[Any]) -> Message:
-    """A Message from ``seq, queue, id, body, headers, enqueued_at, available_at,
-    attempts, dedup_key, redrives``."""
-    return Message(
-        id=row[2],
-        queue=row[1],
-        body=bytes(row[3]),
-        headers=dict(row[4]),
-        enqueued_at=from_ms(row[5]),
-        available_at=from_ms(row[6]),
-        attempts=row[7],
-        dedup_key=row[8] or None,
-        redrives=row[9],
-    )
+    """A Message from a ``messages`` row (see ``_common.message_from_row``)."""
+    return _common.message_from_row(row, dict(row[4]))
 
 
 def dead_from_row(row: Sequence[Any]) -> DeadLetter:
-    """A DeadLetter from a ``dead_letters`` row (message columns, then reason,
-    error, history, dead_at)."""
+    """A DeadLetter from a ``dead_letters`` row (see ``_common.dead_from_row``)."""
     message = message_from_row(row)
-    return DeadLetter(
-        message=message,
-        queue=row[1],
-        reason=row[10],
-        error=ErrorInfo.from_dict(row[11]),
-        history=[HistoryEntry.from_dict(h) for h in row[12]],
-        attempts=message.attempts,
-        dead_at=from_ms(row[13]),
-    )
-
-
-def lease_lost(message_id: str) -> LeaseLost:
-    """The error for a receipt whose lease is gone (same text as every backend)."""
-    return LeaseLost(
-        f"lease of message {message_id} was lost (it expired and the message was "
-        "delivered again, or it was already acked): raise the queue's "
-        "visibility_timeout or call extend() during long work"
-    )
+    return _common.dead_from_row(row, message, row[11], row[12])

@@ -21,7 +21,7 @@ from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from ...model.errors import BackendError, ConfigurationError, LeaseLost, QueueNotFound
+from ...model.errors import BackendError, ConfigurationError, QueueNotFound
 from ...model.message import (
     Delivery,
     HistoryEntry,
@@ -33,7 +33,7 @@ from ...model.message import (
     to_ms_dt,
 )
 from ...model.stats import COUNTERS, DurationHistogram, duration_cells
-from .._common import new_token, parse_receipt
+from .._common import lease_lost, new_token, parse_receipt
 from ..base import Backend, Capabilities
 from . import _durations
 from ._dead import DeadLettersMixin
@@ -68,14 +68,6 @@ _CLAIM_MAX = 1000
 _MAX_UNSURE = 10_000
 _SAFE_POLICIES = ("noeviction",)
 _DEAD_PAGE = 200
-
-
-def _lost(mid: str) -> LeaseLost:
-    return LeaseLost(
-        f"lease of message {mid} was lost (it expired and the message was delivered "
-        "again, or it was already acked): raise the queue's visibility_timeout or "
-        "call extend() during long work"
-    )
 
 
 class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
@@ -509,7 +501,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
             name, self.script_keys(delivery.queue), (now_ms(), mid, token, *args)
         )
         if int(result) < 0 or (name != "extend" and int(result) == 0):
-            raise _lost(mid)
+            raise lease_lost(mid)
         return int(result)
 
     @translated

@@ -9,7 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ...model.message import DeadLetter, now_ms
-from .._common import error_matches
+from ...model.queries import DeadLetterQuery
 from ._records import as_text, dead_letter_from, rewrite_for_redrive
 from ._scripts import Scripts
 from ._translate import translated
@@ -48,17 +48,12 @@ class DeadLettersMixin(ABC):
 
     @translated
     async def dead_letters(
-        self,
-        queue: str,
-        *,
-        limit: int,
-        reason: str | None = None,
-        error_contains: str | None = None,
-        ids: Sequence[str] | None = None,
+        self, queue: str, query: DeadLetterQuery
     ) -> list[DeadLetter]:
         await self.scripts.run(
             "stats", self.script_keys(queue), [now_ms()]
         )  # lazy sweep
+        ids, limit = query.ids, query.limit
         out: list[DeadLetter] = []
         start = 0
         while len(out) < limit:
@@ -75,7 +70,7 @@ class DeadLettersMixin(ABC):
                 break
             start += _DEAD_PAGE
             for dl in await self._load_dead(queue, page, ordered=ids is not None):
-                if len(out) < limit and _matches(dl, reason, error_contains):
+                if len(out) < limit and query.matches(dl):
                     out.append(dl)
         return out
 
@@ -141,9 +136,3 @@ class DeadLettersMixin(ABC):
         for mid, payload, enqueued in payloads:
             args += (mid, now, enqueued, "", payload)
         await self.scripts.run("enqueue", self.script_keys(to), args)
-
-
-def _matches(dl: DeadLetter, reason: str | None, error_contains: str | None) -> bool:
-    if reason is not None and dl.reason != reason:
-        return False
-    return error_contains is None or error_matches(dl, error_contains)

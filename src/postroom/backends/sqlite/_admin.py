@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from ...model.errors import QueueNotFound
 from ...model.message import DeadLetter, Message, Subscription, now_ms
+from ...model.queries import DeadLetterQuery
 from ...model.stats import TopicInfo
-from .._common import error_matches
 from ._conn import QUERIES as Q
 from ._conn import write
 from ._records import dead_from_row, dumps
@@ -30,33 +30,21 @@ __all__ = [
 ]
 
 
-def dead_letters(
-    store: Store,
-    queue: str,
-    limit: int,
-    reason: str | None,
-    error_contains: str | None,
-    ids: Sequence[str] | None,
-) -> list[DeadLetter]:
-    """Dead letters of ``queue`` in order of death, filtered as ``memory.py`` does."""
+def dead_letters(store: Store, queue: str, query: DeadLetterQuery) -> list[DeadLetter]:
+    """Dead letters of ``queue`` in order of death: reason, ids and (without an
+    error filter) the limit in SQL, the error filter in Python."""
     store.resolve_expired(queue, now_ms())
     args = {
         "queue": queue,
-        "reason": reason,
-        "ids": None if ids is None else dumps(list(ids)),
-        "limit": limit if error_contains is None else -1,
+        "reason": query.reason,
+        "ids": None if query.ids is None else dumps(list(query.ids)),
+        "limit": query.limit if query.error_contains is None else -1,
     }
     cursor = store.conn.execute(Q["dead_letters"], args)
-    out: list[DeadLetter] = []
-    for row in cursor:
-        if len(out) >= limit:
-            break
-        dl = dead_from_row(row)
-        if error_contains is not None and not error_matches(dl, error_contains):
-            continue
-        out.append(dl)
-    cursor.close()
-    return out
+    try:
+        return query.select(dead_from_row(row) for row in cursor)
+    finally:
+        cursor.close()
 
 
 def redrive(

@@ -27,6 +27,7 @@ from ...model.message import (
     from_ms,
     now_ms,
 )
+from ...model.queries import DeadLetterQuery
 from ...model.stats import DurationHistogram, TopicInfo, duration_cells
 from ..base import Backend, Capabilities
 from . import _admin, _durations
@@ -224,23 +225,10 @@ class SqliteBackend(Backend):
     # -- dead letters --------------------------------------------------------------
 
     async def dead_letters(
-        self,
-        queue: str,
-        *,
-        limit: int,
-        reason: str | None = None,
-        error_contains: str | None = None,
-        ids: Sequence[str] | None = None,
+        self, queue: str, query: DeadLetterQuery
     ) -> list[DeadLetter]:
         return await self._run(
-            _admin.dead_letters,
-            self._s(),
-            queue,
-            limit,
-            reason,
-            error_contains,
-            ids,
-            durable=False,
+            _admin.dead_letters, self._s(), queue, query, durable=False
         )
 
     async def redrive(
