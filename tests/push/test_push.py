@@ -189,6 +189,7 @@ async def test_slow_endpoint_does_not_hold_up_another(
         async with pushing(client, concurrency=1):
             for i in range(5):
                 await client.publish("e", {"n": i})
+            await eventually(lambda: receiver.count("/slow") == 1, what="a slow push")
             await eventually(lambda: receiver.count("/fast") == 5, what="fast pushes")
             assert receiver.count("/slow") == 1  # still stuck on its first
             receiver.gate.set()
