@@ -1,4 +1,5 @@
-"""The contract suite runs unchanged on every backend listed in ``BACKENDS``.
+"""The contract suite (:mod:`postroom.testing`) runs unchanged on every backend
+listed in ``BACKENDS``.
 
 A backend joins by adding one entry: a function from ``(tmp_path, unique id)`` to a
 URL with per-test isolation (a fresh file, a key prefix, a schema...).
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import postroom
+from postroom.testing import client
 from tests.conftest import require_service
 from tests.redis_cluster import cluster_port, cluster_ports
 
@@ -170,11 +171,4 @@ def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return BACKENDS[request.param](tmp_path, "t" + uuid.uuid4().hex[:12])
 
 
-@pytest.fixture
-def client(url: str) -> Iterator[postroom.Client]:
-    """A sync client on a fresh backend."""
-    with postroom.connect(url) as c:
-        yield c
-
-
-__all__ = ["BACKENDS", "DURABLE", "require_service"]
+__all__ = ["BACKENDS", "DURABLE", "client", "require_service"]

@@ -149,6 +149,14 @@ class Backend(ABC):
 
         May return early spuriously. The default sleeps a short poll interval;
         backends with wake-ups (LISTEN/NOTIFY, blocking pops) override it.
+
+        A wait returns nothing. As an internal optimisation a backend may claim in
+        the wait's own round trip for the caller's next :meth:`claim` (the Redis
+        backend queues its claim script behind the ``BLPOP``, saving a round trip
+        per wake-up): such deliveries are leased with the arguments of the
+        queue's last claim (count, lease, consumer), handed out only by the next
+        ``claim`` with the same arguments, and otherwise (other arguments, a lease
+        about to end, :meth:`aclose`) released without counting an attempt.
         """
         await anyio.sleep(min(timeout, 0.05))
 

@@ -22,11 +22,12 @@ and one test module per part of the contract::
 
 The parts: :mod:`~postroom.testing.queues` (leases, retries, dead letters,
 redrive, dedup, long polls, counters), :mod:`~postroom.testing.admin` (deleting
-queues, policy attributes), :mod:`~postroom.testing.topics` (fan-out, filters,
-subscriptions), :mod:`~postroom.testing.workers` (the worker runtime's outcomes,
-timeouts, leases, shutdown), :mod:`~postroom.testing.durations` (handler duration
-histograms) and :mod:`~postroom.testing.load` (many handlers in flight; marked
-``slow``). See ``docs/backends/writing.md``.
+queues, policy attributes), :mod:`~postroom.testing.input` (careless and hostile
+arguments refused before the backend is touched), :mod:`~postroom.testing.topics`
+(fan-out, filters, subscriptions), :mod:`~postroom.testing.workers` (the worker
+runtime's outcomes, timeouts, leases, shutdown), :mod:`~postroom.testing.durations`
+(handler duration histograms) and :mod:`~postroom.testing.load` (many handlers in
+flight; marked ``slow``). See ``docs/backends/writing.md``.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from ...model.message import (
     now_ms,
     to_ms_dt,
 )
+from ...model.queries import DeadLetterQuery
 from ...model.stats import COUNTERS, DurationHistogram, TopicInfo, duration_cells
-from .._common import error_matches
 from ._core import RabbitCore
 from ._records import Unpacked, redriven
 from ._translate import translated
@@ -194,30 +194,14 @@ class AdminMixin(RabbitCore):
 
     @translated
     async def dead_letters(
-        self,
-        queue: str,
-        *,
-        limit: int,
-        reason: str | None = None,
-        error_contains: str | None = None,
-        ids: Sequence[str] | None = None,
+        self, queue: str, query: DeadLetterQuery
     ) -> list[DeadLetter]:
         await self._policy(queue)
         await self._expire_local()
         await self.streams.sync()
-        wanted = set(ids) if ids is not None else None
-        out: list[DeadLetter] = []
-        for dl in list(self.state.dead.get(queue, {}).values()):
-            if len(out) >= limit:
-                break
-            if wanted is not None and dl.id not in wanted:
-                continue
-            if reason is not None and dl.reason != reason:
-                continue
-            if error_contains is not None and not error_matches(dl, error_contains):
-                continue
-            out.append(dl)
-        return out
+        wanted = set(query.ids) if query.ids is not None else None
+        letters = list(self.state.dead.get(queue, {}).values())
+        return query.select(dl for dl in letters if wanted is None or dl.id in wanted)
 
     @translated
     async def redrive(
