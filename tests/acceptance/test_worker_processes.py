@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 import postroom
+from postroom.runtime.egress import ALLOW_ENV
 from tests.acceptance.conftest import POSTROOM, Workers, wait_until
-from tests.push.conftest import Receiver, receiver
+from tests.push.conftest import Receiver, receiver, serve_receiver
 
 __all__ = ["receiver"]
 
@@ -192,6 +193,29 @@ def test_worker_push_option_delivers_push_subscriptions(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0, workers.log(proc)
     assert "delivering push subscriptions" in workers.log(proc)
+    st = durable_client.stats(sub.queue)
+    assert (st.ready, st.in_flight, st.dead) == (0, 0, 0)
+
+
+def test_worker_push_allow_reaches_every_worker_process(
+    workers: Workers,
+    durable_client: postroom.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ALLOW_ENV, raising=False)  # only the option allows it
+    with serve_receiver() as rx:
+        sub = durable_client.create_subscription(
+            "images.resized", "webhook", push_endpoint=rx.endpoint()
+        )
+        ids = [durable_client.publish("images.resized", {"n": n}) for n in range(4)]
+        proc = workers.start(
+            "--processes", "2", "--push", "--push-allow", "127.0.0.1", "--grace", "5"
+        )
+        wait_until(lambda: rx.count() >= 4)
+        assert {r.headers["ce-id"] for r in rx.got()} == set(ids)
+        wait_until(lambda: durable_client.stats(sub.queue).in_flight == 0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, workers.log(proc)
     st = durable_client.stats(sub.queue)
     assert (st.ready, st.in_flight, st.dead) == (0, 0, 0)
 
