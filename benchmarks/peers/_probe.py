@@ -1,56 +1,89 @@
-"""Inside a worker process: count job runs and report timings to the harness.
+"""Inside a worker process: the job itself, one Redis ``INCR``, which also counts.
 
-The harness starts each worker with ``BENCH_REDIS`` (where to report),
-``BENCH_MODE`` (``drain``, ``latency`` or ``fail``) and ``BENCH_TARGET`` (how many
-job runs end the workload). Jobs call :func:`hit` once per run; the run that
-reaches the target stores ``{"first": t, "last": t, "latencies": [...]}`` in the
-``bench:result`` key with one SET, so the probe costs no Redis round trip per job.
+Every library runs the same job: one ``INCR bench:count`` on the Redis database
+of the harness (``BENCH_REDIS``), awaited with ``redis.asyncio`` in an ``async
+def`` job (:func:`ahit`) or called with the sync client in a ``def`` job
+(:func:`hit`). The count the ``INCR`` returns is global, so it also counts job runs
+over several worker processes: the run that makes it 1 stores ``bench:first``,
+the one that reaches ``BENCH_TARGET`` stores ``bench:last`` (one extra command
+each, once per workload). In the ``latency`` mode each run also pushes its latency
+(send to start) to ``bench:lat``, after the time was taken. ``fail`` runs raise
+after the ``INCR``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
+from typing import Any
 
 import redis
+import redis.asyncio
 
-RESULT_KEY = "bench:result"
-_lock = threading.Lock()
-_count = 0
-_first = 0.0
-_latencies: list[float] = []
+COUNT_KEY, FIRST_KEY, LAST_KEY = "bench:count", "bench:first", "bench:last"
+LAT_KEY, STARTED_KEY = "bench:lat", "bench:started"
 _target = int(os.environ.get("BENCH_TARGET", "0"))
 _mode = os.environ.get("BENCH_MODE", "drain")
+_url = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15")
+_sync: redis.Redis | None = None
+_async: dict[int, redis.asyncio.Redis] = {}  # per event loop (one per process)
+_lock = threading.Lock()
 
 
 class JobFailed(Exception):
     """Raised by the always-failing job."""
 
 
-STARTED_KEY = "bench:started"
+def _sync_client() -> redis.Redis:
+    global _sync
+    with _lock:
+        if _sync is None:
+            _sync = redis.Redis.from_url(_url)
+        return _sync
+
+
+def _after(r: Any, n: int, now: float, sent_at: float) -> list[tuple[Any, ...]]:
+    """The bookkeeping commands of run ``n`` (none for most runs)."""
+    cmds: list[tuple[Any, ...]] = []
+    if _mode == "latency":
+        cmds.append(("RPUSH", LAT_KEY, repr(now - sent_at)))
+    if n == 1:
+        cmds.append(("SET", FIRST_KEY, repr(now)))
+    if n == _target:
+        cmds.append(("SET", LAST_KEY, repr(time.time())))
+    return cmds
 
 
 def hit(sent_at: float, *, fail: bool = False) -> None:
-    """Count one job run, then fail if asked; a negative ``sent_at`` marks the
-    warm-up job, which only tells the harness that the worker is consuming."""
-    global _count, _first
+    """The job (sync): one INCR; a negative ``sent_at`` marks the warm-up job,
+    which only tells the harness that the worker is consuming."""
     now = time.time()
+    r = _sync_client()
     if sent_at < 0:
-        with redis.Redis.from_url(os.environ["BENCH_REDIS"]) as r:
-            r.set(STARTED_KEY, "1")
+        r.set(STARTED_KEY, "1")
         return
-    with _lock:
-        _count += 1
-        if _count == 1:
-            _first = now
-        if _mode == "latency":
-            _latencies.append(now - sent_at)
-        done = _count == _target
-    if done:
-        result = {"first": _first, "last": now, "latencies": _latencies}
-        with redis.Redis.from_url(os.environ["BENCH_REDIS"]) as r:
-            r.set(RESULT_KEY, json.dumps(result))
+    n = int(r.incr(COUNT_KEY))
+    for cmd in _after(r, n, now, sent_at):
+        r.execute_command(*cmd)
+    if fail:
+        raise JobFailed("this job always fails")
+
+
+async def ahit(sent_at: float, *, fail: bool = False) -> None:
+    """The job (async): one awaited INCR, as :func:`hit`."""
+    import asyncio
+
+    now = time.time()
+    loop = id(asyncio.get_running_loop())
+    r = _async.get(loop)
+    if r is None:
+        r = _async[loop] = redis.asyncio.Redis.from_url(_url)
+    if sent_at < 0:
+        await r.set(STARTED_KEY, "1")
+        return
+    n = int(await r.incr(COUNT_KEY))
+    for cmd in _after(r, n, now, sent_at):
+        await r.execute_command(*cmd)
     if fail:
         raise JobFailed("this job always fails")

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import redis
-from _probe import JobFailed, hit
+from _probe import JobFailed, ahit
 from arq import Retry, create_pool
 from arq.connections import RedisSettings
 from arq.jobs import deserialize_result
@@ -19,14 +19,14 @@ SETTINGS = RedisSettings.from_dsn(URL)
 
 
 async def job(ctx: dict[str, Any], sent_at: float) -> None:
-    """The no-op job."""
-    hit(sent_at)
+    """The job: one awaited INCR."""
+    await ahit(sent_at)
 
 
 async def failing(ctx: dict[str, Any], sent_at: float) -> None:
     """Fails every time; arq retries on ``Retry`` up to ``max_tries``."""
     try:
-        hit(sent_at, fail=True)
+        await ahit(sent_at, fail=True)
     except JobFailed as exc:
         raise Retry(defer=0) from exc
 
@@ -39,9 +39,17 @@ class WorkerSettings:
     max_tries = 4
 
 
-def worker_cmd(python: str) -> list[str]:
-    """One worker process."""
-    return [python, "-m", "arq", "bench_arq.WorkerSettings"]
+class TunedSettings(WorkerSettings):
+    """Tuned: 100 jobs at once, polling every 10 ms."""
+
+    max_jobs = 100
+    poll_delay = 0.01
+
+
+def worker_cmd(python: str, tuned: bool) -> list[str]:
+    """One ``arq`` worker process (arq has no process option)."""
+    settings = "TunedSettings" if tuned else "WorkerSettings"
+    return [python, "-m", "arq", f"bench_arq.{settings}"]
 
 
 def enqueue_one(n: int) -> float:

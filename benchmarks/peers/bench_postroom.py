@@ -1,12 +1,15 @@
-"""postroom on Redis: the App run by ``postroom worker``, and the producer side."""
+"""postroom: the App run by ``postroom worker``, and the sync client's sends.
+
+``BENCH_URL`` chooses the backend (Redis, or a SQLite file for the embedded row);
+the job's ``INCR`` goes to the harness's Redis whatever the backend.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 
-from _probe import hit
+from _probe import ahit
 
 import postroom
 
@@ -17,86 +20,66 @@ QUEUE = "bench"
 app = postroom.App(URL)
 
 
-@app.handler(QUEUE, concurrency=100)
+@app.handler(QUEUE)  # the default concurrency
 async def job(body: dict[str, float]) -> None:
-    """The no-op job (fails in the failing workload)."""
-    hit(body["t"], fail=os.environ.get("BENCH_MODE") == "fail")
+    """The job: one awaited INCR (fails in the failing workload)."""
+    await ahit(body["t"], fail=os.environ.get("BENCH_MODE") == "fail")
 
 
-def worker_cmd(python: str) -> list[str]:
-    """One worker process."""
+# Tuned: more messages in flight per process (the default is 100).
+TUNED = ["--concurrency", "200"]
+
+
+def worker_cmd(python: str, tuned: bool) -> list[str]:
+    """``postroom worker`` with no flags (one process per CPU), or tuned."""
     exe = os.path.join(os.path.dirname(python), "postroom")
-    return [exe, "worker", "bench_postroom:app", "--grace", "1", "--log-level", "ERROR"]
+    return [exe, "worker", "bench_postroom:app", *(TUNED if tuned else [])]
 
 
-async def _declare(c: postroom.AsyncClient) -> None:
-    await c.declare_queue(
+def _client() -> postroom.Client:
+    c = postroom.connect(URL)
+    c.declare_queue(
         QUEUE, max_attempts=4, backoff=postroom.Backoff(initial=0.0, jitter=False)
     )
+    return c
 
 
 def enqueue_one(n: int) -> float:
-    """Send ``n`` messages one by one; seconds taken."""
-
-    async def main() -> float:
-        async with postroom.connect_async(URL) as c:
-            await _declare(c)
-            start = time.perf_counter()
-            for _ in range(n):
-                await c.send(QUEUE, {"t": time.time()})
-            return time.perf_counter() - start
-
-    return asyncio.run(main())
+    """``send`` n times with the sync client; seconds taken."""
+    with _client() as c:
+        start = time.perf_counter()
+        for _ in range(n):
+            c.send(QUEUE, {"t": time.time()})
+        return time.perf_counter() - start
 
 
 def enqueue_bulk(n: int, failing: bool = False) -> float:
-    """Send ``n`` messages in one ``send_many``; seconds taken.
-
-    (The worker's ``BENCH_MODE`` makes the job fail, so ``failing`` changes nothing.)
-    """
-
-    async def main() -> float:
-        async with postroom.connect_async(URL) as c:
-            await _declare(c)
-            start = time.perf_counter()
-            now = time.time()
-            await c.send_many(QUEUE, [{"t": now} for _ in range(n)])
-            return time.perf_counter() - start
-
-    return asyncio.run(main())
+    """One ``send_many`` of n messages (the worker's ``BENCH_MODE`` makes the job
+    fail, so ``failing`` changes nothing)."""
+    with _client() as c:
+        start = time.perf_counter()
+        now = time.time()
+        c.send_many(QUEUE, [{"t": now} for _ in range(n)])
+        return time.perf_counter() - start
 
 
 def warmup() -> None:
     """Send the warm-up job."""
-
-    async def main() -> None:
-        async with postroom.connect_async(URL) as c:
-            await _declare(c)
-            await c.send(QUEUE, {"t": -1.0})
-
-    asyncio.run(main())
+    with _client() as c:
+        c.send(QUEUE, {"t": -1.0})
 
 
 def send_paced(times: list[float]) -> None:
     """Send one message at each wall-clock time in ``times``."""
-
-    async def main() -> None:
-        async with postroom.connect_async(URL) as c:
-            await _declare(c)
-            for at in times:
-                delay = at - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                await c.send(QUEUE, {"t": time.time()})
-
-    asyncio.run(main())
+    with _client() as c:
+        for at in times:
+            delay = at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            c.send(QUEUE, {"t": time.time()})
 
 
 def dead_count() -> int:
     """Messages in the dead letter store."""
-
-    async def main() -> int:
-        async with postroom.connect_async(URL) as c:
-            return (await c.stats(QUEUE)).dead
-
-    return asyncio.run(main())
+    with _client() as c:
+        return c.stats(QUEUE).dead

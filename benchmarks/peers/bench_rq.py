@@ -1,4 +1,4 @@
-"""RQ: ``Queue.enqueue`` / ``enqueue_many``, one ``SimpleWorker`` process."""
+"""RQ: ``Queue.enqueue`` / ``enqueue_many``, one ``rq worker`` process."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ URL = os.environ.get("BENCH_URL", "redis://127.0.0.1:6379/3")
 
 
 def job(sent_at: float) -> None:
-    """The no-op job."""
+    """The job: one INCR."""
     hit(sent_at)
 
 
@@ -28,13 +28,12 @@ def _queue() -> Queue:
     return Queue("bench", connection=Redis.from_url(URL))
 
 
-def worker_cmd(python: str) -> list[str]:
-    """One worker process; SimpleWorker runs jobs in the worker process itself
-    (the default Worker forks once per job, far slower)."""
-    return [
-        python, "-m", "rq.cli", "worker", "--url", URL, "--worker-class",
-        "rq.worker.SimpleWorker", "--quiet", "bench",
-    ]  # fmt: skip
+def worker_cmd(python: str, tuned: bool) -> list[str]:
+    """``rq worker`` (forks once per job), or tuned: ``SimpleWorker`` runs jobs in
+    the worker process itself."""
+    cmd = [python, "-m", "rq.cli", "worker", "--url", URL]
+    tuning = ["--worker-class", "rq.worker.SimpleWorker"] if tuned else []
+    return [*cmd, *tuning, "bench"]
 
 
 def enqueue_one(n: int) -> float:

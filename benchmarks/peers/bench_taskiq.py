@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 
-from _probe import hit
+from _probe import ahit
 from taskiq import SimpleRetryMiddleware
 from taskiq_redis import ListQueueBroker, RedisAsyncResultBackend
 
@@ -25,22 +25,25 @@ _sent: list[str] = []
 
 @broker.task
 async def job(sent_at: float) -> None:
-    """The no-op job."""
-    hit(sent_at)
+    """The job: one awaited INCR."""
+    await ahit(sent_at)
 
 
 @broker.task(retry_on_error=True, max_retries=4)
 async def failing(sent_at: float) -> None:
     """Fails every time; max_retries=4 counts runs, so this is 3 retries."""
-    hit(sent_at, fail=True)
+    await ahit(sent_at, fail=True)
 
 
-def worker_cmd(python: str) -> list[str]:
-    """One worker process (default max async tasks)."""
-    return [
-        python, "-m", "taskiq", "worker", "bench_taskiq:broker", "--workers", "1",
-        "--log-level", "ERROR",
-    ]  # fmt: skip
+# Tuned: 200 jobs at once per process, 100 prefetched.
+TUNED = ["--max-async-tasks", "200", "--max-prefetch", "100"]
+
+
+def worker_cmd(python: str, tuned: bool) -> list[str]:
+    """``taskiq worker`` with no flags (2 processes, 100 async tasks each), or
+    tuned."""
+    cmd = [python, "-m", "taskiq", "worker", "bench_taskiq:broker"]
+    return cmd + (TUNED if tuned else [])
 
 
 def enqueue_one(n: int) -> float:
