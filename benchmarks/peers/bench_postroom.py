@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from _probe import ahit
+from _probe import ahit, hit
 
 import postroom
 
@@ -20,14 +20,24 @@ QUEUE = "bench"
 app = postroom.App(URL)
 
 
-@app.handler(QUEUE)  # the default concurrency
-async def job(body: dict[str, float]) -> None:
-    """The job: one awaited INCR (fails in the failing workload)."""
-    await ahit(body["t"], fail=os.environ.get("BENCH_MODE") == "fail")
+if os.environ.get("BENCH_POSTROOM_DEF"):  # a def handler (threads) instead
+
+    @app.handler(QUEUE)
+    def job(body: dict[str, float]) -> None:
+        """The job: one INCR with the sync Redis client."""
+        hit(body["t"], fail=os.environ.get("BENCH_MODE") == "fail")
+
+else:
+
+    @app.handler(QUEUE)  # the default concurrency
+    async def ajob(body: dict[str, float]) -> None:
+        """The job: one awaited INCR (fails in the failing workload)."""
+        await ahit(body["t"], fail=os.environ.get("BENCH_MODE") == "fail")
 
 
-# Tuned: more messages in flight per process (the default is 100).
-TUNED = ["--concurrency", "200"]
+# Tuned: more messages in flight per process (the default is 100);
+# BENCH_POSTROOM_TUNED replaces the flags (the defaults sweep of docs/workers.md).
+TUNED = os.environ.get("BENCH_POSTROOM_TUNED", "--concurrency 200").split()
 
 
 def worker_cmd(python: str, tuned: bool) -> list[str]:

@@ -1,65 +1,130 @@
-"""Count postroom's Redis round trips per message (sends to the server).
+"""Count postroom's round trips (and transactions) per message, per backend.
 
-Usage: ``python benchmarks/peers/roundtrips.py`` (Redis on 127.0.0.1:6379, db 7,
-flushed). Every write of a command or pipeline to a Redis socket is one round
-trip; the worker runs in this process so its round trips are counted too.
+Usage: ``python benchmarks/peers/roundtrips.py [redis|sqlite|postgres ...]``
+(Redis on 127.0.0.1:6379 db 7, flushed; PostgreSQL ``test`` on 127.0.0.1:5432,
+schema ``roundtrips``; SQLite in a temporary folder). Sends 20,000
+messages one by one and in one ``send_many``, then drains them with a
+``postroom.Worker`` with the defaults (an ``async def`` handler without a
+``concurrency`` argument), in this process, so that its calls are counted:
+
+- Redis: every write of commands to a socket is one round trip;
+- SQLite: every operation handed to the backend's thread is one round trip (a
+  thread hop), every ``COMMIT`` one transaction (the executor commits operations
+  that queue up together in one);
+- PostgreSQL: every statement sent on its own is one round trip, a pipeline one
+  round trip in all; every statement outside an explicit transaction commits on
+  its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from redis.asyncio.connection import AbstractConnection
-
 import postroom
-from postroom.backends.redis import _scripts
 from postroom.runtime.worker import Worker
 
-URL = "redis://127.0.0.1:6379/7"
 N = 20_000
-_sent = 0
-_original = AbstractConnection.send_packed_command
+COUNTS = {"round trips": 0, "transactions": 0}
 
 
-async def _counting(self: Any, command: Any, check_health: bool = True) -> None:
-    global _sent
-    _sent += 1
-    await _original(self, command, check_health)
+def count(kind: str, n: int = 1) -> None:
+    COUNTS[kind] += n
 
 
-AbstractConnection.send_packed_command = _counting  # type: ignore[method-assign]
+def instrument_redis() -> None:
+    from redis.asyncio.connection import AbstractConnection
 
-# postroom's own calls write to the socket directly (``_scripts._write``).
-_original_write = _scripts._write
+    from postroom.backends.redis import _scripts
+
+    original = AbstractConnection.send_packed_command
+
+    async def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        count("round trips")
+        await original(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    original_write = _scripts._write  # postroom's own direct writes
+
+    async def counting_write(conn: Any, chunks: list[bytes]) -> None:
+        count("round trips")
+        await original_write(conn, chunks)
+
+    _scripts._write = counting_write
 
 
-async def _counting_write(conn: Any, chunks: list[bytes]) -> None:
-    global _sent
-    _sent += 1
-    await _original_write(conn, chunks)
+def instrument_sqlite() -> None:
+    from postroom.backends.sqlite import _backend, _executor
+
+    original_run = _executor.Executor.run
+
+    async def counting_run(self: Any, fn: Any, *args: Any, durable: bool = True) -> Any:
+        count("round trips")
+        return await original_run(self, fn, *args, durable=durable)
+
+    _executor.Executor.run = counting_run  # type: ignore[method-assign]
+    original_open = _backend.open_connection
+
+    def tracing_open(*args: Any, **kwargs: Any) -> Any:
+        conn = original_open(*args, **kwargs)
+        conn.set_trace_callback(
+            lambda sql: count("transactions") if sql.strip() == "COMMIT" else None
+        )
+        return conn
+
+    _backend.open_connection = tracing_open
 
 
-_scripts._write = _counting_write
+def instrument_postgres() -> None:
+    import psycopg
+
+    in_pipeline: set[int] = set()
+    original_execute = psycopg.AsyncConnection.execute
+    original_pipeline = psycopg.AsyncConnection.pipeline
+
+    async def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if id(self) not in in_pipeline:
+            count("round trips")
+            if not self.info.transaction_status:  # idle: autocommits
+                count("transactions")
+        return await original_execute(self, *args, **kwargs)
+
+    @contextlib.asynccontextmanager
+    async def counting_pipeline(self: Any) -> AsyncIterator[Any]:
+        count("round trips")
+        in_pipeline.add(id(self))
+        try:
+            async with original_pipeline(self) as pipe:
+                yield pipe
+        finally:
+            in_pipeline.discard(id(self))
+
+    psycopg.AsyncConnection.execute = counting_execute  # type: ignore[method-assign]
+    psycopg.AsyncConnection.pipeline = counting_pipeline  # type: ignore[method-assign,assignment]
 
 
-async def measure(label: str, body: Any) -> None:
-    """Run ``body`` and print its round trips per message."""
-    global _sent
-    _sent = 0
+async def measure(label: str, body: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``body`` and print its round trips and transactions per message."""
+    for key in COUNTS:
+        COUNTS[key] = 0
     start = time.perf_counter()
     await body()
     took = time.perf_counter() - start
-    print(f"{label:28} {_sent / N:7.4f} round trips/message  {N / took:9,.0f} msg/s")
+    per = "  ".join(f"{v / N:7.4f} {k}/msg" for k, v in COUNTS.items())
+    print(f"  {label:26} {per}  {N / took:9,.0f} msg/s")
 
 
-async def main() -> None:
-    """Enqueue one by one, in bulk, then drain with the worker."""
-    app = postroom.App(URL)
+async def run(url: str) -> None:
+    """Enqueue one by one, in bulk, then drain with the worker's defaults."""
+    app = postroom.App(url)
     done = 0
 
-    @app.handler("rt", concurrency=100)
+    @app.handler("rt")
     async def job(body: dict[str, int]) -> None:
         nonlocal done
         done += 1
@@ -67,9 +132,9 @@ async def main() -> None:
             worker.stop()
 
     worker = Worker(app, grace=1)
-    async with postroom.connect_async(URL) as c:
-        await c.backend.redis.flushdb()  # type: ignore[attr-defined]
+    async with postroom.connect_async(url) as c:
         await c.declare_queue("rt")
+        await c.purge("rt")
 
         async def one_by_one() -> None:
             for i in range(N):
@@ -81,9 +146,27 @@ async def main() -> None:
         await measure("send, one by one", one_by_one)
         await c.purge("rt")
         await measure("send_many (one call)", bulk)
-        await measure("drain by postroom.Worker", worker.run)
-        await c.backend.redis.flushdb()  # type: ignore[attr-defined]
+        await measure("drain (Worker defaults)", worker.run)
+        await c.delete_queue("rt")
+
+
+def main() -> None:
+    """Count on the backends named on the command line (default: all three)."""
+    names = sys.argv[1:] or ["redis", "sqlite", "postgres"]
+    for name in names:
+        print(name)
+        if name == "redis":
+            instrument_redis()
+            asyncio.run(run("redis://127.0.0.1:6379/7"))
+        elif name == "sqlite":
+            instrument_sqlite()
+            with tempfile.TemporaryDirectory() as folder:
+                asyncio.run(run(f"sqlite:///{folder}/rt.db"))
+        else:
+            instrument_postgres()
+            url = "postgresql://postgres@127.0.0.1:5432/test?schema=roundtrips"
+            asyncio.run(run(url))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -75,3 +75,28 @@ def test_decode_validation_failure_is_decode_error() -> None:
 def test_body_to_json_text_or_base64() -> None:
     assert body_to_json(b"hi") == {"body": "hi"}
     assert body_to_json(b"\xff") == {"body_base64": "/w=="}
+
+
+def test_error_info_traceback_keeps_frames_and_causes_without_carets() -> None:
+    import traceback
+
+    from postroom.model.message import ErrorInfo
+
+    def inner() -> None:
+        raise ZeroDivisionError("inner")
+
+    try:
+        try:
+            inner()
+        except ZeroDivisionError as exc:
+            raise ValueError("outer") from exc
+    except ValueError as exc:
+        info = ErrorInfo.from_exception(exc)
+        full = "".join(traceback.format_exception(exc))
+    assert info.type == "ValueError" and info.message == "outer"
+    assert "in inner" in info.traceback and "direct cause" in info.traceback
+    assert info.traceback.splitlines() == [
+        line
+        for line in full.splitlines()
+        if not line.strip() or set(line.strip()) - {"^", "~"}
+    ]
