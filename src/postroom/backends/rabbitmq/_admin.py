@@ -305,9 +305,9 @@ class AdminMixin(RabbitCore):
 
     @translated
     async def delete_everything(self) -> None:
-        """Delete every queue and both streams of this prefix (test teardown)."""
+        """Delete every queue and stream of this prefix (test teardown)."""
         await self.streams.sync()
-        names = [self.names.meta, self.names.live]
+        names = [self.names.meta, self.names.dedup, self.names.live]
         for queue in self.state.policies:
             names.append(self.names.ready(queue))
             buckets = self.state.buckets.get(queue, ())

@@ -7,7 +7,7 @@ the process ends it at the visibility timeout itself, and the broker ends it
 when the process dies or hangs (connection closed or heartbeats missed), then
 counts the redelivery (``x-delivery-count``). Everything AMQP cannot hold
 (policies, dead letters, counters, lease gauges, dedup keys) is a record in one
-of two streams that every process follows (``_state``). See
+of three streams that every process follows (``_state``). See
 ``docs/backends/rabbitmq.md``.
 """
 
@@ -110,7 +110,7 @@ class RabbitBackend(AdminMixin):
             "at": now,
             "until": now + window_ms,
         }
-        await self.streams.append(self.names.live, rec, applied=True)
+        await self.streams.append(self.names.dedup, rec, applied=True)
         return self.state.dedup[(queue, str(m.dedup_key))][0]
 
     @translated

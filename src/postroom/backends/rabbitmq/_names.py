@@ -10,9 +10,6 @@ from ...model.errors import ConfigurationError
 
 __all__ = ["Names", "RabbitSettings", "delay_bucket", "parse_url"]
 
-# Seconds the live stream (lease gauges, dedup keys, sync marks) keeps records.
-LIVE_RETENTION_S = 86_400
-
 
 @dataclass(frozen=True, slots=True)
 class RabbitSettings:
@@ -42,6 +39,7 @@ class Names:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.meta = f"{prefix}.meta"
+        self.dedup = f"{prefix}.dedup"
         self.live = f"{prefix}.live"
 
     def ready(self, queue: str) -> str:

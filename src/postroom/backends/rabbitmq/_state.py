@@ -1,12 +1,13 @@
-"""What every process knows from postroom's two streams: a pure fold of records.
+"""What every process knows from postroom's streams: a pure fold of records.
 
-``<prefix>.meta`` (kept for ever) holds queue policies, subscriptions, topic and
-lifetime counters, handler durations, delay buckets in use and dead letters.
-``<prefix>.live`` (kept a day) holds each process's lease gauges and dedup keys.
-Every process reads both streams from their start and applies each record in
-stream order, so every process reaches the same state; a decision that must be
-the same everywhere (which of two sends with one dedup key won, whether a
-queue existed) is read from the state after the deciding record was applied.
+``<prefix>.meta`` (kept for ever, read from its start) holds queue policies,
+subscriptions, topic and lifetime counters, handler durations, delay buckets in
+use and dead letters. ``<prefix>.dedup`` (read an hour back) holds dedup keys,
+``<prefix>.live`` (read 30 s back) each process's lease gauges. Every process
+applies each record in stream order, so every process reaches the same state; a
+decision that must be the same everywhere (which of two sends with one dedup key
+won, whether a queue existed) is read from the state after the deciding record
+was applied.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class _Gauge:
 
 @dataclass(slots=True)
 class State:
-    """The folded state of both streams (see the module docstring)."""
+    """The folded state of the streams (see the module docstring)."""
 
     policies: dict[str, QueuePolicy] = field(default_factory=dict)
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)

@@ -1,5 +1,5 @@
-"""postroom's two streams: append a record, follow both, wait for a record to
-be applied (see ``_state`` for what they hold)."""
+"""postroom's streams: append a record, follow them, wait for a record to be
+applied (see ``_state`` for what they hold)."""
 
 from __future__ import annotations
 
@@ -27,15 +27,18 @@ __all__ = ["Streams"]
 log = logging.getLogger(__name__)
 
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
-# How far back a process reads the live stream when it starts: dedup windows
+# How far back a process reads the dedup stream when it starts: dedup windows
 # longer than this are cut to it (docs/backends/rabbitmq.md).
-LIVE_WINDOW = timedelta(hours=1)
+DEDUP_WINDOW = timedelta(hours=1)
+# ... and the live stream (lease gauges, marks): a gauge older than
+# GAUGE_STALE_MS (15 s) is not counted anyway.
+LIVE_WINDOW = timedelta(seconds=30)
 _APPLY_TIMEOUT_S = 30.0
 _PREFETCH = 2000
 
 
 class Streams:
-    """Append to and follow ``<prefix>.meta`` and ``<prefix>.live``."""
+    """Append to and follow ``<prefix>.meta``, ``.dedup`` and ``.live``."""
 
     def __init__(self, names: Names, state: State) -> None:
         self.names = names
@@ -44,27 +47,33 @@ class Streams:
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._publish: AbstractChannel | None = None
         self._tail: AbstractRobustChannel | None = None
-        self._since = datetime.now(UTC)
+        self._starts: dict[str, Any] = {}
         self._following: set[asyncio.Task[None]] = set()
 
     async def start(
         self, conn: AbstractRobustConnection, publish: AbstractChannel
     ) -> None:
-        """Declare both streams, follow them from their start, catch up."""
+        """Declare the streams, follow them from where they matter, catch up."""
         self._publish = publish
         await publish.declare_queue(
             self.names.meta, durable=True, arguments={"x-queue-type": "stream"}
         )
-        await publish.declare_queue(
-            self.names.live,
-            durable=True,
-            arguments={
-                "x-queue-type": "stream",
-                "x-max-age": "2h",
-                "x-stream-max-segment-size-bytes": 4_000_000,
-            },
-        )
-        self._since = datetime.now(UTC) - LIVE_WINDOW
+        for name, age in ((self.names.dedup, "2h"), (self.names.live, "10m")):
+            await publish.declare_queue(
+                name,
+                durable=True,
+                arguments={
+                    "x-queue-type": "stream",
+                    "x-max-age": age,
+                    "x-stream-max-segment-size-bytes": 4_000_000,
+                },
+            )
+        now = datetime.now(UTC)
+        self._starts = {
+            self.names.meta: "first",
+            self.names.dedup: now - DEDUP_WINDOW,
+            self.names.live: now - LIVE_WINDOW,
+        }
         self._tail = await conn.channel()
         # The broker cancels stream consumers when it stops; aio-pika would
         # restore them from their first offset. Following is resumed here
@@ -79,16 +88,12 @@ class Streams:
         task.add_done_callback(self._following.discard)
 
     async def _follow(self) -> None:
-        """Consume both streams on the tail channel from where this process is."""
+        """Consume the streams on the tail channel from where this process is."""
         if self._tail is None:
             return
         channel = await self._tail.get_underlay_channel()
         await channel.basic_qos(prefetch_count=_PREFETCH)
-        starts: dict[str, Any] = {
-            self.names.meta: "first",
-            self.names.live: self._since,
-        }
-        for name, start in starts.items():
+        for name, start in self._starts.items():
             last = self._offsets.get(name)
             await channel.basic_consume(
                 name,
