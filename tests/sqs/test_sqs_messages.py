@@ -224,6 +224,9 @@ def test_queue_delay_and_receive_limits(sqs: Any, name: str) -> None:
     assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
     with pytest.raises(sqs.exceptions.ReceiptHandleIsInvalid):
         sqs.delete_message(QueueUrl=url, ReceiptHandle="garbage")
+    with pytest.raises(sqs.exceptions.ClientError) as info:
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g")
+    assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
 
 
 def test_oversized_messages_are_refused_in_sqs_terms(sqs: Any, name: str) -> None:

@@ -55,6 +55,13 @@ def _prepare(
     call: Call, queue: str, policy: QueuePolicy, params: dict[str, Any]
 ) -> _Prepared:
     body = check_body(params.get("MessageBody"))
+    for fifo in ("MessageGroupId", "MessageDeduplicationId"):
+        if params.get(fifo) is not None:
+            raise error(
+                "InvalidParameterValue",
+                f"The request include parameter {fifo} that is not valid for this "
+                "queue type (postroom's SQS endpoint has standard queues only)",
+            )
     attributes = check_message_attributes(params.get("MessageAttributes"))
     system = check_message_attributes(
         params.get("MessageSystemAttributes"), system=True
