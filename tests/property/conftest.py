@@ -5,7 +5,7 @@ client for all its examples, a sentinel queue declared before them, and checks
 after every example that the sentinel is unchanged, that nothing the example
 received is left in flight, and that the backend still works.
 
-Examples per test: 30 by default, derandomized so that CI runs the same ones;
+Examples per test: 25 by default, derandomized so that CI runs the same ones;
 ``POSTROOM_PROPERTY_EXAMPLES=500`` (and ``POSTROOM_PROPERTY_SEED=random``) digs
 deeper locally.
 """
@@ -27,7 +27,7 @@ __all__ = ["Harness", "_redis_cleanup", "client", "harness", "url"]
 
 settings.register_profile(
     "postroom",
-    max_examples=int(os.environ.get("POSTROOM_PROPERTY_EXAMPLES", "30")),
+    max_examples=int(os.environ.get("POSTROOM_PROPERTY_EXAMPLES", "25")),
     deadline=None,
     database=None,
     derandomize=os.environ.get("POSTROOM_PROPERTY_SEED") != "random",
@@ -76,7 +76,14 @@ class Harness:
         assert all(isinstance(d, postroom.Delivery) for d in lost)
         self.held.clear()
         for q in self.queues:
-            assert c.stats(q).in_flight == 0, q
+            stuck = c.stats(q).in_flight
+            if stuck:
+                # Leases that ended before their ack (a lease of a millisecond):
+                # those messages must be there to take again.
+                again = c.receive(q, max_messages=stuck)
+                assert len(again) == stuck, (q, stuck, again)
+                c.ack_many(again)
+                assert c.stats(q).in_flight == 0, q
         self.queues.clear()
         st = c.stats(SENTINEL)
         assert (st.ready, st.delayed, st.in_flight, st.dead) == (1, 0, 0, 0)

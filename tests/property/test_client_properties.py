@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from hypothesis import given
@@ -32,6 +33,10 @@ def attempt(valid: bool, call: Callable[[], T]) -> T | None:
     except postroom.PostroomError as exc:
         assert not valid, f"valid arguments refused: {exc!r}"
         return None
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _expected_json(body: Any) -> Any:
@@ -135,7 +140,11 @@ def test_receive_and_extend_leases_end(
             return
         harness.hold(got)
         assert 1 <= len(got) <= 2
-        longer = attempt(extend_by[1], lambda: c.extend(got[0], extend_by[0]))
+        # A lease of a few milliseconds may be over (and lost) before extend.
+        lasting = lease[0] is None or _seconds(lease[0]) >= 5
+        longer = attempt(
+            extend_by[1] and lasting, lambda: c.extend(got[0], extend_by[0])
+        )
         if longer is not None:
             harness.hold([longer])
             harness.held.remove(got[0])
