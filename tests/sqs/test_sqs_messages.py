@@ -265,3 +265,24 @@ def test_sqs_and_postroom_clients_share_messages(
     assert msg["MD5OfMessageAttributes"] == sqs_md5_of_attributes(
         msg["MessageAttributes"]
     )
+
+
+def test_boto3_resource_api(sqs_server: Server, name: str) -> None:
+    import boto3
+
+    resource = boto3.resource(
+        "sqs",
+        endpoint_url=sqs_server.base,
+        region_name="us-east-1",
+        aws_access_key_id="any",
+        aws_secret_access_key="any",
+    )
+    queue = resource.create_queue(QueueName=name)
+    queue.send_messages(Entries=[{"Id": "a", "MessageBody": "one"}])
+    [message] = queue.receive_messages(WaitTimeSeconds=1)
+    assert message.body == "one"
+    message.change_visibility(VisibilityTimeout=30)
+    message.delete()
+    queue.load()
+    assert queue.attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+    queue.delete()
