@@ -148,3 +148,27 @@ def test_http_api_receive_and_ack_across_requests(url: str, tmp_path: Path) -> N
     with postroom.connect(url) as c:
         st = c.stats("jobs")
         assert (st.ready, st.in_flight, st.dead) == (0, 0, 0)
+
+
+def test_redrive_interrupted_between_store_and_delete_loses_nothing(
+    client: postroom.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.declare_queue("q", max_attempts=1)
+    mid = client.send("q", "x")
+    client.reject(client.receive("q")[0], error="poison")
+    backend = client.aclient.backend
+    assert isinstance(backend, NatsBackend)
+
+    async def crash(stream: str, seq: int) -> None:
+        raise postroom.BackendError("the process died here")
+
+    monkeypatch.setattr(backend.jet, "delete_msg", crash)
+    with pytest.raises(postroom.BackendError):
+        client.redrive("q")
+    # Interrupted: in both places (at-least-once), never in none.
+    assert [m.id for m in client.peek("q")] == [mid]
+    assert [d.id for d in client.dead_letters("q")] == [mid]
+    monkeypatch.undo()
+    assert client.redrive("q") == [mid]  # run again: finishes, stores no second copy
+    assert [m.id for m in client.peek("q")] == [mid]
+    assert client.dead_letters("q") == []
