@@ -27,7 +27,7 @@ from nats.js.api import PubAck, RawStreamMsg, StreamConfig, StreamInfo
 
 from ...model.errors import BackendError, QueueNotFound
 
-__all__ = ["Jet", "translated"]
+__all__ = ["Jet", "backend_error", "translated"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,14 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def backend_error(exc: BaseException, where: str) -> BackendError:
+    """One nats-py (or socket) error as a postroom error saying where and what to do."""
+    return BackendError(
+        f"NATS JetStream at {where} failed: {exc or type(exc).__name__}; check "
+        "that nats-server runs with JetStream (-js) and that the URL is right"
+    )
+
+
 @contextlib.asynccontextmanager
 async def translated(where: str, queue: str | None = None) -> AsyncIterator[None]:
     """Turn nats-py (and socket) errors into :class:`BackendError` (a missing
@@ -52,10 +60,7 @@ async def translated(where: str, queue: str | None = None) -> AsyncIterator[None
     except _DRIVER_ERRORS as exc:
         if queue is not None and is_not_found(exc):
             raise QueueNotFound(queue) from exc
-        raise BackendError(
-            f"NATS JetStream at {where} failed: {exc or type(exc).__name__}; check "
-            "that nats-server runs with JetStream (-js) and that the URL is right"
-        ) from exc
+        raise backend_error(exc, where) from exc
 
 
 def is_not_found(exc: BaseException) -> bool:

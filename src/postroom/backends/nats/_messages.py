@@ -20,6 +20,7 @@ from ...model.message import (
     from_ms,
     now_ms,
 )
+from .._common import lease_lost
 from ._leases import (
     Lease,
     delivered_count,
@@ -153,23 +154,29 @@ class Messages(Sending):
         checked against the stream: the message must still be stored at the
         receipt's sequence, so that a receipt of a deleted and created-again
         queue never acks another message."""
-        reply, lease = self.leases.check(delivery.receipt)
+        try:
+            reply, lease = self.leases.check(delivery.receipt)
+        except LeaseLost:
+            raise lease_lost(delivery.id) from None
         stream = self.names.stream(delivery.queue)
         if stream_of(reply) != stream or not valid_id(delivery.id):
-            raise LeaseLost(reply)
+            raise lease_lost(delivery.id)
         if lease is not None:
             if lease.message_id != delivery.id:
-                raise LeaseLost(reply)
+                raise lease_lost(delivery.id)
             return reply, lease
         seq = stream_seq(reply)
         subject = self.names.subject(delivery.queue, delivery.id)
         raw = await self.jet.get(stream, subject, seq=seq)
         if raw is None or raw.seq != seq:
-            raise LeaseLost(reply)
+            raise lease_lost(delivery.id)
         return reply, None
 
-    async def _held_meta(self, queue: str, reply: str, lease: Lease | None) -> Meta:
+    async def _held_meta(
+        self, delivery: Delivery, reply: str, lease: Lease | None
+    ) -> Meta:
         """The meta of the held copy, with the lease expiries it went through."""
+        queue = delivery.queue
         meta = lease.extra if lease is not None else None
         if not isinstance(meta, Meta):
             seq = stream_seq(reply)
@@ -178,7 +185,7 @@ class Messages(Sending):
             )
             found = meta_of(raw.headers) if raw is not None and raw.seq == seq else None
             if found is None:
-                raise LeaseLost(reply)
+                raise lease_lost(delivery.id)
             meta = found
         return meta.with_expiries(delivered_count(reply) - 1, now_ms())
 
@@ -232,7 +239,7 @@ class Messages(Sending):
         self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
     ) -> None:
         reply, lease = await self.hold(delivery)
-        meta = await self._held_meta(delivery.queue, reply, lease)
+        meta = await self._held_meta(delivery, reply, lease)
         copy = replace(
             meta,
             base=delivery.attempts,
@@ -246,7 +253,7 @@ class Messages(Sending):
         for d in deliveries:
             try:
                 reply, lease = await self.hold(d)
-                meta = await self._held_meta(d.queue, reply, lease)
+                meta = await self._held_meta(d, reply, lease)
             except LeaseLost:
                 continue
             visible = min(meta.available_ms, now_ms())
@@ -298,7 +305,7 @@ class Messages(Sending):
         self, delivery: Delivery, reason: str, entry: HistoryEntry
     ) -> None:
         reply, lease = await self.hold(delivery)
-        meta = await self._held_meta(delivery.queue, reply, lease)
+        meta = await self._held_meta(delivery, reply, lease)
         meta = replace(meta, history=[*meta.history, entry])
         await self.bury(
             delivery.queue, meta, delivery.body, reply, reason, delivery.attempts
