@@ -52,7 +52,9 @@ def _backend_url(kind: str, folder: Path, uid: str) -> tuple[str, Callable[[], N
     return f"postgresql://postgres@127.0.0.1:5432/test?schema={uid}", drop
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis", "postgres"])
+# Session scope: one server per backend for the whole run (tests use queues of
+# their own), so the SQS tests start four servers in all.
+@pytest.fixture(scope="session", params=["sqlite", "redis", "postgres"])
 def sqs_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
@@ -65,7 +67,7 @@ def sqs_server(
     cleanup()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def secured_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with an admin token and a send+receive token for ``orders-*``."""
     folder = tmp_path_factory.mktemp("sqs-secured")

@@ -139,8 +139,8 @@ def test_aws_cli_sends_and_receives(secured_server: Server, tmp_path: Path) -> N
         secured_server, tmp_path, "delete-message", "--queue-url", url,
         "--receipt-handle", msg["ReceiptHandle"],
     )  # fmt: skip
-    attrs = _aws(
-        secured_server, tmp_path, "get-queue-attributes", "--queue-url", url,
-        "--attribute-names", "ApproximateNumberOfMessages",
-    )  # fmt: skip
-    assert attrs["Attributes"] == {"ApproximateNumberOfMessages": "0"}
+    admin = sqs_client(secured_server, "admin", ADMIN)
+    attrs = admin.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )
+    assert attrs["Attributes"] == {"ApproximateNumberOfMessagesNotVisible": "0"}
