@@ -153,3 +153,19 @@ def test_redrive_policy_target_must_exist_and_allow(sqs: Any, name: str) -> None
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": ""})
     got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert "RedrivePolicy" not in got
+
+
+def test_purging_the_dead_letter_queue_deletes_pending_dead_letters(
+    sqs: Any, name: str
+) -> None:
+    src, dlq, _ = _queues(sqs, name, max_receives=1)
+    sqs.send_message(QueueUrl=src, MessageBody="doomed")
+    _fail(sqs, src, 1)
+    assert "Messages" not in sqs.receive_message(QueueUrl=src)
+    count = ["ApproximateNumberOfMessages"]
+    got = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=count)
+    assert got["Attributes"] == {"ApproximateNumberOfMessages": "1"}
+    sqs.purge_queue(QueueUrl=dlq)
+    got = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=count)
+    assert got["Attributes"] == {"ApproximateNumberOfMessages": "0"}
+    assert "Messages" not in sqs.receive_message(QueueUrl=dlq)

@@ -3,13 +3,15 @@ state the endpoint keeps per server process (dead letter sources, move tasks).
 
 Dead letters of a queue whose ``RedrivePolicy`` targets queue ``D`` are kept by
 postroom as that source queue's dead letters (inspectable with ``postroom dlq``)
-until an SQS call reads ``D`` (ReceiveMessage, GetQueueAttributes with a count,
-PurgeQueue): :meth:`Call.settle` then moves them onto ``D`` with
-postroom's atomic redrive, where they are ordinary messages, as SQS users expect.
+until ReceiveMessage reads ``D``: :meth:`Call.settle` then moves (a batch of)
+them onto ``D`` with postroom's atomic redrive, where they are ordinary messages,
+as SQS users expect. GetQueueAttributes counts them in ``D``'s
+ApproximateNumberOfMessages and PurgeQueue on ``D`` deletes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -136,15 +138,27 @@ class Call:
             state.sources, state.sources_at = found, time.monotonic()
         return list(state.sources.get(target, ()))
 
-    async def settle(self, queue: str, policy: QueuePolicy) -> None:
-        """Move the dead letters of ``queue``'s sources onto it (see the module);
-        nothing to do unless a RedrivePolicy ever named it."""
+    async def bound_sources(self, queue: str, policy: QueuePolicy) -> list[str]:
+        """The sources whose dead letters are bound for ``queue`` (none unless a
+        RedrivePolicy ever named it: no scan for other queues)."""
         if DLQ_MARK not in policy.attributes:
-            return
-        for source in await self.dead_letter_sources(queue):
+            return []
+        return await self.dead_letter_sources(queue)
+
+    async def pending_dead(self, queue: str, policy: QueuePolicy) -> int:
+        """How many dead letters of the sources are bound for ``queue``."""
+        total = 0
+        for source in await self.bound_sources(queue, policy):
+            with contextlib.suppress(QueueNotFound):
+                total += (await self.client.stats(source)).dead  # resolves leases
+        return total
+
+    async def settle(self, queue: str, policy: QueuePolicy, limit: int) -> None:
+        """Move up to ``limit`` dead letters of each source onto ``queue`` (see
+        the module), enough for one receive."""
+        for source in await self.bound_sources(queue, policy):
             try:
-                stats = await self.client.stats(source)  # resolves expired leases
-                if stats.dead:
-                    await self.client.redrive(source, to=queue)
+                if (await self.client.stats(source)).dead:  # resolves leases
+                    await self.client.redrive(source, to=queue, limit=limit)
             except QueueNotFound:
                 self.state.forget_sources()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -170,9 +171,9 @@ async def get_queue_attributes(call: Call, params: dict[str, Any]) -> dict[str, 
     names = requested_names(params.get("AttributeNames") or [])
     counts: dict[str, int] = {}
     if any(n in COUNTS for n in names):
-        await call.settle(name, policy)
         stats = await call.client.stats(name)
-        values = (stats.ready, stats.in_flight, stats.delayed)
+        ready = stats.ready + await call.pending_dead(name, policy)
+        values = (ready, stats.in_flight, stats.delayed)
         counts = dict(zip(COUNTS, values, strict=True))
     return {"Attributes": describe(policy, call.arn(name), counts, names)}
 
@@ -192,7 +193,9 @@ async def set_queue_attributes(call: Call, params: dict[str, Any]) -> dict[str, 
 async def purge_queue(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Delete every message of a queue (and the dead letters bound for it)."""
     name, policy = await call.queue(params)
-    await call.settle(name, policy)
+    for source in await call.bound_sources(name, policy):
+        with contextlib.suppress(QueueNotFound):
+            await call.client.purge(source, dead=True)
     await call.client.purge(name)
     return {}
 

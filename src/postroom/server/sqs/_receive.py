@@ -21,6 +21,7 @@ from ._send import batch_entries, failure, int_param
 __all__: list[str] = []
 
 MIN_LEASE = 0.001  # a visibility timeout of 0 s: visible again at once
+SETTLE_BATCH = 100  # dead letters moved onto a dead letter queue per receive
 
 
 def _names(params: dict[str, Any], *keys: str) -> list[str]:
@@ -43,7 +44,7 @@ async def receive_message(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         wait = int(policy.attributes.get("ReceiveMessageWaitTimeSeconds", "0"))
     visibility = int_param(params, "VisibilityTimeout", 0, 43200)
     lease = None if visibility is None else max(float(visibility), MIN_LEASE)
-    await call.settle(name, policy)
+    await call.settle(name, policy, limit=SETTLE_BATCH)
     got = await call.client.receive(
         name, max_messages=count, visibility_timeout=lease, wait=wait
     )
