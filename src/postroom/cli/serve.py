@@ -63,7 +63,7 @@ def serve(
     ] = 256 * 1024,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the HTTP API, dashboard, /metrics and /healthz."""
+    """Serve the HTTP API, SQS-compatible endpoint, dashboard, /metrics, /healthz."""
     try:
         import uvicorn
 
