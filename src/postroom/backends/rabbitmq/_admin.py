@@ -136,6 +136,13 @@ class AdminMixin(RabbitCore):
         for pending in names:
             purged = await (await pending).purge()
             count += (purged.message_count or 0) if purged else 0
+        # Messages this process holds go too (a later ack raises LeaseLost);
+        # another process's leased messages cannot be reached from here.
+        for token, lease in list(self._leases.items()):
+            if lease.delivery.queue == queue:
+                del self._leases[token]
+                await lease.incoming.ack()
+                count += 1
         return count
 
     @translated
