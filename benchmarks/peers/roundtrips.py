@@ -1,6 +1,6 @@
 """Count postroom's round trips (and transactions) per message, per backend.
 
-Usage: ``python benchmarks/peers/roundtrips.py [redis|sqlite|postgres ...]``
+Usage: ``python benchmarks/peers/roundtrips.py [redis|sqlite|postgres|rabbitmq ...]``
 (Redis on 127.0.0.1:6379 db 7, flushed; PostgreSQL ``test`` on 127.0.0.1:5432,
 schema ``roundtrips``; SQLite in a temporary folder). Sends 20,000
 messages one by one and in one ``send_many``, then drains them with a
@@ -13,7 +13,12 @@ messages one by one and in one ``send_many``, then drains them with a
   that queue up together in one);
 - PostgreSQL: every statement sent on its own is one round trip, a pipeline one
   round trip in all; every statement outside an explicit transaction commits on
-  its own.
+  its own;
+- RabbitMQ (127.0.0.1:5672, prefix ``roundtrips``): every AMQP method that waits
+  for the broker's answer (``basic.get``, ``queue.declare``, ...) is one round
+  trip; every publish (messages, and records of postroom's streams) is counted
+  apart, as ``publishes``: each waits for the broker's confirm, concurrent ones
+  together (a ``send_many`` is one wait for all of its confirms).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import postroom
 from postroom.runtime.worker import Worker
 
 N = 20_000
-COUNTS = {"round trips": 0, "transactions": 0}
+COUNTS = {"round trips": 0, "transactions": 0, "publishes": 0}
 
 
 def count(kind: str, n: int = 1) -> None:
@@ -108,6 +113,24 @@ def instrument_postgres() -> None:
     psycopg.AsyncConnection.pipeline = counting_pipeline  # type: ignore[method-assign,assignment]
 
 
+def instrument_rabbitmq() -> None:
+    import aiormq
+
+    original_rpc = aiormq.Channel.rpc
+    original_publish = aiormq.Channel.basic_publish
+
+    async def counting_rpc(self: Any, *args: Any, **kwargs: Any) -> Any:
+        count("round trips")
+        return await original_rpc(self, *args, **kwargs)
+
+    async def counting_publish(self: Any, *args: Any, **kwargs: Any) -> Any:
+        count("publishes")
+        return await original_publish(self, *args, **kwargs)
+
+    aiormq.Channel.rpc = counting_rpc  # type: ignore[method-assign]
+    aiormq.Channel.basic_publish = counting_publish  # type: ignore[method-assign]
+
+
 async def measure(label: str, body: Callable[[], Awaitable[Any]]) -> None:
     """Run ``body`` and print its round trips and transactions per message."""
     for key in COUNTS:
@@ -115,7 +138,8 @@ async def measure(label: str, body: Callable[[], Awaitable[Any]]) -> None:
     start = time.perf_counter()
     await body()
     took = time.perf_counter() - start
-    per = "  ".join(f"{v / N:7.4f} {k}/msg" for k, v in COUNTS.items())
+    shown = {k: v for k, v in COUNTS.items() if v or k != "publishes"}
+    per = "  ".join(f"{v / N:7.4f} {k}/msg" for k, v in shown.items())
     print(f"  {label:26} {per}  {N / took:9,.0f} msg/s")
 
 
@@ -162,6 +186,9 @@ def main() -> None:
             instrument_sqlite()
             with tempfile.TemporaryDirectory() as folder:
                 asyncio.run(run(f"sqlite:///{folder}/rt.db"))
+        elif name == "rabbitmq":
+            instrument_rabbitmq()
+            asyncio.run(run("amqp://guest:guest@127.0.0.1:5672/?prefix=roundtrips"))
         else:
             instrument_postgres()
             url = "postgresql://postgres@127.0.0.1:5432/test?schema=roundtrips"
