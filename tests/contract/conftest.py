@@ -108,6 +108,11 @@ def _redis_cleanup() -> Iterator[None]:
     NATS streams a test used (one autouse fixture, imported by the other suites
     that use BACKENDS)."""
     yield
+    cleanup_backends()
+
+
+def cleanup_backends() -> None:
+    """Delete what the URLs built by ``BACKENDS`` since the last call used."""
     if _POSTGRES_SCHEMAS:
         _drop_postgres_schemas()
     if _NATS_PREFIXES:

@@ -4,15 +4,14 @@ SQLite, Redis and PostgreSQL, each isolated (a file, a key prefix, a schema)."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import require_service
-from tests.contract.conftest import _delete_prefixes
+from tests.contract.conftest import BACKENDS, cleanup_backends
 from tests.http.conftest import Server, start_server, stop_server
 
 boto3 = pytest.importorskip("boto3")
@@ -32,39 +31,26 @@ TOKENS = {
 }
 
 
-def _backend_url(kind: str, folder: Path, uid: str) -> tuple[str, Callable[[], None]]:
-    if kind == "sqlite":
-        return f"sqlite:///{folder}/sqs.db", lambda: None
-    if kind == "redis":
-        require_service("redis", "127.0.0.1", 6379)
-        return f"redis://127.0.0.1:6379/0?prefix={uid}", lambda: _delete_prefixes(
-            [6379], [uid]
-        )
-    require_service("postgresql", "127.0.0.1", 5432)
-
-    def drop() -> None:
-        import psycopg
-
-        dsn = "postgresql://postgres@127.0.0.1:5432/test"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{uid}" CASCADE')
-
-    return f"postgresql://postgres@127.0.0.1:5432/test?schema={uid}", drop
+# The backends the endpoint is tested on; POSTROOM_SQS_BACKENDS=nats,rabbitmq (any
+# of tests/contract's BACKENDS but memory) runs the same tests on others.
+SQS_BACKENDS = os.environ.get("POSTROOM_SQS_BACKENDS", "sqlite,redis,postgres")
 
 
 # Session scope: one server per backend for the whole run (tests use queues of
 # their own), so the SQS tests start four servers in all.
-@pytest.fixture(scope="session", params=["sqlite", "redis", "postgres"])
+@pytest.fixture(scope="session", params=SQS_BACKENDS.split(","))
 def sqs_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """An open server (no tokens) on each backend."""
     folder = tmp_path_factory.mktemp(f"sqs-{request.param}")
-    url, cleanup = _backend_url(request.param, folder, "s" + uuid.uuid4().hex[:12])
-    srv = start_server(folder, url=url)
-    yield srv
-    stop_server(srv)
-    cleanup()
+    url = BACKENDS[request.param](folder, "s" + uuid.uuid4().hex[:12])
+    try:
+        srv = start_server(folder, url=url)
+        yield srv
+        stop_server(srv)
+    finally:
+        cleanup_backends()
 
 
 @pytest.fixture(scope="session")
