@@ -50,6 +50,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
 # Characters SQS accepts in a body (XML 1.0's): tab, LF, CR, U+0020..U+D7FF,
 # U+E000..U+FFFD and the supplementary planes.
 _BAD_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_WIRE = ("DataType", "StringValue", "BinaryValue")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -119,9 +120,6 @@ def check_message_attributes(
         str(n): {k: v for k, v in dict(v).items() if k in _WIRE}
         for n, v in attributes.items()
     }
-
-
-_WIRE = ("DataType", "StringValue", "BinaryValue")
 
 
 def message_size(body: str, attributes: Mapping[str, Mapping[str, Any]]) -> int:
