@@ -44,8 +44,8 @@ def test_send_peek_and_redrive_across_processes(sqlite_url: str) -> None:
     peeked = postroom_cmd("peek", "--url", sqlite_url, "jobs", "--json", module=True)
     rows = json.loads(peeked.stdout)
     assert [(r["id"], r["body"]) for r in rows] == [
-        (mid, '{"n":1}'),
-        (piped.stdout.strip(), '"from stdin"'),
+        (mid, {"n": 1}),
+        (piped.stdout.strip(), "from stdin"),
     ]
     assert rows[0]["headers"]["a"] == "b"
     with postroom.connect(sqlite_url) as client:
@@ -131,6 +131,7 @@ def test_confirmation_on_a_terminal(sqlite_url: str) -> None:
         code, out = answer_on_a_terminal(args, "n")
         assert code == 1, out
         assert "Delete every dead letter of queue 'jobs'?" in out
+        assert "nothing done" in out
         assert client.stats("jobs").dead == 2
         code, out = answer_on_a_terminal(args, "y")
         assert code == 0, out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -25,14 +25,45 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"postroom {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks on errors.")
     ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_show_version,
+            is_eager=True,
+        ),
+    ] = False,
 ) -> None:
     if debug:
         state.debug = True
+
+
+# typer's help shows a flag's type (`--json <bool>`) as if it took a value; a flag
+# takes none, so none is shown.
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _flag_display_type(self: typer.core.TyperOption, ctx: Any) -> str | None:
+    if self.is_flag or self.count:
+        return None
+    return _display_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _flag_display_type  # type: ignore[method-assign]
 
 
 def _register() -> None:

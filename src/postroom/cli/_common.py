@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions, RenderableType
 from rich.markup import escape
 from rich.text import Text
 
@@ -26,13 +26,36 @@ __all__ = [
     "fail",
     "open_client",
     "print_json",
+    "print_table",
     "safe",
     "safe_text",
     "state",
 ]
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Output that is not a terminal (a pipe, a file) is read by scripts: lines and
+# tables there are as wide as their content, never cut or wrapped at 80 columns.
+PIPE_WIDTH = 100_000
+
+
+class _Console(Console):
+    """A rich console as wide as its content when not writing to a terminal
+    (unless ``COLUMNS`` says otherwise)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        columns = os.environ.get("COLUMNS", "")
+        if self._width is None and not self.is_terminal and not columns.isdigit():
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = _Console(highlight=False)
+err_console = _Console(stderr=True, highlight=False)
 
 
 class _State:
@@ -94,6 +117,18 @@ def safe_text(text: str, style: str = "", *, lines: bool = False) -> Text:
     return Text(safe(text, lines=lines), style=style)
 
 
+def print_table(table: RenderableType) -> None:
+    """Print a table: on a terminal as rich draws it; elsewhere each line without
+    the spaces that pad it to the table's width, so scripts read the content."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    with console.capture() as captured:
+        console.print(table)
+    lines = [line.rstrip() for line in captured.get().splitlines()]
+    sys.stdout.write("\n".join(lines).strip("\n") + "\n")
+
+
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
@@ -106,10 +141,12 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def confirm(question: str, yes: bool) -> None:
-    """Ask before a destructive action unless ``--yes``; abort on no."""
+    """Ask before a destructive action unless ``--yes``; on no, say "nothing
+    done" and exit 1."""
     if yes:
         return
     if not sys.stdin.isatty():
         fail(f"{question} Refusing without a terminal: pass --yes to confirm.")
     if not typer.confirm(question):
+        err_console.print("nothing done")
         raise typer.Exit(1)

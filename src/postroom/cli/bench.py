@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.box import SIMPLE_HEAD
 from rich.table import Table
 
 from ..bench import BenchSizes, run_bench
-from ._common import Json, console, print_json
+from ._common import Json, console, print_json, print_table
 
 __all__ = ["TARGETS", "register"]
 
@@ -49,7 +50,7 @@ def _meets(value: float, op: str, bound: float) -> bool:
 
 def results_table(r: dict[str, Any]) -> Table:
     """The results as a rich table, with the embedded backend's targets."""
-    table = Table(title=f"postroom bench — {r['url']}")
+    table = Table(title=f"postroom bench — {r['url']}", box=SIMPLE_HEAD)
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("unit")
@@ -107,7 +108,7 @@ def bench(
         results = run_bench(
             url, sizes, on_phase=lambda phase: status.update(f"measuring {phase}…")
         )
-    console.print(results_table(results))
+    print_table(results_table(results))
     load = results["load_average_1min"]
     console.print(
         f"{results['cpus']} CPUs, load average {load[0]:.2f} before, "

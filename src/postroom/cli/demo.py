@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Group
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+)
 from rich.table import Table
 
 from ..model.errors import MissingDependency
@@ -116,14 +122,17 @@ class _Live:
         if not self.started:
             self.live.__enter__()
             self.started = True
-        p = self.bars
-        p.update(self.uploads, completed=snapshot.uploaded)
-        ended = snapshot.acked + snapshot.dead
-        p.update(self.ended, completed=ended, total=snapshot.jobs)
+        uploads = self.bars.tasks[self.uploads].total or 0
+        self._bar(self.uploads, snapshot.uploaded, int(uploads))
+        self._bar(self.ended, snapshot.acked + snapshot.dead, snapshot.jobs)
         acked = max(snapshot.acked, 1)
-        p.update(self.indexed, completed=snapshot.gallery, total=acked)
-        p.update(self.hooks, completed=snapshot.webhooks, total=acked)
+        self._bar(self.indexed, snapshot.gallery, acked)
+        self._bar(self.hooks, snapshot.webhooks, acked)
         self.live.update(self._render(snapshot))
+
+    def _bar(self, task: TaskID, done: int, total: int) -> None:
+        # redeliveries (at least once) can count past a total: never show 12/10
+        self.bars.update(task, completed=done, total=max(total, done))
 
     def dead_letters(self, letters: list[DeadLetter]) -> None:
         """A table of the dead letters with their reasons."""

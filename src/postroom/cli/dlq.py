@@ -16,6 +16,7 @@ from rich.text import Text
 from ..client.sync import Client
 from ..model.codec import body_to_json
 from ..model.message import DEAD_REASONS, DeadLetter, ErrorInfo, Message
+from ._bodies import dead_letter_json
 from ._common import (
     Json,
     Url,
@@ -25,6 +26,7 @@ from ._common import (
     err_console,
     open_client,
     print_json,
+    print_table,
     safe,
     safe_text,
 )
@@ -104,7 +106,7 @@ def dlq_list(
             queue, limit=limit, reason=reason, error_contains=error_contains
         )
     if as_json:
-        print_json([dl.to_dict() for dl in found])
+        print_json([dead_letter_json(dl) for dl in found])
         return
     if not found:
         console.print(Text(f"no dead letters on {queue!r} match"))
@@ -137,7 +139,7 @@ def dlq_show(
     with open_client(url) as client:
         dl = client.dead_letter(queue, message_id)
     if as_json:
-        print_json(dl.to_dict())
+        print_json(dead_letter_json(dl))
         return
     _render_dead_letter(dl)
 
@@ -176,7 +178,7 @@ def _render_dead_letter(dl: DeadLetter) -> None:
             safe_text(entry.outcome),
             _error_text(entry.error, one_line=True),
         )
-    console.print(history)
+    print_table(history)
 
 
 @dlq_app.command("redrive")
@@ -248,7 +250,9 @@ def _redrive_with_progress(
     def advance(n: int) -> None:
         nonlocal done
         done += n
-        progress.advance(task, n)
+        # more dead letters may arrive while it runs: the total grows with them,
+        # so the bar never shows more done than its total
+        progress.update(task, completed=done, total=max(total, done))
 
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("redrive", total=total)

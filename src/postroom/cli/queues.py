@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.box import SIMPLE_HEAD
@@ -14,6 +13,7 @@ from rich.text import Text
 
 from ..model.codec import body_to_json
 from ..model.message import QueueStats
+from ._bodies import Raw, message_json, parse_body
 from ._common import (
     Json,
     Url,
@@ -22,6 +22,7 @@ from ._common import (
     console,
     open_client,
     print_json,
+    print_table,
     safe,
     safe_text,
 )
@@ -57,22 +58,6 @@ def register(app: typer.Typer) -> None:
 
 
 # -- parsing -------------------------------------------------------------------------
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_body(raw: bytes) -> Any:
-    """A JSON value when ``raw`` parses as JSON, else the text (or the bytes)."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
-        return text
 
 
 def _check_headers(values: list[str] | None) -> list[str] | None:
@@ -120,12 +105,13 @@ def fmt_when(dt: datetime) -> str:
 
 
 def preview(body: bytes, width: int = 60) -> Text:
-    """The start of a body on one line (binary bodies by their size)."""
+    """The start of a body on one line (binary bodies by their size); cut to
+    ``width`` characters only on a terminal."""
     shown = body_to_json(body)
     if "body" not in shown:
         return Text(f"<{len(body)} bytes, binary>", style="dim")
     text = " ".join(str(shown["body"]).split())
-    if len(text) > width:
+    if console.is_terminal and len(text) > width:
         text = text[: width - 1] + "…"
     return safe_text(text)
 
@@ -143,6 +129,7 @@ def send(
             "'-' reads it from stdin.",
         ),
     ],
+    raw_text: Raw = False,
     header: Annotated[
         list[str] | None,
         typer.Option(
@@ -168,7 +155,11 @@ def send(
     headers = dict(item.partition("=")[::2] for item in header or [])
     with open_client(url) as client:
         mid = client.send(
-            queue, parse_body(raw), delay=delay, headers=headers, dedup_key=dedup_key
+            queue,
+            parse_body(raw, raw_text=raw_text),
+            delay=delay,
+            headers=headers,
+            dedup_key=dedup_key,
         )
     typer.echo(safe(mid))
 
@@ -196,7 +187,7 @@ def queues(url: Url = None, as_json: Json = False) -> None:
             Text(str(s.dead), style="bold red" if s.dead else ""),
             fmt_age(s.oldest_age),
         )
-    console.print(table)
+    print_table(table)
 
 
 def peek(
@@ -206,7 +197,7 @@ def peek(
     with open_client(url) as client:
         messages = client.peek(queue, limit)
     if as_json:
-        print_json([m.to_dict() for m in messages])
+        print_json([message_json(m) for m in messages])
         return
     if not messages:
         console.print(Text(f"queue {queue!r} has no messages"))
@@ -224,7 +215,7 @@ def peek(
             available,
             preview(m.body, 40),
         )
-    console.print(table)
+    print_table(table)
 
 
 def purge(queue: Queue, yes: Yes = False, url: Url = None) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..model.errors import MissingDependency
-from ._common import PushAllow, Url, err_console
+from ._common import PushAllow, Url, err_console, fail
 
 if TYPE_CHECKING:
     from ..server import Token
@@ -85,9 +87,10 @@ def serve(
         egress=egress,
         allowed_hosts=hosts,
     )
+    sock = _listen(host, port)
     mode = f"{len(tokens)} token(s)" if tokens else "no tokens (loopback only)"
     err_console.print(f"postroom serve on http://{host}:{port} with {mode}")
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -95,6 +98,32 @@ def serve(
         timeout_graceful_shutdown=5,
         proxy_headers=False,
     )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+# `postroom serve` exits with this code when its address is taken (docs/cli.md).
+EXIT_ADDRESS_IN_USE = 3
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``; a port in use is one line and exit 3
+    (uvicorn would log a traceback-like error and exit 1)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            fail(
+                f"port {port} on {host} is in use (another postroom serve?): "
+                "stop that process or pass --port",
+                EXIT_ADDRESS_IN_USE,
+            )
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    sock.set_inheritable(True)
+    return sock
 
 
 def register(app: typer.Typer) -> None:

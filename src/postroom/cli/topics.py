@@ -6,9 +6,11 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.box import SIMPLE_HEAD
 from rich.table import Table
 
 from ..model.message import Subscription
+from ._bodies import Raw, parse_body
 from ._common import (
     Json,
     Url,
@@ -17,10 +19,10 @@ from ._common import (
     console,
     open_client,
     print_json,
+    print_table,
     safe,
     safe_text,
 )
-from .queues import parse_body
 
 __all__ = ["register"]
 
@@ -72,6 +74,7 @@ def publish(
             "'-' reads it from stdin."
         ),
     ],
+    raw_text: Raw = False,
     header: Annotated[
         list[str] | None,
         typer.Option(
@@ -87,7 +90,9 @@ def publish(
     """Publish an event to TOPIC (a copy per matching subscription); print its id."""
     raw = sys.stdin.buffer.read() if body == "-" else body.encode("utf-8")
     with open_client(url) as client:
-        eid = client.publish(topic, parse_body(raw), headers=_pairs(header))
+        eid = client.publish(
+            topic, parse_body(raw, raw_text=raw_text), headers=_pairs(header)
+        )
     typer.echo(eid)
 
 
@@ -111,7 +116,7 @@ def topics(url: Url = None, as_json: Json = False) -> None:
     if not rows:
         console.print("no topics yet: `postroom subscriptions create TOPIC NAME`")
         return
-    table = Table("topic", "subscriptions", "published", "unrouted")
+    table = Table("topic", "subscriptions", "published", "unrouted", box=SIMPLE_HEAD)
     for t in rows:
         table.add_row(
             safe_text(t.topic),
@@ -119,7 +124,7 @@ def topics(url: Url = None, as_json: Json = False) -> None:
             str(t.published),
             str(t.unrouted),
         )
-    console.print(table)
+    print_table(table)
 
 
 @subscriptions_app.command("create")
@@ -194,7 +199,15 @@ def list_(
     if not subs:
         console.print("no subscriptions")
         return
-    table = Table("topic", "name", "queue", "push endpoint", "filter", "max attempts")
+    table = Table(
+        "topic",
+        "name",
+        "queue",
+        "push endpoint",
+        "filter",
+        "max attempts",
+        box=SIMPLE_HEAD,
+    )
     for s in subs:
         table.add_row(
             safe_text(s.topic),
@@ -204,7 +217,7 @@ def list_(
             safe_text(_filter_text(s)),
             str(s.max_attempts),
         )
-    console.print(table)
+    print_table(table)
 
 
 @subscriptions_app.command("delete")
