@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _TIMEOUT = 5.0
 _RETRY_FOR = 10.0  # how long a publish waits for a reconnect before failing
+_IDLE_CHECK = 1.0  # seconds without traffic after which the connection is checked
 
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.Error,
@@ -79,12 +80,13 @@ class Jet:
         self._options = options
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
+        self._last_io = time.monotonic()
 
     async def connect(self) -> None:
         """Connect (once); later drops are reconnected by nats-py."""
         if self._nc is not None:
             return
-        async with translated(self.where):
+        async with translated(self.where):  # connecting: nothing to check yet
             nc = await nats.connect(
                 servers=self.servers,
                 allow_reconnect=True,
@@ -95,6 +97,33 @@ class Jet:
                 **self._options,
             )
         self._nc, self._js = nc, nc.jetstream(timeout=_TIMEOUT)
+
+    @contextlib.asynccontextmanager
+    async def _io(self) -> AsyncIterator[None]:
+        """One exchange with the server: :meth:`ready` first, errors translated."""
+        async with translated(self.where):
+            await self.ready()
+            yield
+
+    async def ready(self) -> None:
+        """After a second without traffic, make sure the connection is alive.
+
+        A client whose event loop was idle (the sync client runs its loop only
+        during a call) has not seen a server restart yet: its first request would
+        go down the dead socket and time out. So after an idle second, one PING;
+        when it fails, wait (up to 10 s) for nats-py's reconnect."""
+        now = time.monotonic()
+        idle, self._last_io = now - self._last_io, now
+        if idle < _IDLE_CHECK:
+            return
+        nc = self.nc
+        await anyio.sleep(0)  # the read loop sees a socket the server closed
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            await nc.flush(timeout=1)
+            return
+        give_up = time.monotonic() + _RETRY_FOR
+        while not nc.is_connected and time.monotonic() < give_up:
+            await anyio.sleep(0.05)
 
     async def _on_error(self, exc: Exception) -> None:
         log.debug("NATS connection error: %s", exc)
@@ -124,7 +153,7 @@ class Jet:
 
     async def ensure_stream(self, config: StreamConfig) -> None:
         """Create a stream, or update it to ``config`` when it exists."""
-        async with translated(self.where):
+        async with self._io():
             try:
                 await self.js.add_stream(config)
             except nats.js.errors.BadRequestError:
@@ -134,7 +163,7 @@ class Jet:
         self, stream: str, queue: str, subjects_filter: str | None = None
     ) -> StreamInfo:
         """A stream's info; :class:`QueueNotFound` (naming ``queue``) when missing."""
-        async with translated(self.where):
+        async with self._io():
             try:
                 return await self.js.stream_info(
                     stream, subjects_filter=subjects_filter
@@ -146,7 +175,7 @@ class Jet:
 
     async def stream_names(self) -> list[str]:
         """Names of every stream on the server."""
-        async with translated(self.where):
+        async with self._io():
             resp = await self.api("STREAM.NAMES", {})
             names: list[str] = list(resp.get("streams") or [])
             total, offset = int(resp.get("total", 0)), len(names)
@@ -161,7 +190,7 @@ class Jet:
 
     async def api(self, call: str, body: dict[str, Any]) -> dict[str, Any]:
         """One ``$JS.API.<call>`` request; its JSON reply."""
-        async with translated(self.where):
+        async with self._io():
             msg = await self.nc.request(
                 f"$JS.API.{call}", json.dumps(body).encode(), timeout=_TIMEOUT
             )
@@ -170,7 +199,7 @@ class Jet:
 
     async def delete_stream(self, stream: str) -> None:
         """Delete a stream; a missing one is fine."""
-        async with translated(self.where):
+        async with self._io():
             try:
                 await self.js.delete_stream(stream)
             except nats.js.errors.Error as exc:
@@ -207,6 +236,7 @@ class Jet:
         give_up = time.monotonic() + _RETRY_FOR
         while True:
             try:
+                await self.ready()
                 return await self.js.publish(subject, body, headers=headers)
             except nats.js.errors.NoStreamResponseError as exc:
                 if self.nc.is_connected and await self._missing(stream, queue):
@@ -237,7 +267,7 @@ class Jet:
     ) -> RawStreamMsg | None:
         """The last message on ``subject`` (``last``), or the first one at or
         after ``seq``; ``None`` when there is none."""
-        async with translated(self.where):
+        async with self._io():
             try:
                 if last:
                     return await self.js.get_last_msg(stream, subject)
@@ -251,7 +281,7 @@ class Jet:
 
     async def delete_msg(self, stream: str, seq: int) -> None:
         """Remove one stored message; a missing one is fine."""
-        async with translated(self.where):
+        async with self._io():
             try:
                 await self.js.delete_msg(stream, seq)
             except nats.js.errors.Error as exc:
@@ -264,7 +294,7 @@ class Jet:
         One ``no_wait`` pull request: the server answers with what is available
         and ends with a status (404: none, 408: fewer than asked).
         """
-        async with translated(self.where):
+        async with self._io():
             nc = self.nc
             inbox = nc.new_inbox()
             sub = await nc.subscribe(inbox)
@@ -295,7 +325,7 @@ class Jet:
         so the last one's answer means that every one was processed."""
         if not replies:
             return
-        async with translated(self.where):
+        async with self._io():
             nc = self.nc
             for reply in replies[:-1]:
                 await nc.publish(reply, b"+ACK")
@@ -304,5 +334,5 @@ class Jet:
     async def ack(self, reply: str, payload: bytes = b"+ACK") -> None:
         """Send an acknowledgement (``+ACK``, ``-NAK``, ``+WPI``...) and wait until
         the server has processed it."""
-        async with translated(self.where):
+        async with self._io():
             await self.nc.request(reply, payload, timeout=_TIMEOUT)
