@@ -19,6 +19,7 @@ from ..client.core import AsyncClient
 from ..model.errors import ConfigurationError
 from ..runtime.app import App
 from ..runtime.egress import ALLOW_ENV, EgressPolicy
+from ..runtime.outcomes import JsonFormatter
 from ..runtime.signals import StartupSignals
 from ..runtime.worker import run_worker, select_handlers
 from ._common import PushAllow
@@ -99,16 +100,25 @@ def load_app(target: str) -> App:
     return obj
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, log_format: str = "text") -> None:
     if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigurationError(
             f"unknown log level {level!r}: use DEBUG, INFO, WARNING or ERROR"
         )
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if log_format not in ("text", "json"):
+        raise ConfigurationError(f"unknown log format {log_format!r}: use text or json")
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s.%(msecs)03d %(levelname)s [%(process)d] %(name)s: "
+                "%(message)s",
+                datefmt="%Y-%m-%d %H:%M:%S",
+            )
+        )
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def _exit_hard_if_threads_left(code: int) -> None:
@@ -134,9 +144,10 @@ def _child_args(
     queues: str | None,
     push: bool,
     log_level: str,
+    log_format: str,
 ) -> list[str]:
     args = ["worker", target, "--processes", "1", "--grace", repr(grace)]
-    args += ["--log-level", log_level]
+    args += ["--log-level", log_level, "--log-format", log_format]
     if concurrency is not None:
         args += ["--concurrency", str(concurrency)]
     if url is not None:
@@ -267,10 +278,18 @@ def worker(
     log_level: Annotated[
         str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
     ] = "INFO",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            metavar="text|json",
+            help="Log lines as text or as JSON lines (one object per line).",
+        ),
+    ] = "text",
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run the handlers of MODULE:APP until SIGTERM or Ctrl-C."""
-    _setup_logging(log_level)
+    _setup_logging(log_level, log_format)
     # Before anything slow: a signal while the app is imported or the backend
     # connected is logged and stops the worker cleanly (exit 0).
     startup = StartupSignals.install()
@@ -286,7 +305,9 @@ def worker(
     if processes is None:
         processes = default_processes(client)
     if processes > 1:
-        args = _child_args(target, concurrency, grace, url, queues, push, log_level)
+        args = _child_args(
+            target, concurrency, grace, url, queues, push, log_level, log_format
+        )
         raise typer.Exit(_Supervisor(args, processes).run())
     stopped = run_worker(
         app,

@@ -32,6 +32,7 @@ from ..model.errors import DecodeError, LeaseLost, QueueNotFound, Reject, Retry
 from ..model.message import Delivery, QueuePolicy
 from .durations import DurationRecorder
 from .jobs import AttemptFailed, Job, Outcome, Slot, describe_policy
+from .outcomes import settle
 
 if TYPE_CHECKING:
     from ..client.core import AsyncClient
@@ -335,20 +336,7 @@ class QueueRunner:
             raise
 
     async def _settle(self, job: Job, outcome: Outcome) -> None:
-        d, exc, client = job.delivery, outcome.error, self.client
-        if outcome.kind == "retry":
-            assert isinstance(exc, Retry)
-            await client.fail(d, exc, delay=exc.delay)
-        elif outcome.kind == "reject":
-            await client.reject(d, exc)
-        elif outcome.kind == "undecodable":
-            log.warning("message %s on %r is undecodable: %s", d.id, self.queue, exc)
-            await client.reject(d, exc, reason="undecodable")
-        elif outcome.kind == "timeout":
-            await client.fail(d, exc, outcome="timeout")
-        else:
-            log.info("message %s on %r failed: %r", d.id, self.queue, exc)
-            await client.fail(d, exc)
+        await settle(self.client, self.policy, job.delivery, outcome)
 
     # -- acks, batched -------------------------------------------------------------
 
