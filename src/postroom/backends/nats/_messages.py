@@ -51,12 +51,14 @@ class Messages(Sending):
 
     # -- claiming ------------------------------------------------------------------
 
-    async def move_due(self, queue: str) -> None:
+    async def move_due(self, queue: str) -> int:
         """Move delayed messages that are due onto the queue; hand the others
-        back to the delay consumer with a NAK delayed until they are due."""
+        back to the delay consumer with a NAK delayed until they are due. How
+        many moved."""
         n = self.names
         msgs = await self.jet.pull(n.delay_stream(queue), CONSUMER, _MOVE_BATCH)
         now = now_ms()
+        moved = 0
         for msg in msgs:
             meta = meta_of(msg.headers)
             if meta is not None and meta.available_ms > now:
@@ -65,15 +67,16 @@ class Messages(Sending):
                 await self.jet.ack(msg.reply, payload)
                 continue
             if meta is not None:
-                moved = f"{meta.id}.w{stream_seq(msg.reply)}"
                 await self.jet.publish(
                     n.subject(queue, meta.id),
                     msg.data,
-                    message_headers(meta, moved),
+                    message_headers(meta, f"{meta.id}.w{stream_seq(msg.reply)}"),
                     stream=n.stream(queue),
                     queue=queue,
                 )
+                moved += 1
             await self.jet.ack(msg.reply)
+        return moved
 
     async def claim(
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
@@ -82,13 +85,30 @@ class Messages(Sending):
         # Delayed messages are looked at once per interval, not on every claim
         # of a busy worker: a due message waits at most that much longer.
         moved_at = self._moved_at.get(queue, 0.0)
-        if time.monotonic() - moved_at >= _MOVE_EVERY:
+        move = time.monotonic() - moved_at >= _MOVE_EVERY
+        if move:
             self._moved_at[queue] = time.monotonic()
-            await self.move_due(queue)
-        sent = (
-            now_ms()
-        )  # leases count from the pull's sending: never after the server's
-        msgs = await self.jet.pull(self.names.stream(queue), CONSUMER, max_messages)
+        # Leases count from the pull's sending: never after the server's.
+        sent = now_ms()
+        stream = self.names.stream(queue)
+        if not move:
+            msgs = await self.jet.pull(stream, CONSUMER, max_messages)
+        else:
+            # The look at delayed messages goes out with the pull (one round
+            # trip); when only it found something, one more pull takes that.
+            pulled, moved = await asyncio.gather(
+                self.jet.pull(stream, CONSUMER, max_messages),
+                self.move_due(queue),
+                return_exceptions=True,
+            )
+            if isinstance(pulled, BaseException):
+                raise pulled
+            if isinstance(moved, BaseException):
+                raise moved
+            msgs = pulled
+            if not msgs and moved:
+                sent = now_ms()
+                msgs = await self.jet.pull(stream, CONSUMER, max_messages)
         out: list[Delivery] = []
         for msg in msgs:
             d = await self._deliver(queue, policy, msg, sent, lease_ms, consumer)
