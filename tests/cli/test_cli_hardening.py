@@ -85,6 +85,10 @@ def test_error_messages_escape_control_characters(url: str) -> None:
         ("postgresql://h1:5432,h2:x/test", "has the port 'x'"),
         ("redis://user:secret@localhost:0/0", "'redis://user:***@localhost:0/0'"),
         ("kafka://user:secret@host", "unknown URL scheme 'kafka'"),
+        ("amqp://", "'amqp://' names no host"),
+        ("amqps://guest:secret@:5671/", "names no host"),
+        ("nats://", "'nats://' names no host"),
+        ("nats://127.0.0.1:4222,127.0.0.1:x", "has the port 'x'"),
     ],
 )
 def test_malformed_urls_are_one_clear_line(bad: str, message: str) -> None:

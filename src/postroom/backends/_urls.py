@@ -8,10 +8,15 @@ from urllib.parse import urlsplit
 
 from ..model.errors import ConfigurationError
 
-__all__ = ["check_authority", "check_db_number", "redact"]
+__all__ = ["HOST_REQUIRED", "check_authority", "check_db_number", "redact"]
 
 # Schemes whose URL names no network host.
 _LOCAL = frozenset({"memory", "sqlite"})
+# Schemes whose URL must name a host (PostgreSQL's may not: libpq then uses its
+# local socket).
+HOST_REQUIRED = frozenset(
+    {"redis", "rediss", "valkey", "valkeys", "amqp", "amqps", "nats", "tls"}
+)
 
 
 def redact(url: str) -> str:

@@ -354,7 +354,7 @@ def open_backend(url: str) -> Backend:
     A malformed URL (unknown scheme, bad port, ...) raises
     :class:`ConfigurationError` naming the problem (the password never shown).
     """
-    from ._urls import check_authority, redact
+    from ._urls import HOST_REQUIRED, check_authority, redact
 
     scheme = urlsplit(url).scheme.lower()
     if not scheme or "://" not in url:
@@ -375,7 +375,8 @@ def open_backend(url: str) -> Backend:
             f"unknown URL scheme {scheme!r} in {redact(url)!r}: postroom supports "
             f"{known}"
         ) from None
-    check_authority(url, host_required=False, example=f"{scheme}://localhost")
+    required = scheme in HOST_REQUIRED
+    check_authority(url, host_required=required, example=f"{scheme}://localhost")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
