@@ -33,7 +33,7 @@ from ...model.message import (
 )
 from .._common import make_receipt, new_token
 from ._admin import AdminMixin
-from ._core import _Lease
+from ._core import GETTERS, _Lease
 from ._records import Unpacked
 from ._translate import translated
 
@@ -53,6 +53,7 @@ class RabbitBackend(AdminMixin):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._confirmed: dict[str, None] = {}
+        self._next_getter = 0
 
     @translated
     async def declare_queue(
@@ -78,6 +79,7 @@ class RabbitBackend(AdminMixin):
         self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
     ) -> list[str]:
         await self._policy(queue)
+        await self._revive()
         ids: list[str] = []
         fresh: list[Message] = []
         for m in messages:
@@ -122,25 +124,51 @@ class RabbitBackend(AdminMixin):
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
     ) -> list[Delivery]:
         policy = await self._policy(queue)
+        await self._revive()
         await self._expire_local()
-        ready = await self._ready(queue)
         # The gauge counts the claim before any message leaves the queue, so a
         # reader never sees a claimed message in neither ready nor in flight.
         self._reserved[queue] = self._reserved.get(queue, 0) + max_messages
         out: list[Delivery] = []
         try:
             await self.streams.append(self.names.live, self._gauge())
-            while len(out) < max_messages:
-                incoming = await ready.get(no_ack=False, fail=False)
-                if incoming is None:
-                    break
+            for getter, incoming in await self._take(queue, max_messages):
                 got = await self._resolve(queue, policy, incoming)
                 if got is not None:
-                    out.append(self._lease(got, incoming, lease_ms, consumer))
+                    out.append(self._lease(got, incoming, lease_ms, consumer, getter))
         finally:
             self._reserved[queue] -= max_messages
             self._dirty.set()
-        return out
+        return sorted(out, key=lambda d: d.id)  # oldest first across the getters
+
+    async def _take(
+        self, queue: str, n: int
+    ) -> list[tuple[int, AbstractIncomingMessage]]:
+        """Up to ``n`` messages by ``basic.get``, on up to GETTERS channels at
+        once (one get is one round trip; a channel answers one at a time)."""
+        first = self._next_getter
+        self._next_getter = (first + 1) % GETTERS
+        shares = [n // GETTERS + (1 if i < n % GETTERS else 0) for i in range(GETTERS)]
+        parts = await asyncio.gather(
+            *(
+                self._take_on((first + i) % GETTERS, queue, share)
+                for i, share in enumerate(shares)
+                if share
+            )
+        )
+        return [item for part in parts for item in part]
+
+    async def _take_on(
+        self, getter: int, queue: str, n: int
+    ) -> list[tuple[int, AbstractIncomingMessage]]:
+        source = await self._getter_queue(getter, queue)
+        taken: list[tuple[int, AbstractIncomingMessage]] = []
+        while len(taken) < n:
+            incoming = await source.get(no_ack=False, fail=False)
+            if incoming is None:
+                break
+            taken.append((getter, incoming))
+        return taken
 
     def _lease(
         self,
@@ -148,6 +176,7 @@ class RabbitBackend(AdminMixin):
         incoming: AbstractIncomingMessage,
         lease_ms: int,
         consumer: str,
+        getter: int,
     ) -> Delivery:
         expires = now_ms() + lease_ms
         msg = replace(got.message, attempts=got.message.attempts + 1)
@@ -155,7 +184,7 @@ class RabbitBackend(AdminMixin):
         delivery = Delivery(
             msg, make_receipt(msg.id, token), from_ms(expires), consumer
         )
-        self._leases[token] = _Lease(incoming, delivery, got.history, expires)
+        self._leases[token] = _Lease(incoming, delivery, got.history, expires, getter)
         return delivery
 
     @translated

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 _QUORUM = {"x-queue-type": "quorum"}
 _WAIT_POLL_S = 0.025  # a waiting consumer looks at the queue's depth this often
 _TICK_S = 0.5
+GETTERS = 4  # claim channels: a claim of N messages takes them on up to 4 at once
 # The timer ends a lease this long after it ran out, so that an expired lease
 # nobody claimed again can still be acked or extended (as on every backend);
 # claim, stats and dead_letters end it at once.
@@ -71,6 +73,7 @@ class _Lease:
     delivery: Delivery
     history: list[HistoryEntry]
     expires: int
+    getter: int = -1  # the claim channel that holds the delivery
 
 
 class RabbitCore(Backend):
@@ -89,6 +92,9 @@ class RabbitCore(Backend):
         self._conn: AbstractRobustConnection | None = None
         self._ch: AbstractChannel | None = None
         self._queues: dict[str, AbstractQueue] = {}
+        # Claims take messages on their own channels, several at once.
+        self._getters: list[AbstractChannel] = []
+        self._getter_queues: dict[tuple[int, str], AbstractQueue] = {}
         self._leases: dict[str, _Lease] = {}
         self._reserved: dict[str, int] = {}
         self._pending: dict[str, dict[str, int]] = {}
@@ -106,6 +112,7 @@ class RabbitCore(Backend):
         self._conn = await aio_pika.connect_robust(self.settings.broker_url)
         self._ch = await self._conn.channel(publisher_confirms=True)
         self._ch.close_callbacks.add(self._on_channel_closed)
+        self._getters = [await self._new_getter(i) for i in range(GETTERS)]
         await self.streams.start(self._conn, self._ch)
         self._tasks = [asyncio.create_task(self._ticker())]
 
@@ -126,11 +133,58 @@ class RabbitCore(Backend):
         self._conn = self._ch = None
 
     def _on_channel_closed(self, *_: Any) -> None:
-        # The broker gave every unacked delivery of the channel back: the leases
-        # are over (a later ack raises LeaseLost).
-        self._leases.clear()
         self._queues.clear()
-        self._dirty.set()
+
+    def _on_getter_closed(self, index: int) -> Callable[..., None]:
+        def closed(*_: Any) -> None:
+            # The broker gave every unacked delivery of the channel back: its
+            # leases are over (a later ack raises LeaseLost).
+            for token, lease in list(self._leases.items()):
+                if lease.getter == index:
+                    del self._leases[token]
+            for key in [k for k in self._getter_queues if k[0] == index]:
+                del self._getter_queues[key]
+            self._dirty.set()
+
+        return closed
+
+    async def _getter_queue(self, index: int, queue: str) -> AbstractQueue:
+        """``queue``'s AMQP queue as seen by claim channel ``index``."""
+        key = (index, queue)
+        found = self._getter_queues.get(key)
+        if found is None or self._getters[index].is_closed:
+            await self._revive()
+            await self._ready(queue)  # declared once, on the main channel
+            getter = self._getters[index]
+            found = await getter.get_queue(self.names.ready(queue), ensure=False)
+            self._getter_queues[key] = found
+        return found
+
+    async def _new_getter(self, index: int) -> AbstractChannel:
+        if self._conn is None:
+            raise BackendError("the RabbitMQ backend is not connected: call connect()")
+        getter = await self._conn.channel(publisher_confirms=False)
+        getter.close_callbacks.add(self._on_getter_closed(index))
+        return getter
+
+    async def _revive(self) -> None:
+        """Open anew the channels aio-pika could not reopen after a reconnect (it
+        gives up on a channel whose reopening met the broker still starting)."""
+        conn = self._conn
+        if conn is None or conn.is_closed or conn.reconnecting:
+            return
+        if not getattr(conn, "connected", asyncio.Event()).is_set():
+            return  # aio-pika is still reconnecting: it reopens the channels
+        if self._ch is not None and self._ch.is_closed:
+            self._ch = await conn.channel(publisher_confirms=True)
+            self._ch.close_callbacks.add(self._on_channel_closed)
+            self.streams.use_channel(self._ch)
+            self._queues.clear()
+        for i, getter in enumerate(self._getters):
+            if getter.is_closed:
+                self._getters[i] = await self._new_getter(i)
+                for key in [k for k in self._getter_queues if k[0] == i]:
+                    del self._getter_queues[key]
 
     def _channel(self) -> AbstractChannel:
         if self._ch is None:
@@ -145,6 +199,7 @@ class RabbitCore(Backend):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), self._next_tick())
             try:
+                await self._revive()
                 await self._expire_local(grace_ms=LEASE_GRACE_MS)
                 now = now_ms()
                 beat = bool(self._leases) and now - last_beat >= GAUGE_BEAT_MS

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...model.errors import ConfigurationError
 
-__all__ = ["Names", "RabbitSettings", "delay_bucket", "parse_url"]
+__all__ = ["Names", "RabbitSettings", "amqp_name", "delay_bucket", "parse_url"]
+
+
+# What AMQP (pamqp) accepts in a queue name; postroom names may hold any other
+# character and are longer than an AMQP name can be once prefixed.
+_SAFE = re.compile(r"[A-Za-z0-9._:@#,/+-]{1,150}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +33,25 @@ def parse_url(url: str) -> RabbitSettings:
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     prefix = query.pop("prefix", "postroom")
-    if not prefix or len(prefix) > 40 or any(c.isspace() for c in prefix):
+    if len(prefix) > 40 or not _SAFE.fullmatch(prefix):
         raise ConfigurationError(
-            f"invalid prefix {prefix!r} in {url!r}: use 1-40 characters, no spaces"
+            f"invalid prefix {prefix!r} in {url!r}: use 1-40 letters, digits or "
+            "._:@#,/+-"
         )
     broker = urlunsplit(parts._replace(query=urlencode(query)))
     return RabbitSettings(broker_url=broker, prefix=prefix)
+
+
+def amqp_name(name: str) -> str:
+    """A postroom queue name as a valid AMQP name part, one to one: kept when it
+    is plain, else ``b64:`` and its URL-safe base64, else (too long) ``h:`` and
+    its SHA-256."""
+    if _SAFE.fullmatch(name) and not name.startswith(("b64:", "h:")):
+        return name
+    encoded = base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+    if len(encoded) <= 150:
+        return f"b64:{encoded}"
+    return "h:" + hashlib.sha256(name.encode()).hexdigest()
 
 
 class Names:
@@ -44,11 +65,11 @@ class Names:
 
     def ready(self, queue: str) -> str:
         """The quorum queue holding ``queue``'s ready and leased messages."""
-        return f"{self.prefix}.q.{queue}"
+        return f"{self.prefix}.q.{amqp_name(queue)}"
 
     def delay(self, queue: str, bucket_ms: int) -> str:
         """The TTL queue that holds ``queue``'s messages delayed ``bucket_ms``."""
-        return f"{self.prefix}.d.{bucket_ms}.{queue}"
+        return f"{self.prefix}.d.{bucket_ms}.{amqp_name(queue)}"
 
 
 def delay_bucket(delay_ms: int) -> int:

@@ -82,6 +82,10 @@ class Streams:
         await self._follow()
         await self.sync()
 
+    def use_channel(self, publish: AbstractChannel) -> None:
+        """Publish on ``publish`` from now on (the old channel is gone)."""
+        self._publish = publish
+
     def _on_reopen(self, *_: Any) -> None:
         task = asyncio.get_running_loop().create_task(self._follow())
         self._following.add(task)

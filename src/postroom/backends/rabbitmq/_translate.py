@@ -66,5 +66,11 @@ def translated(
             raise
         except DRIVER_ERRORS as exc:
             raise backend_error(exc, self.where) from exc
+        except RuntimeError as exc:
+            # aio-pika raises a bare RuntimeError for a connection it is
+            # reopening ("<Connection ...> closed").
+            if "closed" not in str(exc):
+                raise
+            raise backend_error(exc, self.where) from exc
 
     return wrapper  # type: ignore[return-value]
