@@ -21,7 +21,7 @@ from ...model.message import QueuePolicy
 from ..base import Backend
 from ._conn import Jet, translated
 from ._kv import Bucket, Tally
-from ._leases import LeaseKeeper
+from ._leases import GRACE_MS, LeaseKeeper
 from ._names import CONSUMER, Names, token
 
 __all__ = ["NatsCore"]
@@ -128,7 +128,7 @@ class NatsCore(Backend):
                 )
             )
         for stream, ack_wait in (
-            (n.stream(queue), policy.visibility_timeout),
+            (n.stream(queue), policy.visibility_timeout + GRACE_MS / 1000),
             (n.delay_stream(queue), _DELAY_ACK_WAIT),
         ):
             async with translated(self.jet.where):

@@ -1,21 +1,23 @@
-"""Leases of arbitrary length over JetStream's one AckWait per consumer.
+"""Leases of any length over JetStream's one AckWait per consumer.
 
-A queue's consumer has ``AckWait`` = the queue's visibility timeout, so a lease of
-that length is the server's own: it redelivers the message when the time is up,
-whether the holder lives or not. A lease of another length (``receive(...,
-visibility_timeout=...)``, ``extend``) is kept by the process that holds it,
-from a thread of its own (the caller's event loop may be idle between calls):
+A queue's consumer has ``AckWait`` = the queue's visibility timeout plus
+:data:`GRACE_MS`. The process that holds a lease keeps it, from a thread of its
+own (the caller's event loop may be idle between calls):
 
-- longer than AckWait: an in-progress ack (``+WPI``, which restarts AckWait) every
-  half AckWait until the lease ends; a crashed holder stops sending them, so the
-  message comes back at most one AckWait after the crash;
-- shorter: a ``-NAK`` when it ends, which JetStream counts as a delivery like an
-  expiry (a crashed holder's message comes back after the full AckWait).
+- at the lease's end, a ``-NAK``: JetStream delivers the message again at once and
+  counts a delivery, as for an expiry;
+- a lease longer than that (``receive(..., visibility_timeout=...)``, ``extend``):
+  an in-progress ack (``+WPI``, which restarts AckWait) every half AckWait, so the
+  server's expiry stays at least the grace after the lease's end.
 
-A receipt carries its lease's end (``<end ms>:<ack subject>``). JetStream takes an
-ack on an old delivery's subject as an ack of the current one, so no ack, retry
-or extend is sent once a lease has ended: the local end is computed from the time
-the pull was *sent*, never later than the server's.
+A holder that died sends nothing: the server delivers the message again when
+AckWait runs out, the grace after the lease it had (or after its last in-progress
+ack). A receipt carries its lease's end (``<end ms>:<ack subject>``), computed from
+the time the pull was *sent*, never later than the server's. JetStream takes an ack
+on an old delivery's subject as an ack of the current one, so nothing is sent once
+a lease has ended; and thanks to the grace, an ack sent just before the end still
+reaches the server before it expires the delivery, unless the server lags by more
+than the grace.
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ __all__ = ["Lease", "LeaseKeeper", "make_receipt", "parse_receipt"]
 
 log = logging.getLogger(__name__)
 
-_MARGIN_MS = 50  # a NAK or +WPI closer than this to the server's expiry is not sent
+# The consumer's AckWait is the visibility timeout plus this grace, and a lease is
+# kept at least this long before the server's expiry: an ack sent just before the
+# lease's end but processed by the server later acks *this* delivery, not the next
+# one (JetStream would take it for the next one's), unless the server lags by more.
+GRACE_MS = 1000
+_SLACK_MS = 50  # a NAK closer than this to the server's expiry is not sent
 _GONE = 10_000  # how many ended receipts are remembered, to answer LeaseLost
 
 
@@ -86,12 +93,12 @@ class Lease:
 
 
 class LeaseKeeper:
-    """The leases this process holds; those of another length than AckWait are
-    kept alive or ended on time by a thread of their own.
+    """The leases this process holds, ended (NAK) or kept alive (in-progress
+    acks) on time by a thread of their own.
 
     The thread has its own event loop and NATS connection, so that leases are
     tended while the caller's loop is idle (the sync client runs its loop only
-    during a call). It starts with the first lease that needs it.
+    during a call). It starts with the first lease.
     """
 
     def __init__(self, servers: list[str]) -> None:
@@ -113,8 +120,7 @@ class LeaseKeeper:
             self._held[lease.reply] = lease
             if len(self._held) % 1024 == 0:
                 self._forget_ended(now_ms())
-        if _needs_care(lease):
-            self._poke()
+        self._poke()
 
     def check(self, receipt: str) -> tuple[str, Lease | None]:
         """The ack subject of a live lease (and the lease when held here);
@@ -165,12 +171,11 @@ class LeaseKeeper:
             lease = Lease(reply, message_id, end_ms, now, ack_wait_ms)
             with self._lock:
                 self._held[reply] = lease
-        if end_ms > lease.server_end_ms:
+        if end_ms + GRACE_MS > lease.server_end_ms:
             await send(reply, b"+WPI")
             lease.server_end_ms = now + lease.ack_wait_ms
         lease.end_ms = end_ms
-        if _needs_care(lease):
-            self._poke()
+        self._poke()
         return lease
 
     def _poke(self) -> None:
@@ -245,26 +250,17 @@ class LeaseKeeper:
         and when to look again."""
         sends: list[tuple[str, bytes]] = []
         wake = now + 1000
-        for lease in [x for x in self._held.values() if _needs_care(x)]:
+        for lease in list(self._held.values()):
             if now >= lease.end_ms:
                 self._finish(lease.reply)
-                if lease.end_ms < lease.server_end_ms - _MARGIN_MS:
+                if now < lease.server_end_ms - _SLACK_MS:
                     sends.append((lease.reply, b"-NAK"))
                 continue
             half = lease.server_end_ms - lease.ack_wait_ms // 2
-            if lease.end_ms > lease.server_end_ms and now >= half:
+            if lease.end_ms + GRACE_MS > lease.server_end_ms and now >= half:
                 lease.server_end_ms = now + lease.ack_wait_ms
                 sends.append((lease.reply, b"+WPI"))
             wake = min(wake, lease.end_ms)
-            if lease.end_ms > lease.server_end_ms:
+            if lease.end_ms + GRACE_MS > lease.server_end_ms:
                 wake = min(wake, lease.server_end_ms - lease.ack_wait_ms // 2)
         return sends, wake
-
-
-def _needs_care(lease: Lease) -> bool:
-    """Whether the lease ends away from the server's AckWait: later (in-progress
-    acks keep it) or sooner (a NAK ends it)."""
-    return (
-        lease.end_ms > lease.server_end_ms
-        or lease.end_ms < lease.server_end_ms - _MARGIN_MS
-    )

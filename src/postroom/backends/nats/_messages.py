@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+import nats.errors
 from nats.aio.msg import Msg
 
 from ...model.errors import LeaseLost
@@ -21,7 +22,9 @@ from ...model.message import (
     now_ms,
 )
 from .._common import lease_lost
+from ._conn import translated
 from ._leases import (
+    GRACE_MS,
     Lease,
     delivered_count,
     make_receipt,
@@ -37,6 +40,7 @@ __all__ = ["Messages"]
 log = logging.getLogger(__name__)
 
 _MOVE_BATCH = 256
+_CLOSED = (nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError)
 _MOVE_EVERY = 0.05  # seconds between looks at a queue's delayed messages
 
 
@@ -140,7 +144,7 @@ class Messages(Sending):
             )
             return None
         end = sent + lease_ms
-        ack_wait = policy.lease_ms
+        ack_wait = policy.lease_ms + GRACE_MS
         self.leases.add(Lease(msg.reply, meta.id, end, sent + ack_wait, ack_wait, meta))
         return Delivery(
             meta.message(queue, msg.data, attempts),
@@ -157,13 +161,16 @@ class Messages(Sending):
         async def woken(msg: Msg) -> None:
             event.set()
 
-        sub = await self.jet.nc.subscribe(self.names.subject(queue, "*"), cb=woken)
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, min(timeout, 0.1))):
-                    await event.wait()
-        finally:
-            await sub.unsubscribe()
+        async with translated(self.jet.where):
+            subject = self.names.subject(queue, "*")
+            sub = await self.jet.nc.subscribe(subject, cb=woken)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, min(timeout, 0.1))):
+                        await event.wait()
+            finally:
+                with contextlib.suppress(*_CLOSED):
+                    await sub.unsubscribe()
 
     # -- settling ------------------------------------------------------------------
 
@@ -285,7 +292,7 @@ class Messages(Sending):
         policy = await self.policy(delivery.queue)
         end = now_ms() + lease_ms
         await self.leases.extend(
-            reply, lease, end, self.jet.ack, policy.lease_ms, delivery.id
+            reply, lease, end, self.jet.ack, policy.lease_ms + GRACE_MS, delivery.id
         )
         return replace(
             delivery, receipt=make_receipt(end, reply), lease_expires_at=from_ms(end)
