@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
+from datetime import UTC, datetime
 
 import postroom
+from postroom.model.workers import WorkerInfo
 from tests.cli.conftest import run_cli
 from tests.cli.test_cli_process import postroom_cmd
 from tests.cli.test_queue_commands import make_dead_letters, ok
@@ -89,3 +91,15 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_3() -> None:
         f"error: port {port} on 127.0.0.1 is in use (another postroom serve?): "
         "stop that process or pass --port"
     ]
+
+
+def test_workers_lists_registered_processes(url: str, client: postroom.Client) -> None:
+    assert "no workers" in ok(["workers", "--url", url])
+    now = datetime.now(UTC)
+    info = WorkerInfo("h:1:ab", "h", 1, ("jobs",), 4, 1, 10, 2, now, now, 30.0)
+    client.put_worker(info)
+    [doc] = json.loads(ok(["workers", "--url", url, "--json"]))
+    assert doc["id"] == "h:1:ab" and doc["queues"] == ["jobs"]
+    assert (doc["in_flight"], doc["handled"], doc["failed"]) == (1, 10, 2)
+    table = ok(["workers", "--url", url])
+    assert "jobs" in table and "concurrency" in table

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+import postroom
+from postroom.model.workers import WorkerInfo
 
 from .conftest import ADMIN, Server
 
@@ -157,3 +161,24 @@ def test_dashboard_sign_in_with_admin_token(secured: Server, page: Page) -> None
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(secured.base + "/")
     expect(page.locator("h1")).to_have_text("Queues")
+
+
+@pytest.mark.slow
+def test_dashboard_workers_page(server: Server, page: Page, shots: Path) -> None:
+    started = datetime(2026, 12, 4, 21, 0, 0, 125000, tzinfo=UTC)
+    info = WorkerInfo(
+        "host-w:4242:ab12cd", "host-w", 4242, ("images.resize", "mail.send"), 8,
+        3, 1520, 7, started, datetime.now(UTC), 10.0,
+    )  # fmt: skip
+    with postroom.connect(server.url) as client:
+        client.declare_queue("mail.send")
+        client.put_worker(info)
+    page.goto(server.base + "/")
+    page.get_by_role("link", name="Workers").click()
+    row = page.locator('tr[data-worker="host-w:4242:ab12cd"]')
+    expect(row).to_contain_text("host-w")
+    expect(row).to_contain_text("1520")
+    expect(row).to_contain_text("2026-12-04 21:00:00.125Z")  # one format, with ms
+    page.screenshot(path=str(shots / "dashboard-workers.png"), full_page=True)
+    row.get_by_role("link", name="mail.send").click()
+    expect(page.locator("h1")).to_contain_text("mail.send")

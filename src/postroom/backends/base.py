@@ -79,6 +79,7 @@ class Capabilities:
     cross_process: bool = True
     native_wakeups: bool = False
     transactional_send: bool = False
+    worker_registry: bool = False  # put_worker, list_workers, delete_worker
 
 
 class Backend(ABC):
@@ -306,6 +307,27 @@ class Backend(ABC):
         """The handler duration histogram of each named queue (zeros when none
         was recorded), summed over every process that recorded."""
         raise NotSupported(f"{type(self).__name__} does not keep handler durations")
+
+    # -- worker registry -------------------------------------------------------------
+
+    async def put_worker(self, worker_id: str, record: str, expires_ms: int) -> None:
+        """Store (or replace) a worker process's record (JSON text) until
+        ``expires_ms``; optional."""
+        raise NotSupported(
+            f"{type(self).__name__} keeps no worker registry (postroom workers, "
+            "/v1/workers): use sqlite, postgresql or redis for it"
+        )
+
+    async def list_workers(self, now_ms: int) -> list[str]:
+        """The records not expired at ``now_ms`` (expired ones may be dropped)."""
+        raise NotSupported(
+            f"{type(self).__name__} keeps no worker registry (postroom workers, "
+            "/v1/workers): use sqlite, postgresql or redis for it"
+        )
+
+    async def delete_worker(self, worker_id: str) -> None:
+        """Forget a worker's record (it stopped); nothing when there is none."""
+        raise NotSupported(f"{type(self).__name__} keeps no worker registry")
 
     async def enqueue_in_transaction(
         self,

@@ -65,6 +65,7 @@ class _Store:
     subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
     topics: dict[str, list[int]] = field(default_factory=dict)
     durations: dict[str, dict[str, int]] = field(default_factory=dict)
+    workers: dict[str, tuple[str, int]] = field(default_factory=dict)
     waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(
         default_factory=set
     )
@@ -84,7 +85,12 @@ def _store_for(url: str) -> _Store:
 class MemoryBackend(Backend):
     """In-process backend; same contract as the durable ones, no durability."""
 
-    capabilities = Capabilities(durable=False, cross_process=False, native_wakeups=True)
+    capabilities = Capabilities(
+        durable=False,
+        cross_process=False,
+        native_wakeups=True,
+        worker_registry=True,
+    )
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -352,6 +358,21 @@ class MemoryBackend(Backend):
                 name: DurationHistogram.from_cells(self._s.durations.get(name, {}))
                 for name in queues
             }
+
+    async def put_worker(self, worker_id: str, record: str, expires_ms: int) -> None:
+        with self._s.lock:
+            self._s.workers[worker_id] = (record, expires_ms)
+
+    async def list_workers(self, now_ms: int) -> list[str]:
+        with self._s.lock:
+            workers = self._s.workers
+            for wid in [w for w, (_, exp) in workers.items() if exp <= now_ms]:
+                del workers[wid]
+            return [record for record, _ in workers.values()]
+
+    async def delete_worker(self, worker_id: str) -> None:
+        with self._s.lock:
+            self._s.workers.pop(worker_id, None)
 
     # -- dead letters --------------------------------------------------------------
 

@@ -82,9 +82,10 @@ def _register() -> None:
 
     topics.register(app)
 
-    from . import worker
+    from . import worker, workers
 
     worker.register(app)
+    workers.register(app)
 
     from . import serve
 

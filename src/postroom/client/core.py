@@ -43,6 +43,7 @@ from ..model.stats import DurationHistogram
 from ._base import default_consumer_id, error_info
 from ._dead import DeadLetters
 from ._topics import Topics
+from ._workers import WorkerRegistry
 
 __all__ = [
     "AsyncClient",
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 
-class AsyncClient(DeadLetters, Topics):
+class AsyncClient(DeadLetters, Topics, WorkerRegistry):
     """The async client; ``postroom.connect_async()`` builds one.
 
     Use it as an async context manager, or call :meth:`aclose` when done. Every

@@ -27,6 +27,7 @@ from ..model.message import (
 )
 from ..model.retry import Backoff
 from ..model.stats import DurationHistogram, TopicInfo
+from ..model.workers import WorkerInfo
 from ._loop import SharedLoop
 from .core import AsyncClient
 
@@ -411,3 +412,15 @@ class Client:
     ) -> None:
         """Add a batch of handler durations of ``queue`` to its histogram."""
         self._call(self.aclient.record_durations, queue, observations, count, sum_ms)
+
+    def workers(self) -> list[WorkerInfo]:
+        """The worker processes seen within their last few heartbeats."""
+        return self._call(self.aclient.workers)
+
+    def put_worker(self, info: WorkerInfo) -> None:
+        """Write a worker's record (a heartbeat)."""
+        self._call(self.aclient.put_worker, info)
+
+    def delete_worker(self, worker_id: str) -> None:
+        """Remove a worker's record (it stopped)."""
+        self._call(self.aclient.delete_worker, worker_id)

@@ -74,6 +74,8 @@ class QueueRunner:
     gone: bool = False
     jobs: set[Job] = field(default_factory=set)
     abandoned_threads: int = 0
+    handled: int = 0  # handlers that succeeded (acked)
+    failed: int = 0  # attempts that failed (retried, rejected, dead-lettered)
     _wait_scope: anyio.CancelScope | None = None
     _freed: anyio.Event | None = None
     _ack_batch: list[Job] = field(default_factory=list)
@@ -249,6 +251,10 @@ class QueueRunner:
         if outcome is None:  # cancelled by shutdown: released by the worker
             return
         job.finished = True
+        if outcome.kind == "ok":
+            self.handled += 1
+        else:
+            self.failed += 1
         if job.seconds is not None and self.durations is not None:
             self.durations.observe(self.queue, job.seconds)
         if outcome.kind == "ok":  # the ack loop acks it, batched, then lets it go

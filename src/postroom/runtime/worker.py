@@ -27,7 +27,9 @@ from ..client.core import AsyncClient
 from ..model import arguments as check
 from ..model.errors import ConfigurationError
 from ..model.message import QueuePolicy
+from ..model.workers import HEARTBEAT_SECONDS
 from .durations import DurationRecorder
+from .registry import Heartbeat
 from .runner import QueueRunner, describe_policy
 from .signals import StartupSignals
 
@@ -108,6 +110,7 @@ class Worker:
         queues: Sequence[str] | None = None,
         consumer: str | None = None,
         push: bool = False,
+        heartbeat: float = HEARTBEAT_SECONDS,
     ) -> None:
         check.check_worker(concurrency, grace)
         self.app = app
@@ -125,6 +128,12 @@ class Worker:
         self.push = push
         self._pusher: Pusher | None = None
         self.durations = DurationRecorder()
+        self.heartbeat = Heartbeat(
+            queues=[spec.queue for spec in self.specs],
+            concurrency=sum(concurrency or s.concurrency for s in self.specs),
+            snapshot=self._snapshot,
+            interval=heartbeat,
+        )
 
     # -- control -------------------------------------------------------------------
 
@@ -161,6 +170,12 @@ class Worker:
         """How many messages are being handled now."""
         return sum(len(r.jobs) for r in self.runners)
 
+    def _snapshot(self) -> tuple[int, int, int]:
+        """In flight, handled and failed, for the heartbeat."""
+        runners = self.runners
+        handled = sum(r.handled for r in runners)
+        return self.running, handled, sum(r.failed for r in runners)
+
     @property
     def abandoned_threads(self) -> int:
         """Sync handler threads left running after a timeout or a shutdown."""
@@ -190,6 +205,7 @@ class Worker:
                     service.start_soon(runner.ack_loop)
                     service.start_soon(runner.extend_loop)
                 service.start_soon(self.durations.run, client)
+                service.start_soon(self.heartbeat.run, client)
                 async with anyio.create_task_group() as pushing:
                     if self._pusher is not None:
                         pushing.start_soon(self._pusher.run)
@@ -200,6 +216,7 @@ class Worker:
                 await self._release_unfinished(client)
                 service.cancel_scope.cancel()
             await self.durations.final_flush(client)
+            await self.heartbeat.remove(client)
         finally:
             if self._client is None:
                 with anyio.CancelScope(shield=True):

@@ -23,6 +23,7 @@ from ..client.core import AsyncClient
 from ..runtime.egress import EgressPolicy
 from . import (
     _admin,  # noqa: F401 - registers the admin operations
+    _workers,  # noqa: F401 - registers GET /v1/workers
     sqs,
 )
 from ._api import api

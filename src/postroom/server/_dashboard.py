@@ -10,6 +10,7 @@ actions answer 403. A browser signs in once with its token, which is kept in an
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -20,12 +21,14 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from ..client.core import AsyncClient
-from ..model.errors import DeadLetterNotFound, QueueNotFound
+from ..model.errors import DeadLetterNotFound, NotSupported, QueueNotFound
 from ..model.message import DEAD_REASONS, DeadLetter, Message
+from ..model.workers import HEARTBEAT_SECONDS
 from . import _json
 from ._api import queue_stats
 from ._auth import find_token
 from ._routing import Ctx, HttpProblem, Settings, bearer, same_origin
+from ._workers import visible_workers
 
 __all__ = ["dashboard_routes"]
 
@@ -51,7 +54,16 @@ def _printable(value: Any) -> Any:
     return value
 
 
+def _when(value: Any) -> str:
+    """One timestamp format on every page: UTC with milliseconds."""
+    if isinstance(value, datetime):
+        stamp = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return stamp[:-3] + "Z"
+    return str(value)
+
+
 _templates.env.finalize = _printable
+_templates.env.filters["when"] = _when
 _templates.env.filters["pretty"] = _pretty
 _templates.env.filters["q"] = lambda s: quote(str(s), safe="")
 
@@ -143,6 +155,20 @@ async def dead_letter_page(request: Request) -> Response:
     return _page(request, "dead_letter.html", queue=ctx.params["queue"], dl=dl)
 
 
+async def workers_page(request: Request) -> Response:
+    """The worker processes with their heartbeats (those consuming a queue the
+    token covers)."""
+    ctx = _ctx(request)
+    try:
+        workers = await visible_workers(ctx)
+    except NotSupported as exc:
+        return _page(request, "workers.html", workers=[], unsupported=str(exc))
+    return _page(
+        request, "workers.html", workers=workers, unsupported="",
+        heartbeat=HEARTBEAT_SECONDS,
+    )  # fmt: skip
+
+
 def _back(queue: str, notice: str) -> Response:
     query = urlencode({"notice": notice})
     return RedirectResponse(f"/ui/queues/{quote(queue, safe='')}?{query}", 303)
@@ -217,6 +243,7 @@ def dashboard_routes() -> list[BaseRoute]:
     return [
         Route("/", _guard(index)),
         Route("/ui/overview.json", _guard(overview_json)),
+        Route("/ui/workers", _guard(workers_page)),
         Route(q, _guard(queue_page)),
         Route(q + "/dead/{id}", _guard(dead_letter_page)),
         Route(q + "/redrive", _guard(redrive_action), methods=["POST"]),

@@ -27,6 +27,7 @@ _DESCRIPTIONS = {
     413: "The body or batch is too large.",
     415: "The body is not sent as application/json.",
     422: "The request does not validate.",
+    501: "The backend does not support this operation (e.g. no worker registry).",
 }
 
 # OpenAPI links: how the answer of one operation feeds the next (what a client

@@ -49,7 +49,11 @@ class PostgresBackend(Backend):
     """Durable, multi-process backend on a PostgreSQL (>= 13) database."""
 
     capabilities = Capabilities(
-        durable=True, cross_process=True, native_wakeups=True, transactional_send=True
+        durable=True,
+        cross_process=True,
+        native_wakeups=True,
+        transactional_send=True,
+        worker_registry=True,
     )
 
     def __init__(self, url: str) -> None:
@@ -342,6 +346,26 @@ class PostgresBackend(Backend):
     async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
         async with self._conn() as conn:
             return await _durations.durations(conn, self.sql, queues)
+
+    # -- worker registry -------------------------------------------------------------
+
+    @translated
+    async def put_worker(self, worker_id: str, record: str, expires_ms: int) -> None:
+        params = {"id": worker_id, "record": record, "expires": expires_ms}
+        async with self._conn() as conn:
+            await run(conn, self.sql, "worker_put", params)
+
+    @translated
+    async def list_workers(self, now_ms: int) -> list[str]:
+        async with self._conn() as conn:
+            await run(conn, self.sql, "worker_prune", {"now": now_ms})
+            rows = await fetch(conn, self.sql, "worker_list", {"now": now_ms})
+        return [str(record) for (record,) in rows]
+
+    @translated
+    async def delete_worker(self, worker_id: str) -> None:
+        async with self._conn() as conn:
+            await run(conn, self.sql, "worker_delete", {"id": worker_id})
 
     # -- dead letters --------------------------------------------------------------
 

@@ -86,6 +86,11 @@ CREATE TABLE IF NOT EXISTS {schema}.durations (
     n bigint NOT NULL,
     PRIMARY KEY (queue, bucket)
 );
+CREATE TABLE IF NOT EXISTS {schema}.workers (
+    id text PRIMARY KEY,
+    record text NOT NULL,
+    expires_at bigint NOT NULL
+);
 
 -- name: schema_ready
 -- Whether the last table of the schema exists (the schema is created in one
@@ -504,3 +509,20 @@ DELETE FROM {schema}.durations WHERE queue = %(queue)s;
 -- Every cell of the named queues' handler duration histograms.
 SELECT queue, bucket, n FROM {schema}.durations
 WHERE queue = ANY(%(queues)b::text[]);
+
+-- name: worker_put
+-- A worker process's record (JSON) until it expires (a heartbeat).
+INSERT INTO {schema}.workers (id, record, expires_at)
+VALUES (%(id)s, %(record)s, %(expires)s)
+ON CONFLICT (id) DO UPDATE SET record = excluded.record,
+    expires_at = excluded.expires_at;
+
+-- name: worker_prune
+-- Forget the workers whose heartbeats stopped.
+DELETE FROM {schema}.workers WHERE expires_at <= %(now)s;
+
+-- name: worker_list
+SELECT record FROM {schema}.workers WHERE expires_at > %(now)s ORDER BY id;
+
+-- name: worker_delete
+DELETE FROM {schema}.workers WHERE id = %(id)s;

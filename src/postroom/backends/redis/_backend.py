@@ -35,7 +35,7 @@ from ...model.message import (
 from ...model.stats import COUNTERS, DurationHistogram, duration_cells
 from .._common import lease_lost, new_token, parse_receipt
 from ..base import Backend, Capabilities
-from . import _durations
+from . import _durations, _workers
 from ._dead import DeadLettersMixin
 from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys, queue_tag
 from ._prefetch import Prefetched
@@ -73,7 +73,12 @@ _DEAD_PAGE = 200
 class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
     """Queues, dead letters and topics in Redis or Valkey, one Lua script per step."""
 
-    capabilities = Capabilities(durable=True, cross_process=True, native_wakeups=True)
+    capabilities = Capabilities(
+        durable=True,
+        cross_process=True,
+        native_wakeups=True,
+        worker_registry=True,
+    )
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -600,6 +605,20 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
     @translated
     async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
         return await _durations.durations(self.redis, self.prefix, queues)
+
+    @translated
+    async def put_worker(self, worker_id: str, record: str, expires_ms: int) -> None:
+        await _workers.put_worker(
+            self.redis, self.prefix, worker_id, record, expires_ms
+        )
+
+    @translated
+    async def list_workers(self, now_ms: int) -> list[str]:
+        return await _workers.list_workers(self.redis, self.prefix, now_ms)
+
+    @translated
+    async def delete_worker(self, worker_id: str) -> None:
+        await _workers.delete_worker(self.redis, self.prefix, worker_id)
 
     # -- optional ------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from ...model.message import (
 from ...model.queries import DeadLetterQuery
 from ...model.stats import DurationHistogram, TopicInfo, duration_cells
 from ..base import Backend, Capabilities
-from . import _admin, _durations
+from . import _admin, _durations, _workers
 from ._conn import SqliteSettings, backend_error, init_schema, open_connection
 from ._executor import Executor
 from ._store import Store
@@ -44,7 +44,12 @@ T = TypeVar("T")
 class SqliteBackend(Backend):
     """Embedded, durable, multi-process backend on one SQLite file."""
 
-    capabilities = Capabilities(durable=True, cross_process=True, native_wakeups=True)
+    capabilities = Capabilities(
+        durable=True,
+        cross_process=True,
+        native_wakeups=True,
+        worker_registry=True,
+    )
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -221,6 +226,19 @@ class SqliteBackend(Backend):
         return await self._run(
             _durations.durations, self._s(), list(queues), durable=False
         )
+
+    # -- worker registry -------------------------------------------------------------
+
+    async def put_worker(self, worker_id: str, record: str, expires_ms: int) -> None:
+        await self._run(
+            _workers.put_worker, self._s(), worker_id, record, expires_ms, durable=False
+        )
+
+    async def list_workers(self, now_ms: int) -> list[str]:
+        return await self._run(_workers.list_workers, self._s(), now_ms, durable=False)
+
+    async def delete_worker(self, worker_id: str) -> None:
+        await self._run(_workers.delete_worker, self._s(), worker_id, durable=False)
 
     # -- dead letters --------------------------------------------------------------
 

@@ -81,6 +81,11 @@ CREATE TABLE IF NOT EXISTS postroom_durations (
     n INTEGER NOT NULL,
     PRIMARY KEY (queue, bucket)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS postroom_workers (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
 
 -- name: get_queue
 -- The stored policy (JSON) and max_attempts of one queue.
@@ -313,3 +318,19 @@ DELETE FROM postroom_durations WHERE queue = ?;
 -- name: durations_get
 -- Every cell of one queue's handler duration histogram.
 SELECT bucket, n FROM postroom_durations WHERE queue = ?;
+
+-- name: worker_put
+-- A worker process's record (JSON) until it expires (a heartbeat).
+INSERT INTO postroom_workers (id, record, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET record = excluded.record,
+    expires_at = excluded.expires_at;
+
+-- name: worker_prune
+-- Forget the workers whose heartbeats stopped.
+DELETE FROM postroom_workers WHERE expires_at <= ?;
+
+-- name: worker_list
+SELECT record FROM postroom_workers WHERE expires_at > ? ORDER BY id;
+
+-- name: worker_delete
+DELETE FROM postroom_workers WHERE id = ?;
