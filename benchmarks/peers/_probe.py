@@ -29,6 +29,9 @@ _url = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/15")
 _sync: redis.Redis | None = None
 _async: dict[int, redis.asyncio.Redis] = {}  # per event loop (one per process)
 _lock = threading.Lock()
+# Connections of the job's client: enough for every job in flight (redis-py's
+# default pool refuses a 101st connection, which would fail the jobs).
+_POOL = 1000
 
 
 class JobFailed(Exception):
@@ -39,7 +42,11 @@ def _sync_client() -> redis.Redis:
     global _sync
     with _lock:
         if _sync is None:
-            _sync = redis.Redis.from_url(_url)
+            _sync = redis.Redis(
+                connection_pool=redis.BlockingConnectionPool.from_url(
+                    _url, max_connections=_POOL
+                )
+            )
         return _sync
 
 
@@ -78,7 +85,10 @@ async def ahit(sent_at: float, *, fail: bool = False) -> None:
     loop = id(asyncio.get_running_loop())
     r = _async.get(loop)
     if r is None:
-        r = _async[loop] = redis.asyncio.Redis.from_url(_url)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            _url, max_connections=_POOL
+        )
+        r = _async[loop] = redis.asyncio.Redis(connection_pool=pool)
     if sent_at < 0:
         await r.set(STARTED_KEY, "1")
         return

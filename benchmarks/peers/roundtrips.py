@@ -7,7 +7,8 @@ messages one by one and in one ``send_many``, then drains them with a
 ``postroom.Worker`` with the defaults (an ``async def`` handler without a
 ``concurrency`` argument), in this process, so that its calls are counted:
 
-- Redis: every write of commands to a socket is one round trip;
+- Redis: every write of commands to a socket is one round trip (each script or
+  ``MULTI``/``EXEC`` in it is atomic; no transactions are counted);
 - SQLite: every operation handed to the backend's thread is one round trip (a
   thread hop), every ``COMMIT`` one transaction (the executor commits operations
   that queue up together in one);
@@ -93,10 +94,11 @@ def instrument_postgres() -> None:
     original_pipeline = psycopg.AsyncConnection.pipeline
 
     async def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if id(self) not in in_pipeline:
+        pipelined = id(self) in in_pipeline
+        if not pipelined:
             count("round trips")
-            if not self.info.transaction_status:  # idle: autocommits
-                count("transactions")
+        if pipelined or not self.info.transaction_status:  # autocommits
+            count("transactions")
         return await original_execute(self, *args, **kwargs)
 
     @contextlib.asynccontextmanager

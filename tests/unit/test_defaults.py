@@ -7,7 +7,7 @@ import os
 import postroom
 from postroom import AsyncClient
 from postroom.cli.worker import MAX_DEFAULT_PROCESSES, default_processes
-from postroom.runtime.app import ASYNC_CONCURRENCY, thread_concurrency
+from postroom.runtime.app import ASYNC_CONCURRENCY, THREAD_CONCURRENCY
 
 
 def test_handler_concurrency_defaults_by_kind_and_stays_settable() -> None:
@@ -28,11 +28,10 @@ def test_handler_concurrency_defaults_by_kind_and_stays_settable() -> None:
     got = {q: spec.concurrency for q, spec in app.handlers.items()}
     assert got == {
         "a": ASYNC_CONCURRENCY,
-        "t": thread_concurrency(),
+        "t": THREAD_CONCURRENCY,
         "one": 1,
         "topic:s": ASYNC_CONCURRENCY,
     }
-    assert thread_concurrency() == min(32, (os.cpu_count() or 1) + 4)
 
 
 def test_worker_processes_default_to_cpus_and_one_in_memory() -> None:
