@@ -3,7 +3,8 @@
 Install the peers as ``requirements.txt`` beside this file says, then (one run,
 every system, both tables at the end)::
 
-    python benchmarks/peers/run.py [--only postroom,huey] [--quick] [--repeat 3]
+    python benchmarks/peers/run.py [--only postroom,huey] [--quick] [--scale 0.5]
+                                   [--repeat 3]
                                    [--modes defaults,tuned] [--json out.json]
                                    [--workloads send,drain,latency,failing,idle]
 
@@ -309,6 +310,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default=",".join(SYSTEMS))
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="sizes times this (latency: 1,000)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="rounds (median)")
     parser.add_argument("--modes", default="defaults,tuned")
     parser.add_argument(
@@ -320,6 +324,10 @@ def main() -> None:
     sizes["failing"] = 2_000
     if args.quick:
         sizes = {k: v // 10 for k, v in sizes.items()}
+    elif args.scale != 1.0:
+        sizes = {
+            k: v if k == "latency" else round(v * args.scale) for k, v in sizes.items()
+        }
     names, modes = args.only.split(","), args.modes.split(",")
     workloads = set(args.workloads.split(","))
     runs: dict[str, list[dict[str, Any]]] = {}

@@ -188,7 +188,8 @@ class _Bench:
             "BENCH_LATENCY_FILE": str(self.lat_file),
         }
         code = "from postroom.cli import main; main()"
-        args = [sys.executable, "-c", code, "worker", "bench_app:app"]
+        # One process (the command's default is one per CPU): its CPU is measured.
+        args = [sys.executable, "-c", code, "worker", "bench_app:app", "-p", "1"]
         with open(self.tmp / "worker.log", "wb") as log:
             return subprocess.Popen(
                 [*args, "--log-level", "ERROR"],

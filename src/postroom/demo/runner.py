@@ -207,7 +207,8 @@ class DemoRun:
             pass_fds=(fd,),
         )
         self._listener.close()  # the service holds it now
-        watch = ("--parent-pid", me)
+        # One process per command: the demo starts and watches them itself.
+        watch = ("--parent-pid", me, "--processes", "1")
         for i in range(1, w + 1):
             self.processes.start(
                 f"worker-{i}", postroom_command("worker", _RESIZE_APP, *watch)
