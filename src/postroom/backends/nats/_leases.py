@@ -111,6 +111,7 @@ class LeaseKeeper:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
+        self._wake_at = 0  # when the thread looks at the leases next (ms)
 
     # -- the caller's side ---------------------------------------------------------
 
@@ -120,7 +121,10 @@ class LeaseKeeper:
             self._held[lease.reply] = lease
             if len(self._held) % 1024 == 0:
                 self._forget_ended(now_ms())
-        self._poke()
+            # The thread looks again by itself before this lease needs anything.
+            later = self._thread is not None and _first_need(lease) >= self._wake_at
+        if not later:
+            self._poke()
 
     def check(self, receipt: str) -> tuple[str, Lease | None]:
         """The ack subject of a live lease (and the lease when held here);
@@ -231,6 +235,7 @@ class LeaseKeeper:
             now = now_ms()
             with self._lock:
                 sends, wake = self._due(now)
+                self._wake_at = wake
             for reply, payload in sends:
                 with contextlib.suppress(Exception):
                     await nc.publish(reply, payload)
@@ -260,7 +265,13 @@ class LeaseKeeper:
             if lease.end_ms + GRACE_MS > lease.server_end_ms and now >= half:
                 lease.server_end_ms = now + lease.ack_wait_ms
                 sends.append((lease.reply, b"+WPI"))
-            wake = min(wake, lease.end_ms)
-            if lease.end_ms + GRACE_MS > lease.server_end_ms:
-                wake = min(wake, lease.server_end_ms - lease.ack_wait_ms // 2)
+            wake = min(wake, _first_need(lease))
         return sends, wake
+
+
+def _first_need(lease: Lease) -> int:
+    """When the lease next needs something: its end (a NAK), or before that an
+    in-progress ack half an AckWait before the server's expiry."""
+    if lease.end_ms + GRACE_MS > lease.server_end_ms:
+        return min(lease.end_ms, lease.server_end_ms - lease.ack_wait_ms // 2)
+    return lease.end_ms
