@@ -4,7 +4,7 @@ ceiling), each with its defaults and tuned, in one run::
     pip install -e '.[nats]' -r benchmarks/peers/nats/requirements.txt
     python benchmarks/peers/nats/run.py [--only postroom,faststream,natspy]
         [--profiles defaults,tuned] [--n 10000] [--one 2000] [--latency 1000]
-        [--rate 200] [--json out.json]
+        [--rate 200] [--repeat 3] [--json out.json]
 
 Every system uses the nats-server on 127.0.0.1:4222, its own stream(s), deleted
 before each workload. The workloads, per system and profile:
@@ -16,6 +16,9 @@ before each workload. The workloads, per system and profile:
    run, counted inside the worker by ``_probe.py``);
 3. latency (publish to start of the job) of ``--latency`` jobs offered at
    ``--rate`` jobs/s to an idle worker: p50 and p99.
+
+With ``--repeat N`` the systems run N times in turn and the table gives the median
+of each figure (the machine is shared: single runs are noisy).
 """
 
 from __future__ import annotations
@@ -123,14 +126,20 @@ def main() -> None:
     parser.add_argument("--one", type=int, default=2_000)
     parser.add_argument("--latency", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json")
     args = parser.parse_args()
-    results: dict[str, dict[str, float]] = {}
-    for name in args.only.split(","):
-        for profile in args.profiles.split(","):
-            key = f"{name}/{profile}"
-            print(f"running {key}...", file=sys.stderr, flush=True)
-            results[key] = run_one(name, profile, args)
+    runs: dict[str, list[dict[str, float]]] = {}
+    for round_ in range(args.repeat):  # the systems in turn, round after round
+        for name in args.only.split(","):
+            for profile in args.profiles.split(","):
+                key = f"{name}/{profile}"
+                print(f"round {round_ + 1}: {key}...", file=sys.stderr, flush=True)
+                runs.setdefault(key, []).append(run_one(name, profile, args))
+    results = {
+        key: {c: statistics.median(r[c] for r in rows) for c in rows[0]}
+        for key, rows in runs.items()
+    }
     cols = ["enqueue_one_per_s", "enqueue_bulk_per_s", "drain_per_s",
             "latency_p50_ms", "latency_p99_ms"]  # fmt: skip
     print("| system | " + " | ".join(cols) + " |")
@@ -138,7 +147,8 @@ def main() -> None:
     for key, row in results.items():
         print(f"| {key} | " + " | ".join(f"{row[c]:,.1f}" for c in cols) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        report = {"median": results, "runs": runs}
+        Path(args.json).write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
