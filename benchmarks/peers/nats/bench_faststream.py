@@ -24,9 +24,7 @@ TUNED = os.environ.get("BENCH_PROFILE") == "tuned"
 broker = NatsBroker(SERVER)
 app = FastStream(broker)
 
-_options: dict[str, object] = (
-    {"pull_sub": PullSub(batch_size=100)} if TUNED else {}
-)
+_options: dict[str, object] = {"pull_sub": PullSub(batch_size=100)} if TUNED else {}
 
 
 @broker.subscriber(SUBJECT, stream=STREAM, durable="fsworker", **_options)  # type: ignore[call-overload]
