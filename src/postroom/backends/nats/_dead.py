@@ -8,6 +8,7 @@ time of death.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -17,7 +18,7 @@ from ...model.message import DeadLetter, now_ms
 from ...model.queries import DeadLetterQuery
 from ._core import NatsCore
 from ._names import valid_id
-from ._records import dead_letter_from, message_headers, meta_of
+from ._records import Meta, dead_letter_from, message_headers, meta_of
 
 __all__ = ["DeadLetters"]
 
@@ -71,12 +72,14 @@ class DeadLetters(NatsCore):
         it once."""
         await self.policy(queue)
         await self.policy(to)
-        moved: list[str] = []
         now = now_ms()
-        for raw, dl in await self._letters(queue, DeadLetterQuery(limit, ids=ids)):
-            meta = meta_of(raw.headers)
-            if meta is None or raw.seq is None:
-                continue
+        letters = [
+            (raw, meta)
+            for raw, _ in await self._letters(queue, DeadLetterQuery(limit, ids=ids))
+            if (meta := meta_of(raw.headers)) is not None and raw.seq is not None
+        ]
+
+        async def store(raw: RawStreamMsg, meta: Meta) -> None:
             copy = replace(
                 meta, base=0, redrives=meta.redrives + 1, history=[], available_ms=now
             )
@@ -87,8 +90,14 @@ class DeadLetters(NatsCore):
                 stream=self.names.stream(to),
                 queue=to,
             )
-            await self.jet.delete_msg(self.names.dead_stream(queue), raw.seq)
-            moved.append(dl.id)
+
+        # Every copy is stored (all at once) before any dead letter is deleted.
+        await asyncio.gather(*(store(raw, meta) for raw, meta in letters))
+        dead = self.names.dead_stream(queue)
+        await asyncio.gather(
+            *(self.jet.delete_msg(dead, int(raw.seq or 0)) for raw, _ in letters)
+        )
+        moved = [meta.id for _, meta in letters]
         if moved:
             await self.tally.add(
                 self.counter_key("cnt", queue), {"redriven": len(moved)}
