@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from ..model import arguments as check
-from ..model import validate
+from ..model import tracing, validate
 from ..model.codec import build_message
 from ..model.errors import SubscriptionNotFound
 from ..model.message import QueuePolicy, Subscription, from_ms, now_ms
@@ -38,16 +38,19 @@ class Topics(ClientBase):
         counted (see :meth:`topics`), not an error.
         """
         check.check_publish(topic, headers)
-        backend = await self._b()
-        subs = await backend.list_subscriptions(topic)
-        headers = {**(headers or {}), "postroom-topic": topic}
-        event = build_message(topic, body, now=now_ms(), headers=headers)
-        copies = [
-            replace(event, queue=sub.queue)
-            for sub in subs
-            if sub.matches(event.headers)
-        ]
-        await backend.fan_out(topic, copies)
+        with tracing.producer_span(topic, "publish") as span:
+            backend = await self._b()
+            subs = await backend.list_subscriptions(topic)
+            headers = {**(tracing.inject(headers) or {}), "postroom-topic": topic}
+            event = build_message(topic, body, now=now_ms(), headers=headers)
+            copies = [
+                replace(event, queue=sub.queue)
+                for sub in subs
+                if sub.matches(event.headers)
+            ]
+            await backend.fan_out(topic, copies)
+            if span is not None:
+                span.set_attribute("messaging.message.id", event.id)
         return event.id
 
     async def create_subscription(

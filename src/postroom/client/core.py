@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, overload
 
 from ..model import arguments as check
-from ..model import validate
+from ..model import tracing, validate
 from ..model.codec import PreparedSend, build_message
 from ..model.errors import (
     BackendError,
@@ -132,11 +132,14 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry):
         ``delay`` hides it for that many seconds. With ``dedup_key``, a repeat send
         while the first message is known returns the first id and adds nothing.
         """
-        ready = await self.prepare_send(
-            queue, body, delay=delay, headers=headers, dedup_key=dedup_key
-        )
-        msgs, window = [ready.message], ready.dedup_window_ms
-        [mid] = await self._store(queue, msgs, window)
+        with tracing.producer_span(queue, "send") as span:
+            ready = await self.prepare_send(
+                queue, body, delay=delay, headers=headers, dedup_key=dedup_key
+            )
+            msgs, window = [ready.message], ready.dedup_window_ms
+            [mid] = await self._store(queue, msgs, window)
+            if span is not None:
+                span.set_attribute("messaging.message.id", mid)
         return mid
 
     async def _store(self, queue: str, msgs: list[Message], window: int) -> list[str]:
@@ -169,7 +172,7 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry):
             body,
             now=now_ms(),
             delay_ms=to_ms(delay) or 0,
-            headers=headers,
+            headers=tracing.inject(headers),
             dedup_key=dedup_key,
         )  # before the queue is created: a refused body changes nothing
         policy = await self.ensure_queue(queue)
@@ -185,16 +188,20 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry):
     ) -> list[str]:
         """Put several messages on ``queue`` in one round trip; return their ids."""
         check.check_send_many(queue, bodies, delay, headers)
-        now, delay_ms = now_ms(), to_ms(delay) or 0
-        msgs = [
-            build_message(queue, b, now=now, delay_ms=delay_ms, headers=headers)
-            for b in bodies
-        ]
-        if not msgs:
-            return []
-        policy = await self.ensure_queue(queue)
-        window = round(policy.dedup_window * 1000)
-        return await self._store(queue, msgs, window)
+        with tracing.producer_span(queue, "send") as span:
+            now, delay_ms = now_ms(), to_ms(delay) or 0
+            headers = tracing.inject(headers)
+            msgs = [
+                build_message(queue, b, now=now, delay_ms=delay_ms, headers=headers)
+                for b in bodies
+            ]
+            if not msgs:
+                return []
+            if span is not None:
+                span.set_attribute("messaging.batch.message_count", len(msgs))
+            policy = await self.ensure_queue(queue)
+            window = round(policy.dedup_window * 1000)
+            return await self._store(queue, msgs, window)
 
     # -- receiving -----------------------------------------------------------------
 

@@ -109,15 +109,16 @@ def log_outcome(
 
 async def settle(
     client: AsyncClient, policy: QueuePolicy, d: Delivery, outcome: Outcome
-) -> None:
-    """Record a failed attempt's outcome (reject, retry or dead letter), then log
-    one line saying what became of the message."""
+) -> str:
+    """Record a failed attempt's outcome (reject, retry or dead letter), log one
+    line saying what became of the message, and return it: ``rejected``,
+    ``retried`` or ``dead_lettered``."""
     exc = outcome.error
     if outcome.kind in ("reject", "undecodable"):
         reason = "rejected" if outcome.kind == "reject" else "undecodable"
         await client.reject(d, exc, reason=reason)
         _log_settled("rejected", d, policy, reason, exc)
-        return
+        return "rejected"
     fail = "timeout" if outcome.kind == "timeout" else "failed"
     # The delay is chosen here (the handler's, else the backoff's) so that the
     # log line says when the message comes back.
@@ -126,9 +127,10 @@ async def settle(
         delay = policy.backoff.delay(d.attempts)
     if await client.fail(d, exc, delay=delay, outcome=fail):
         _log_settled("dead_lettered", d, policy, fail, exc)
-    else:
-        why = "retry" if outcome.kind == "retry" else fail
-        _log_settled("retried", d, policy, why, exc, delay=delay)
+        return "dead_lettered"
+    why = "retry" if outcome.kind == "retry" else fail
+    _log_settled("retried", d, policy, why, exc, delay=delay)
+    return "retried"
 
 
 def _log_settled(

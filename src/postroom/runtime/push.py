@@ -31,6 +31,7 @@ import anyio
 import httpx
 
 from ..client.core import AsyncClient
+from ..model import tracing
 from ..model.codec import BYTES_TYPE, CONTENT_TYPE
 from ..model.errors import QueueNotFound
 from ..model.message import Delivery, ErrorInfo, Message, QueuePolicy, Subscription
@@ -147,6 +148,8 @@ class _Endpoint:
         subscription, http = self.subscription, self.http
         endpoint = subscription.push_endpoint or ""
         headers = push_headers(subscription, delivery.message)
+        # The receiver continues the trace from this push's consumer span.
+        headers.update(tracing.inject({}) or {})
         try:
             with anyio.fail_after(self.timeout):
                 async with http.stream(

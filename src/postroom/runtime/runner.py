@@ -27,6 +27,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
+from ..model import tracing
 from ..model.codec import decode_body
 from ..model.errors import DecodeError, LeaseLost, QueueNotFound, Reject, Retry
 from ..model.message import Delivery, QueuePolicy
@@ -247,6 +248,11 @@ class QueueRunner:
             slot.ready.set()
 
     async def _process(self, job: Job) -> None:
+        m = job.delivery.message
+        with tracing.consumer_span(m.queue, m.id, m.attempts, m.headers) as span:
+            await self._process_in(job, span)
+
+    async def _process_in(self, job: Job, span: Any) -> None:
         outcome = await self._invoke(job)
         if outcome is None:  # cancelled by shutdown: released by the worker
             return
@@ -258,12 +264,15 @@ class QueueRunner:
         if job.seconds is not None and self.durations is not None:
             self.durations.observe(self.queue, job.seconds)
         if outcome.kind == "ok":  # the ack loop acks it, batched, then lets it go
+            tracing.mark_outcome(span, "acked", None)
             self._ack_batch.append(job)
             assert self._ack_ready is not None
             self._ack_ready.set()
             return
         try:
-            await self._settle(job, outcome)
+            event = await settle(self.client, self.policy, job.delivery, outcome)
+            error = outcome.error if isinstance(outcome.error, BaseException) else None
+            tracing.mark_outcome(span, event, error)
         except LeaseLost:
             log.warning(
                 "message %s on %r: lease lost before its outcome (%s) was recorded; "
@@ -340,9 +349,6 @@ class QueueRunner:
             # Python cannot stop a thread: it finishes in the background.
             self.abandoned_threads += 1
             raise
-
-    async def _settle(self, job: Job, outcome: Outcome) -> None:
-        await settle(self.client, self.policy, job.delivery, outcome)
 
     # -- acks, batched -------------------------------------------------------------
 

@@ -1,0 +1,134 @@
+"""OpenTelemetry tracing, when ``opentelemetry-api`` is installed (``postroom[otel]``).
+
+``send``, ``send_many`` and ``publish`` run in a PRODUCER span and put its W3C
+trace context (``traceparent``, ``tracestate``) in the message headers; the
+consumer loop runs each handler in a CONSUMER span that continues the trace of
+the message (its parent is the producer span) and marks a retry or a dead
+letter; a webhook push carries the context of that span. Attributes follow the
+OpenTelemetry semantic conventions for messaging: ``messaging.system``
+(``postroom``), ``messaging.destination.name``, ``messaging.operation.type``
+and ``.name``, ``messaging.message.id``, and ``messaging.postroom.attempt``.
+
+Without the package every function here is a no-op: nothing is imported, no span
+is made and headers are left as they are. With it but no SDK configured, the
+API's no-op tracer makes spans that record nothing and inject nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+try:  # optional: pip install 'postroom[otel]'
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+except ImportError:  # pragma: no cover - exercised where the package is absent
+    trace = None  # type: ignore[assignment]
+
+__all__ = [
+    "SYSTEM",
+    "consumer_span",
+    "enabled",
+    "inject",
+    "mark_outcome",
+    "producer_span",
+]
+
+SYSTEM = "postroom"
+_TRACER = "postroom"
+# Without OpenTelemetry a span is this one reusable no-op context (no generator
+# per message).
+_NO_SPAN: AbstractContextManager[Any] = nullcontext()
+
+
+def enabled() -> bool:
+    """Whether ``opentelemetry-api`` is installed."""
+    return trace is not None
+
+
+def inject(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """``headers`` with the current trace context added (``traceparent`` and
+    ``tracestate``); as they are without OpenTelemetry, without a recording span,
+    or when they already carry a ``traceparent``."""
+    if trace is None or (headers and "traceparent" in headers):
+        return headers
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    if "traceparent" not in carrier:
+        return headers
+    return {**(headers or {}), **carrier}
+
+
+def _attributes(destination: str, operation: str, kind: str) -> dict[str, Any]:
+    return {
+        "messaging.system": SYSTEM,
+        "messaging.destination.name": destination,
+        "messaging.operation.type": kind,
+        "messaging.operation.name": operation,
+    }
+
+
+def producer_span(destination: str, operation: str) -> AbstractContextManager[Any]:
+    """A PRODUCER span ``"<operation> <destination>"`` (``send`` or ``publish``)
+    around storing messages; ``None`` without OpenTelemetry."""
+    return _NO_SPAN if trace is None else _producer(destination, operation)
+
+
+@contextmanager
+def _producer(destination: str, operation: str) -> Iterator[Any]:
+    tracer = trace.get_tracer(_TRACER)
+    attributes = _attributes(destination, operation, "send")
+    with tracer.start_as_current_span(
+        f"{operation} {destination}", kind=SpanKind.PRODUCER, attributes=attributes
+    ) as span:
+        yield span
+
+
+def consumer_span(
+    destination: str, message_id: str, attempt: int, headers: Mapping[str, str]
+) -> AbstractContextManager[Any]:
+    """A CONSUMER span ``"process <destination>"`` continuing the trace in the
+    message's headers (a new trace when they carry none); ``None`` without
+    OpenTelemetry. Exceptions are recorded by :func:`mark_outcome`, not here."""
+    if trace is None:
+        return _NO_SPAN
+    return _consumer(destination, message_id, attempt, headers)
+
+
+@contextmanager
+def _consumer(
+    destination: str, message_id: str, attempt: int, headers: Mapping[str, str]
+) -> Iterator[Any]:
+    parent = propagate.extract(dict(headers))
+    attributes = _attributes(destination, "process", "process")
+    attributes["messaging.message.id"] = message_id
+    attributes["messaging.postroom.attempt"] = attempt
+    tracer = trace.get_tracer(_TRACER)
+    with tracer.start_as_current_span(
+        f"process {destination}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield span
+
+
+def mark_outcome(span: Any, outcome: str, error: BaseException | None) -> None:
+    """Mark a consumer span with what became of the message: ``acked``,
+    ``retried``, ``rejected`` or ``dead_lettered`` (``postroom.outcome`` and an
+    event); a failure records its exception, and a dead letter or rejection sets
+    the status to ERROR."""
+    if span is None or trace is None:
+        return
+    span.set_attribute("postroom.outcome", outcome)
+    if outcome == "acked":
+        return
+    span.add_event(outcome)
+    if isinstance(error, BaseException):
+        span.record_exception(error)
+    if outcome in ("dead_lettered", "rejected"):
+        detail = f"{type(error).__name__}: {error}" if error is not None else outcome
+        span.set_status(Status(StatusCode.ERROR, f"{outcome}: {detail}"))

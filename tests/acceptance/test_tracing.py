@@ -1,0 +1,160 @@
+"""OpenTelemetry: one trace from a request through ``send`` to the handler and on,
+through ``publish``, to a subscriber and a webhook (the SDK's in-memory exporter)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+import postroom
+from postroom.model import tracing
+from postroom.testing.workers import NO_BACKOFF, running, wait_until
+
+otel = pytest.importorskip("opentelemetry.sdk.trace")
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+    InMemorySpanExporter,
+)
+from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """Every span finished during the test. The SDK provider is installed for
+    this test only (OpenTelemetry sets a global provider once per process; the
+    tests after this one must not find every message carrying a traceparent)."""
+    exporter = InMemorySpanExporter()
+    provider = otel.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    yield exporter
+    provider.shutdown()
+
+
+def _by_name(exporter: InMemorySpanExporter) -> dict[str, Any]:
+    return {s.name: s for s in exporter.get_finished_spans()}
+
+
+def test_one_trace_from_send_to_handler_to_subscriber(
+    spans: InMemorySpanExporter,
+) -> None:
+    url = "memory://tracing-one-trace"
+    app = postroom.App(url)
+    seen: list[dict[str, str]] = []
+
+    @app.handler("jobs")
+    async def handle(msg: postroom.Message) -> None:
+        async with postroom.connect_async(url) as client:
+            await client.publish("jobs.done", msg.json())
+
+    @app.subscriber("jobs.done", subscription="audit")
+    def audit(msg: postroom.Message) -> None:  # a def handler: runs in a thread
+        seen.append(dict(msg.headers))
+
+    tracer = trace.get_tracer("test")
+    with postroom.connect(url) as client, running(app, url):
+        with tracer.start_as_current_span("POST /upload") as request:
+            client.send("jobs", {"image": "cat.png"})
+        wait_until(lambda: len(seen) == 1)
+        wait_until(lambda: "process jobs.done:audit" in _by_name(spans))
+    found = _by_name(spans)
+    trace_id = request.get_span_context().trace_id
+    names = [
+        "send jobs",
+        "process jobs",
+        "publish jobs.done",
+        "process jobs.done:audit",
+    ]
+    assert all(found[n].context.trace_id == trace_id for n in names), sorted(found)
+    send, process = found["send jobs"], found["process jobs"]
+    publish, audit_span = found["publish jobs.done"], found["process jobs.done:audit"]
+    assert send.parent.span_id == request.get_span_context().span_id
+    assert process.parent.span_id == send.context.span_id
+    assert publish.parent.span_id == process.context.span_id
+    assert audit_span.parent.span_id == publish.context.span_id
+    assert (send.kind, process.kind) == (SpanKind.PRODUCER, SpanKind.CONSUMER)
+    attrs = process.attributes
+    assert attrs["messaging.system"] == "postroom"
+    assert attrs["messaging.destination.name"] == "jobs"
+    assert attrs["messaging.operation.type"] == "process"
+    assert attrs["messaging.postroom.attempt"] == 1
+    assert attrs["postroom.outcome"] == "acked"
+    assert attrs["messaging.message.id"] == send.attributes["messaging.message.id"]
+    assert seen[0]["traceparent"].split("-")[1] == f"{trace_id:032x}"
+
+
+def test_retry_and_dead_letter_mark_the_span(spans: InMemorySpanExporter) -> None:
+    url = "memory://tracing-dead-letter"
+    app = postroom.App(url)
+
+    @app.handler("jobs")
+    def handle(body: dict[str, str]) -> None:
+        raise ValueError("disk full")
+
+    with postroom.connect(url) as client:
+        client.declare_queue("jobs", max_attempts=2, backoff=NO_BACKOFF)
+        client.send("jobs", {"n": "1"})
+        with running(app, url):
+            wait_until(lambda: client.stats("jobs").dead == 1)
+    processed = [s for s in spans.get_finished_spans() if s.name == "process jobs"]
+    first, last = sorted(
+        processed, key=lambda s: s.attributes["messaging.postroom.attempt"]
+    )
+    assert first.attributes["postroom.outcome"] == "retried"
+    assert [e.name for e in first.events] == ["retried", "exception"]
+    assert first.status.status_code != StatusCode.ERROR
+    assert last.attributes["postroom.outcome"] == "dead_lettered"
+    assert last.status.status_code == StatusCode.ERROR
+    assert "ValueError: disk full" in (last.status.description or "")
+    assert first.context.trace_id == last.context.trace_id  # both continue the send
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        _Hook.received.append({k.lower(): v for k, v in self.headers.items()})
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_webhook_push_carries_the_push_span_traceparent(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POSTROOM_PUSH_ALLOW", "127.0.0.1")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hook.received.clear()
+    url = "memory://tracing-push"
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_port}/hook"
+        with postroom.connect(url) as client:
+            client.create_subscription("events", "hook", push_endpoint=endpoint)
+            app = postroom.App(url)
+            with running(app, url, push=True):
+                client.publish("events", {"n": 1})
+                wait_until(lambda: len(_Hook.received) == 1)
+                wait_until(lambda: "process events:hook" in _by_name(spans))
+    finally:
+        server.shutdown()
+        server.server_close()
+    push = _by_name(spans)["process events:hook"]
+    _, trace_hex, span_hex, _ = _Hook.received[0]["traceparent"].split("-")
+    assert trace_hex == f"{push.context.trace_id:032x}"
+    assert span_hex == f"{push.context.span_id:016x}"  # the push span, not the send
+
+
+def test_without_a_recording_span_headers_are_left_alone() -> None:
+    assert tracing.enabled()
+    assert tracing.inject(None) is None
+    given = {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
+    assert tracing.inject(given) is given
