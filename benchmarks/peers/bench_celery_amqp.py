@@ -1,6 +1,5 @@
-"""Celery with the RabbitMQ broker (py-amqp); failures counted by the worker.
-
-``BENCH_TUNED=1`` raises the prefetch multiplier and threads and acks late.
+"""Celery with the RabbitMQ broker (py-amqp): defaults (prefork, one process per
+CPU) or tuned (16 threads); Celery keeps no dead letters.
 """
 
 from __future__ import annotations
@@ -11,9 +10,12 @@ import time
 from _probe import JobFailed, hit
 from celery import Celery, Task, group
 
-NAME = "Celery (tuned)" if os.environ.get("BENCH_TUNED") else "Celery"
+NAME = "Celery (RabbitMQ)"
 URL = os.environ.get("BENCH_URL", "amqp://guest:guest@127.0.0.1:5672/")
-TUNED = bool(os.environ.get("BENCH_TUNED"))
+TUNED = [  # as bench_celery.TUNED
+    "-P", "threads", "-c", "16", "--without-gossip", "--without-mingle",
+    "--without-heartbeat",
+]  # fmt: skip
 
 app = Celery("bench_celery_amqp", broker=URL)
 app.conf.update(
@@ -21,7 +23,6 @@ app.conf.update(
     task_ignore_result=True,
     worker_hijack_root_logger=False,
     task_default_queue="bench.celery",
-    worker_prefetch_multiplier=16 if TUNED else 4,
 )
 
 
@@ -40,13 +41,10 @@ def failing(self: Task, sent_at: float) -> None:
         raise self.retry(exc=exc, countdown=0) from exc
 
 
-def worker_cmd(python: str) -> list[str]:
-    """One worker process (thread pool of 8, tuned 32)."""
-    threads = "32" if TUNED else "8"
-    return [
-        python, "-m", "celery", "-A", "bench_celery_amqp", "worker", "--pool",
-        "threads", "--concurrency", threads, "--loglevel", "ERROR",
-    ]  # fmt: skip
+def worker_cmd(python: str, tuned: bool) -> list[str]:
+    """``celery worker`` with no flags, or tuned."""
+    cmd = [python, "-m", "celery", "-A", "bench_celery_amqp", "worker"]
+    return cmd + (TUNED if tuned else [])
 
 
 def enqueue_one(n: int) -> float:

@@ -1,7 +1,9 @@
 """Dramatiq with its RabbitMQ broker (pika): actors, ``send``, ``group``.
 
-``BENCH_TUNED=1`` raises the worker's prefetch (``dramatiq_queue_prefetch``) and
-threads, and skips publisher confirms on the producer side.
+Defaults: ``dramatiq`` with no flags (one process per CPU, 8 threads each,
+prefetch twice the threads, no publisher confirms: a ``send`` returns before the
+broker has the message, where postroom waits for the confirm); tuned as the Redis
+row (``bench_dramatiq.TUNED``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import pika
 from _probe import hit
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-NAME = "Dramatiq (tuned)" if os.environ.get("BENCH_TUNED") else "Dramatiq"
+NAME = "Dramatiq (RabbitMQ)"
 URL = os.environ.get("BENCH_URL", "amqp://guest:guest@127.0.0.1:5672/")
-TUNED = bool(os.environ.get("BENCH_TUNED"))
+TUNED = ["--threads", "16"]  # as bench_dramatiq.TUNED
 
-broker = RabbitmqBroker(url=URL, confirm_delivery=not TUNED)
+broker = RabbitmqBroker(url=URL)
 dramatiq.set_broker(broker)
 
 
@@ -34,13 +36,10 @@ def failing(sent_at: float) -> None:
     hit(sent_at, fail=True)
 
 
-def worker_cmd(python: str) -> list[str]:
-    """One worker process with 8 threads (tuned: 32)."""
-    threads = "32" if TUNED else "8"
-    return [
-        python, "-m", "dramatiq", "bench_dramatiq_amqp", "--processes", "1",
-        "--threads", threads,
-    ]  # fmt: skip
+def worker_cmd(python: str, tuned: bool) -> list[str]:
+    """``dramatiq`` with no flags, or tuned."""
+    cmd = [python, "-m", "dramatiq", "bench_dramatiq_amqp"]
+    return cmd + (TUNED if tuned else [])
 
 
 def enqueue_one(n: int) -> float:
