@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import time
@@ -35,7 +36,7 @@ from typing import Any
 import postroom
 from postroom.runtime.worker import Worker
 
-N = 20_000
+N = int(os.environ.get("ROUNDTRIPS_N", "20000"))  # messages per measurement
 COUNTS = {"round trips": 0, "transactions": 0, "publishes": 0}
 
 
