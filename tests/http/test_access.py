@@ -206,3 +206,33 @@ def test_push_allow_lets_a_subscription_name_loopback(tmp_path: Path) -> None:
             _status(http.post("/v1/topics/t/subscriptions", json=meta), 400)
     finally:
         stop_server(srv)
+
+
+def test_dashboard_forms_apply_the_token_patterns_and_origin(secured: Server) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    covered, other = f"orders.{suffix}", f"billing.{suffix}"
+    with _signed_in(secured, OPS) as browser:
+        origin = {"origin": secured.base}
+        _status(browser.get(f"/ui/topics/{covered}"), 200)
+        _status(browser.get(f"/ui/topics/{other}"), 403)
+        body = {"body": '{"n": 1}'}
+        _status(
+            browser.post(f"/ui/topics/{other}/publish", data=body, headers=origin), 403
+        )
+        _status(
+            browser.post(f"/ui/queues/{other}/send", data=body, headers=origin), 403
+        )
+        create = {"name": "x"}
+        path = f"/ui/topics/{other}/subscriptions"
+        _status(browser.post(path, data=create, headers=origin), 403)
+        foreign = {"origin": "https://evil.example"}
+        sent = browser.post(f"/ui/queues/{covered}/send", data=body, headers=foreign)
+        _status(sent, 403)
+        _status(
+            browser.post(f"/ui/queues/{covered}/send", data=body, headers=origin), 303
+        )
+    with secured.client(ADMIN) as admin:
+        assert admin.get(f"/v1/queues/{covered}").json()["ready"] == 1
+        assert admin.get(f"/v1/queues/{other}").status_code == 404
+        topics = admin.get("/v1/topics").json()["topics"]
+        assert all(t["topic"] != other for t in topics)  # nothing published

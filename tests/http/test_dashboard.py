@@ -182,3 +182,72 @@ def test_dashboard_workers_page(server: Server, page: Page, shots: Path) -> None
     page.screenshot(path=str(shots / "dashboard-workers.png"), full_page=True)
     row.get_by_role("link", name="mail.send").click()
     expect(page.locator("h1")).to_contain_text("mail.send")
+
+
+@pytest.mark.slow
+def test_dashboard_send_publish_and_subscriptions(
+    server: Server, http: httpx.Client, page: Page, shots: Path
+) -> None:
+    topic = "orders.placed"
+    http.post(f"/v1/topics/{topic}/subscriptions", json={"name": "billing"})
+    page.goto(server.base + "/")
+    page.get_by_role("link", name=topic, exact=True).first.click()
+    expect(page.locator("h1")).to_have_text(f"Topic {topic}")
+
+    page.fill("#create-form input[name=name]", "audit")
+    page.locator("#create").click()
+    expect(page.locator(".notice")).to_contain_text(f"subscription audit of {topic}")
+    expect(page.locator('tr[data-subscription="audit"]')).to_be_visible()
+
+    page.fill("#publish-form textarea", '{"order": 7}')
+    page.locator("#publish").click()
+    expect(page.locator(".notice")).to_contain_text("published event")
+    page.fill("#publish-form textarea", "{not json")
+    page.locator("#publish").click()
+    expect(page.locator(".notice.bad")).to_contain_text("not valid JSON")
+    page.screenshot(path=str(shots / "dashboard-topic.png"), full_page=True)
+    for name in ("audit", "billing"):
+        stats = http.get(f"/v1/queues/{topic}:{name}").json()
+        assert stats["ready"] == 1, stats  # one event each; the bad one sent none
+
+    page.locator('tr[data-subscription="audit"] button').click()  # confirmed
+    expect(page.locator(".notice")).to_have_text("deleted subscription audit")
+    assert [s["name"] for s in http.get("/v1/subscriptions").json()["subscriptions"]
+            if s["topic"] == topic] == ["billing"]  # fmt: skip
+
+    page.locator('tr[data-subscription="billing"]').get_by_role("link").click()
+    page.fill("#send-form textarea", '{"by": "hand"}')
+    page.locator("#send").click()
+    expect(page.locator(".notice")).to_contain_text("sent message")
+    expect(page.locator("#depth-ready")).to_have_text("2")
+
+
+@pytest.mark.slow
+def test_dashboard_folds_library_frames_of_a_traceback(
+    server: Server, http: httpx.Client, page: Page
+) -> None:
+    import anyio
+
+    queue = "folded.tb"
+    library = Path(anyio.__file__).parent / "to_thread.py"
+    traceback = (
+        "Traceback (most recent call last):\n"
+        f'  File "{library}", line 65, in run_sync\n'
+        "    return await get_async_backend().run_sync_in_worker_thread(\n"
+        '  File "/srv/app/tasks.py", line 12, in resize\n'
+        "    image = Image.open(path)\n"
+        "ValueError: cannot identify image file"
+    )
+    http.post(f"/v1/queues/{queue}/messages", json={"body": {"n": 1}})
+    [m] = http.post(f"/v1/queues/{queue}/receive", json={}).json()["messages"]
+    error = {"type": "ValueError", "message": "bad", "traceback": traceback}
+    http.post(
+        f"/v1/queues/{queue}/reject", json={"receipt": m["receipt"], "error": error}
+    )
+    page.goto(f"{server.base}/ui/queues/{queue}/dead/{m['id']}")
+    folded = page.locator("#traceback details.folded")
+    expect(folded.locator("summary")).to_have_text("1 postroom/anyio frame")
+    expect(folded.locator("pre")).not_to_be_visible()  # folded until opened
+    expect(page.locator("#traceback")).to_contain_text("/srv/app/tasks.py")
+    stamp = page.locator("dl.facts dd").nth(3).inner_text()
+    assert stamp.endswith("Z") and stamp[-5] != ":" and stamp[-8] == ":", stamp

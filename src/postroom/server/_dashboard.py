@@ -28,6 +28,7 @@ from . import _json
 from ._api import queue_stats
 from ._auth import find_token
 from ._routing import Ctx, HttpProblem, Settings, bearer, same_origin
+from ._tracebacks import fold_traceback
 from ._workers import visible_workers
 
 __all__ = ["dashboard_routes"]
@@ -64,6 +65,7 @@ def _when(value: Any) -> str:
 
 _templates.env.finalize = _printable
 _templates.env.filters["when"] = _when
+_templates.env.filters["fold_traceback"] = fold_traceback
 _templates.env.filters["pretty"] = _pretty
 _templates.env.filters["q"] = lambda s: quote(str(s), safe="")
 
@@ -72,7 +74,9 @@ class _Login(Exception):
     """The browser has no admin token: send it to the sign-in page."""
 
 
-def _ctx(request: Request) -> Ctx:
+def dashboard_ctx(request: Request) -> Ctx:
+    """The caller's context, or :class:`_Login` when it holds no admin token;
+    403 when a ``queue`` path parameter is outside the token's patterns."""
     settings: Settings = request.app.state.settings
     token = None
     if not settings.open:
@@ -88,12 +92,14 @@ def _ctx(request: Request) -> Ctx:
     return ctx
 
 
-def _check_origin(request: Request) -> None:
+def check_origin(request: Request) -> None:
+    """Refuse a form posted from another origin."""
     if request.headers.get("origin") is not None and not same_origin(request):
         raise HttpProblem(403, "cross-site form submission refused", "cross-site")
 
 
-def _page(request: Request, name: str, **context: Any) -> Response:
+def page(request: Request, name: str, **context: Any) -> Response:
+    """Render a template with the dashboard's common context."""
     ctx = {"open": request.app.state.settings.open, **context}
     return _templates.TemplateResponse(request, name, ctx)
 
@@ -117,18 +123,18 @@ async def _overview(ctx: Ctx) -> dict[str, Any]:
 
 async def index(request: Request) -> Response:
     """The overview: queues, topics, subscriptions."""
-    ctx = _ctx(request)
-    return _page(request, "index.html", **(await _overview(ctx)))
+    ctx = dashboard_ctx(request)
+    return page(request, "index.html", **(await _overview(ctx)))
 
 
 async def overview_json(request: Request) -> Response:
     """What the overview's script polls."""
-    return JSONResponse(await _overview(_ctx(request)))
+    return JSONResponse(await _overview(dashboard_ctx(request)))
 
 
 async def queue_page(request: Request) -> Response:
     """A queue: depths, policy, waiting messages and filtered dead letters."""
-    ctx = _ctx(request)
+    ctx = dashboard_ctx(request)
     queue = ctx.params["queue"]
     client = ctx.client
     policy = await client.queue_policy(queue)
@@ -141,29 +147,30 @@ async def queue_page(request: Request) -> Response:
         queue, limit=200, reason=reason, error_contains=contains
     )
     waiting: list[Message] = await client.peek(queue, 20)
-    return _page(
+    return page(
         request, "queue.html", queue=queue, stats=stats, policy=policy, dead=dead,
         waiting=waiting, reasons=DEAD_REASONS, reason=reason or "",
         error_contains=contains or "", notice=request.query_params.get("notice", ""),
+        bad=request.query_params.get("bad") == "1",
     )  # fmt: skip
 
 
 async def dead_letter_page(request: Request) -> Response:
     """One dead letter: body, headers, error with traceback, attempt history."""
-    ctx = _ctx(request)
+    ctx = dashboard_ctx(request)
     dl = await ctx.client.dead_letter(ctx.params["queue"], ctx.params["id"])
-    return _page(request, "dead_letter.html", queue=ctx.params["queue"], dl=dl)
+    return page(request, "dead_letter.html", queue=ctx.params["queue"], dl=dl)
 
 
 async def workers_page(request: Request) -> Response:
     """The worker processes with their heartbeats (those consuming a queue the
     token covers)."""
-    ctx = _ctx(request)
+    ctx = dashboard_ctx(request)
     try:
         workers = await visible_workers(ctx)
     except NotSupported as exc:
-        return _page(request, "workers.html", workers=[], unsupported=str(exc))
-    return _page(
+        return page(request, "workers.html", workers=[], unsupported=str(exc))
+    return page(
         request, "workers.html", workers=workers, unsupported="",
         heartbeat=HEARTBEAT_SECONDS,
     )  # fmt: skip
@@ -176,8 +183,8 @@ def _back(queue: str, notice: str) -> Response:
 
 async def redrive_action(request: Request) -> Response:
     """Redrive the selected dead letters (or all of them)."""
-    ctx = _ctx(request)
-    _check_origin(request)
+    ctx = dashboard_ctx(request)
+    check_origin(request)
     form = await request.form()
     ids = [str(v) for v in form.getlist("id")]
     if not ids and form.get("all") != "1":
@@ -188,8 +195,8 @@ async def redrive_action(request: Request) -> Response:
 
 async def purge_action(request: Request) -> Response:
     """Purge the queue's messages or its dead letters."""
-    ctx = _ctx(request)
-    _check_origin(request)
+    ctx = dashboard_ctx(request)
+    check_origin(request)
     form = await request.form()
     if form.get("dead") not in ("0", "1"):
         raise HttpProblem(400, "say what to purge: dead=1 (dead letters) or dead=0")
@@ -203,15 +210,15 @@ async def login(request: Request) -> Response:
     """Sign in with an admin token (kept in an HttpOnly cookie)."""
     settings: Settings = request.app.state.settings
     if request.method == "GET":
-        return _page(request, "login.html", error="")
-    _check_origin(request)
+        return page(request, "login.html", error="")
+    check_origin(request)
     form = await request.form()
     value = str(form.get("token", ""))
     token = find_token(settings.tokens, value) if value else None
     if token is None or not token.allows("admin", None):
-        page = _page(request, "login.html", error="not a valid admin token")
-        page.status_code = 401
-        return page
+        refused = page(request, "login.html", error="not a valid admin token")
+        refused.status_code = 401
+        return refused
     resp = RedirectResponse("/", 303)
     resp.set_cookie(
         COOKIE, value, httponly=True, samesite="strict",
@@ -239,6 +246,8 @@ def _guard(
 
 def dashboard_routes() -> list[BaseRoute]:
     """The dashboard's routes."""
+    from ._forms import form_routes
+
     q = "/ui/queues/{queue}"
     return [
         Route("/", _guard(index)),
@@ -249,4 +258,5 @@ def dashboard_routes() -> list[BaseRoute]:
         Route(q + "/redrive", _guard(redrive_action), methods=["POST"]),
         Route(q + "/purge", _guard(purge_action), methods=["POST"]),
         Route("/ui/login", login, methods=["GET", "POST"]),
+        *form_routes(_guard),
     ]
