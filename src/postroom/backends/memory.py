@@ -8,10 +8,8 @@ tests of code that uses postroom.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
+from dataclasses import replace
 
 from ..model.errors import LeaseLost, QueueNotFound
 from ..model.message import (
@@ -26,7 +24,7 @@ from ..model.message import (
     now_ms,
 )
 from ..model.queries import DeadLetterQuery
-from ..model.stats import COUNTERS, DurationHistogram, TopicInfo, duration_cells
+from ..model.stats import DurationHistogram, TopicInfo, duration_cells
 from ._common import (
     lease_expired_entry,
     lease_lost,
@@ -34,52 +32,10 @@ from ._common import (
     new_token,
     parse_receipt,
 )
+from ._memory_state import QueueState, Record, store_for
 from .base import Backend, Capabilities
 
 __all__ = ["MemoryBackend"]
-
-
-@dataclass(slots=True)
-class _Record:
-    message: Message
-    available_ms: int
-    token: str | None = None
-    lease_ms: int = 0
-    consumer: str = ""
-    history: list[HistoryEntry] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Queue:
-    policy: QueuePolicy
-    messages: dict[str, _Record] = field(default_factory=dict)
-    dead: dict[str, DeadLetter] = field(default_factory=dict)
-    dedup: dict[str, tuple[str, int]] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-
-
-@dataclass(slots=True)
-class _Store:
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    queues: dict[str, _Queue] = field(default_factory=dict)
-    subscriptions: dict[tuple[str, str], Subscription] = field(default_factory=dict)
-    topics: dict[str, list[int]] = field(default_factory=dict)
-    durations: dict[str, dict[str, int]] = field(default_factory=dict)
-    workers: dict[str, tuple[str, int]] = field(default_factory=dict)
-    waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(
-        default_factory=set
-    )
-
-
-_STORES: dict[str, _Store] = {}
-_STORES_LOCK = threading.Lock()
-
-
-def _store_for(url: str) -> _Store:
-    parts = urlsplit(url)
-    key = parts.netloc + parts.path
-    with _STORES_LOCK:
-        return _STORES.setdefault(key, _Store())
 
 
 class MemoryBackend(Backend):
@@ -94,9 +50,9 @@ class MemoryBackend(Backend):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self._s = _store_for(url)
+        self._s = store_for(url)
 
-    def _q(self, queue: str) -> _Queue:
+    def _q(self, queue: str) -> QueueState:
         try:
             return self._s.queues[queue]
         except KeyError:
@@ -117,7 +73,7 @@ class MemoryBackend(Backend):
         with self._s.lock:
             q = self._s.queues.get(queue)
             if q is None:
-                self._s.queues[queue] = _Queue(policy)
+                self._s.queues[queue] = QueueState(policy)
                 return policy
             if replace:
                 q.policy = policy
@@ -155,13 +111,13 @@ class MemoryBackend(Backend):
                     ids.append(m.id)
                     continue
                 available = int(m.available_at.timestamp() * 1000)
-                q.messages[m.id] = _Record(m, available)
+                q.messages[m.id] = Record(m, available)
                 q.counters["sent"] += 1
                 ids.append(m.id)
         self._wake()
         return ids
 
-    def _expire(self, q: _Queue, now: int) -> None:
+    def _expire(self, q: QueueState, now: int) -> None:
         for rec in list(q.messages.values()):
             if rec.token is None or rec.lease_ms > now:
                 continue
@@ -171,7 +127,7 @@ class MemoryBackend(Backend):
             else:
                 rec.token, rec.available_ms = None, now
 
-    def _bury(self, q: _Queue, rec: _Record, reason: str, now: int) -> None:
+    def _bury(self, q: QueueState, rec: Record, reason: str, now: int) -> None:
         del q.messages[rec.message.id]
         q.counters["dead_lettered"] += 1
         last = rec.history[-1].error if rec.history else None
@@ -236,7 +192,7 @@ class MemoryBackend(Backend):
             with self._s.lock:
                 self._s.waiters.discard(key)
 
-    def _held(self, q: _Queue, delivery: Delivery) -> _Record:
+    def _held(self, q: QueueState, delivery: Delivery) -> Record:
         mid, token = parse_receipt(delivery.receipt)
         rec = q.messages.get(mid)
         if rec is None or rec.token != token:
@@ -408,7 +364,7 @@ class MemoryBackend(Backend):
                     redrives=dl.message.redrives + 1,
                     available_at=from_ms(now),
                 )
-                dst.messages[mid] = _Record(msg, now)
+                dst.messages[mid] = Record(msg, now)
                 src.counters["redriven"] += 1
                 moved.append(mid)
         self._wake()

@@ -4,7 +4,8 @@ The client is the only caller of a :class:`~postroom.backends.base.Backend`: the
 worker, the pusher, the HTTP server and the CLI use its public methods. The
 methods are grouped by subject: connection and policies in
 :mod:`~postroom.client._base`, dead letters in :mod:`~postroom.client._dead`,
-topics in :mod:`~postroom.client._topics`, queues and messages here.
+topics in :mod:`~postroom.client._topics`, depths, counters and durations in
+:mod:`~postroom.client._inspect`, queues and messages here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, overload
+from typing import Any
 
 from ..model import arguments as check
 from ..model import tracing, validate
@@ -29,7 +30,6 @@ from ..model.message import (
     HistoryEntry,
     Message,
     QueuePolicy,
-    QueueStats,
     from_ms,
     now_ms,
 )
@@ -39,9 +39,9 @@ from ..model.names import (
 )
 from ..model.retry import Backoff, to_ms
 from ..model.retry import seconds as to_seconds
-from ..model.stats import DurationHistogram
 from ._base import default_consumer_id, error_info
 from ._dead import DeadLetters
+from ._inspect import Inspection
 from ._topics import Topics
 from ._workers import WorkerRegistry
 
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 
-class AsyncClient(DeadLetters, Topics, WorkerRegistry):
+class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
     """The async client; ``postroom.connect_async()`` builds one.
 
     Use it as an async context manager, or call :meth:`aclose` when done. Every
@@ -352,65 +352,3 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry):
         check.check_deliveries(deliveries)
         if deliveries:
             await (await self._b()).release(deliveries)
-
-    # -- inspection ----------------------------------------------------------------
-
-    @overload
-    async def stats(self, queue: None = None) -> dict[str, QueueStats]: ...
-    @overload
-    async def stats(self, queue: str) -> QueueStats: ...
-
-    async def stats(
-        self, queue: str | None = None
-    ) -> dict[str, QueueStats] | QueueStats:
-        """Depths of one queue, or of every queue as a dict by name."""
-        validate.optional_name(queue)
-        backend = await self._b()
-        if queue is not None:
-            await self.queue_policy(queue)
-            [st] = await backend.stats([queue])
-            return st
-        names = await backend.list_queues()
-        return {s.queue: s for s in await backend.stats(names)}
-
-    async def queue_stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        """Depths of the named queues in one round trip, in the same order."""
-        check.check_names(queues)
-        if not queues:
-            return []
-        return await (await self._b()).stats(queues)
-
-    async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Lifetime counters of the named queues, summed over every process:
-        ``sent``, ``acked``, ``retried``, ``dead_lettered``, ``redriven``."""
-        check.check_names(queues)
-        if not queues:
-            return {}
-        return await (await self._b()).counters(queues)
-
-    async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
-        """Handler duration histograms of the named queues, over every process.
-
-        Raises :class:`NotSupported` on a backend that keeps none.
-        """
-        check.check_names(queues)
-        if not queues:
-            return {}
-        return await (await self._b()).durations(queues)
-
-    async def record_durations(
-        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
-    ) -> None:
-        """Add a batch of handler durations of ``queue`` to its histogram: per
-        bucket label the durations at most that long, their count and sum (ms).
-
-        Raises :class:`NotSupported` on a backend that keeps none.
-        """
-        check.check_durations(queue, observations, count, sum_ms)
-        await (await self._b()).record_durations(queue, observations, count, sum_ms)
-
-    async def peek(self, queue: str, limit: int = 10) -> list[Message]:
-        """Look at up to ``limit`` messages without leasing them."""
-        check.check_peek(queue, limit)
-        await self.queue_policy(queue)
-        return await self.backend.peek(queue, limit)

@@ -33,13 +33,20 @@ from ..model.errors import DecodeError, LeaseLost, QueueNotFound, Reject, Retry
 from ..model.message import Delivery, QueuePolicy
 from .durations import DurationRecorder
 from .jobs import AttemptFailed, Job, Outcome, Slot, describe_policy
+from .leases import LeaseKeeper
 from .outcomes import settle
 
 if TYPE_CHECKING:
     from ..client.core import AsyncClient
     from .app import HandlerSpec
 
-__all__ = ["AttemptFailed", "Job", "Outcome", "QueueRunner", "describe_policy"]
+__all__ = [
+    "AttemptFailed",
+    "Job",
+    "Outcome",
+    "QueueRunner",
+    "describe_policy",
+]
 
 log = logging.getLogger("postroom.runtime.worker")
 
@@ -50,12 +57,10 @@ POLL_SECONDS = 10.0
 # error in a row up to the maximum.
 ERROR_PAUSE_SECONDS = 1.0
 MAX_ERROR_PAUSE_SECONDS = 16.0
-# Shortest lease-extension tick, whatever the visibility timeout.
-MIN_TICK_SECONDS = 0.05
 
 
 @dataclass(eq=False)
-class QueueRunner:
+class QueueRunner(LeaseKeeper):
     """Consumes one queue with one handler, within ``concurrency`` slots.
 
     ``prepare`` recreates the queue when it disappears (a worker's queue or
@@ -388,35 +393,3 @@ class QueueRunner:
                 await self._start(got, handlers)
             for job in batch:
                 self._leave(job)
-
-    # -- leases --------------------------------------------------------------------
-
-    async def extend_loop(self) -> None:
-        """Every visibility_timeout/3, extend the leases that would expire soon."""
-        while True:
-            await anyio.sleep(max(self.policy.visibility_timeout / 3, MIN_TICK_SECONDS))
-            try:
-                self.policy = await self.client.queue_policy(self.queue)
-            except Exception:
-                log.exception("reading the policy of %r failed", self.queue)
-            await self.extend_due()
-
-    async def extend_due(self) -> None:
-        """Extend by visibility_timeout each lease with less than 2/3 of it left."""
-        vt = self.policy.visibility_timeout
-        horizon = time.time() + vt * 2 / 3
-        for job in list(self.jobs):
-            if job.delivery.lease_expires_at.timestamp() >= horizon:
-                continue
-            try:
-                job.delivery = await self.client.extend(job.delivery, vt)
-            except LeaseLost:
-                if job in self.jobs and not job.finished:
-                    log.warning(
-                        "message %s on %r: lease lost while its handler runs (the "
-                        "worker was stalled past the visibility timeout)",
-                        job.delivery.id,
-                        self.queue,
-                    )
-            except Exception:
-                log.exception("extending the lease of %s failed", job.delivery.id)
