@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, TypeVar, get_type_hints
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from ..client.config import resolve_url
 from ..model import arguments as check
 from ..model.errors import ConfigurationError
 from ..model.names import subscription_queue_name
 from ..model.retry import seconds
+from ..model.schedule import Schedule, make_schedule
+from .periodic import periodic_queue, tick_handler
+from .typed import Handler
+
+if TYPE_CHECKING:
+    from ..client.core import AsyncClient
+    from ..client.sync import Client
 
 __all__ = [
     "ASYNC_CONCURRENCY",
@@ -23,6 +31,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+B = TypeVar("B")
+R = TypeVar("R")
 
 # Messages an ``async def`` handler takes at once when no ``concurrency`` is given:
 # enough to keep one event loop busy with I/O-bound jobs (docs/workers.md has the
@@ -54,6 +64,7 @@ class HandlerSpec:
     body_type: Any
     topic: str | None = None
     subscription: str | None = None
+    schedule: Schedule | None = None
 
     @property
     def name(self) -> str:
@@ -92,6 +103,44 @@ class App:
         self.url = resolve_url(url)
         self.handlers: dict[str, HandlerSpec] = {}
         self._subscription_options: dict[tuple[str, str], dict[str, Any]] = {}
+        self._client: Client | None = None
+        self._async_client: AsyncClient | None = None
+        self._client_lock = threading.Lock()
+
+    def client(self) -> Client:
+        """The sync client for the App's URL that typed sends use (created on
+        first use, then reused; :meth:`close` closes it)."""
+        with self._client_lock:
+            if self._client is None:
+                from ..client.sync import Client
+
+                self._client = Client(self.url)
+            return self._client
+
+    def async_client(self) -> AsyncClient:
+        """The :class:`~postroom.AsyncClient` that ``send_async`` uses (created on
+        first use, then reused; use it from one event loop)."""
+        with self._client_lock:
+            if self._async_client is None:
+                from ..client.core import AsyncClient
+
+                self._async_client = AsyncClient(self.url)
+            return self._async_client
+
+    def close(self) -> None:
+        """Close the sync client of typed sends, if one was created."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close both clients of typed sends, if created."""
+        self.close()
+        with self._client_lock:
+            aclient, self._async_client = self._async_client, None
+        if aclient is not None:
+            await aclient.aclose()
 
     def _register(self, spec: HandlerSpec) -> None:
         if spec.queue in self.handlers:
@@ -109,7 +158,7 @@ class App:
         *,
         concurrency: int | None = None,
         timeout: float | timedelta | None = None,
-    ) -> Callable[[F], F]:
+    ) -> Callable[[Callable[[B], R]], Handler[B, R]]:
         """Register a function (``def`` or ``async def``) to process ``queue``.
 
         The body is decoded into the annotated parameter type. Returning acks;
@@ -118,10 +167,14 @@ class App:
         many messages it handles at once per worker process (default: 100 for an
         ``async def``, 32 threads for a ``def``; 1 runs one at
         a time).
+
+        It returns a :class:`~postroom.runtime.typed.Handler`: the function, plus
+        ``send``/``send_async`` that check a body against its parameter type.
         """
         check.check_handler(queue, 1 if concurrency is None else concurrency, timeout)
 
-        def decorate(func: F) -> F:
+        def decorate(func: Callable[[B], R]) -> Handler[B, R]:
+            body_type = _body_type(func)
             self._register(
                 HandlerSpec(
                     queue=queue,
@@ -129,10 +182,10 @@ class App:
                     concurrency=_concurrency(concurrency, func),
                     timeout=seconds(timeout),
                     is_async=inspect.iscoroutinefunction(func),
-                    body_type=_body_type(func),
+                    body_type=body_type,
                 )
             )
-            return func
+            return Handler(func, self, queue, body_type)
 
         return decorate
 
@@ -145,11 +198,12 @@ class App:
         timeout: float | timedelta | None = None,
         filter: dict[str, str] | None = None,
         max_attempts: int = 5,
-    ) -> Callable[[F], F]:
+    ) -> Callable[[Callable[[B], R]], Handler[B, R]]:
         """Register a function to receive every event of ``topic`` through the
         durable subscription ``subscription`` (created when the worker starts).
 
-        ``concurrency`` defaults as for :meth:`handler`."""
+        ``concurrency`` defaults as for :meth:`handler`; the returned
+        :class:`~postroom.runtime.typed.Handler`'s ``send`` publishes to ``topic``."""
         check.check_handler(
             topic, 1 if concurrency is None else concurrency, timeout, "topic"
         )
@@ -161,17 +215,56 @@ class App:
             "max_attempts": max_attempts,
         }
 
-        def decorate(func: F) -> F:
+        def decorate(func: Callable[[B], R]) -> Handler[B, R]:
+            body_type = _body_type(func)
+            queue = subscription_queue_name(topic, subscription)
             self._register(
                 HandlerSpec(
-                    queue=subscription_queue_name(topic, subscription),
+                    queue=queue,
                     func=func,
                     concurrency=_concurrency(concurrency, func),
                     timeout=seconds(timeout),
                     is_async=inspect.iscoroutinefunction(func),
-                    body_type=_body_type(func),
+                    body_type=body_type,
                     topic=topic,
                     subscription=subscription,
+                )
+            )
+            return Handler(func, self, queue, body_type, topic)
+
+        return decorate
+
+    def periodic(
+        self,
+        name: str,
+        *,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        tz: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Callable[[F], F]:
+        """Run a function (no argument, or the scheduled time as a ``datetime``)
+        once per tick across all worker processes (docs/scheduling.md).
+
+        Give ``every`` (seconds or a timedelta, ticks aligned to the Unix epoch)
+        or ``cron`` (5 fields, evaluated in the IANA zone ``tz``, UTC by default).
+        Its ticks are messages on the queue ``postroom.periodic.<name>``.
+        """
+        queue = periodic_queue(name)
+        schedule = make_schedule(every, cron, tz)
+        check.check_handler(queue, 1, timeout, "name")
+
+        def decorate(func: F) -> F:
+            wrapper = tick_handler(func)
+            self._register(
+                HandlerSpec(
+                    queue=queue,
+                    func=wrapper,
+                    concurrency=1,
+                    timeout=seconds(timeout),
+                    is_async=inspect.iscoroutinefunction(wrapper),
+                    body_type=datetime,
+                    schedule=schedule,
                 )
             )
             return func

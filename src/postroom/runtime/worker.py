@@ -29,6 +29,7 @@ from ..model.errors import ConfigurationError
 from ..model.message import QueuePolicy
 from ..model.workers import HEARTBEAT_SECONDS
 from .durations import DurationRecorder
+from .periodic import start_schedules
 from .registry import Heartbeat
 from .runner import QueueRunner, describe_policy
 from .signals import StartupSignals
@@ -206,6 +207,7 @@ class Worker:
                     service.start_soon(runner.extend_loop)
                 service.start_soon(self.durations.run, client)
                 service.start_soon(self.heartbeat.run, client)
+                start_schedules(service, client, self.specs)
                 async with anyio.create_task_group() as pushing:
                     if self._pusher is not None:
                         pushing.start_soon(self._pusher.run)
