@@ -132,6 +132,7 @@ class RabbitBackend(AdminMixin):
         out: list[Delivery] = []
         try:
             await self.streams.append(self.names.live, self._gauge())
+            self._last_gauge = {}  # the next flush publishes the gauge after it
             for getter, incoming in await self._take(queue, max_messages):
                 got = await self._resolve(queue, policy, incoming)
                 if got is not None:

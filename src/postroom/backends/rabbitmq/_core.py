@@ -100,6 +100,7 @@ class RabbitCore(Backend):
         self._pending: dict[str, dict[str, int]] = {}
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._last_gauge: dict[str, Any] = {}
         self._closing = False
 
     # -- lifecycle -----------------------------------------------------------------
@@ -205,7 +206,7 @@ class RabbitCore(Backend):
                 beat = bool(self._leases) and now - last_beat >= GAUGE_BEAT_MS
                 if self._dirty.is_set() or beat:
                     self._dirty.clear()
-                    await self._flush()
+                    await self._flush(beat=beat)
                     last_beat = now
             except _TICK_ERRORS as exc:
                 log.warning("RabbitMQ bookkeeping failed, retrying: %s", exc)
@@ -219,9 +220,15 @@ class RabbitCore(Backend):
         due += LEASE_GRACE_MS
         return max(0.0, min(_TICK_S, (due - now_ms()) / 1000))
 
-    async def _flush(self) -> None:
-        """Publish this process's lease gauge and the counters it added."""
-        await self.streams.append(self.names.live, self._gauge())
+    async def _flush(self, *, beat: bool = True) -> None:
+        """Publish this process's lease gauge (when it changed, or with ``beat``)
+        and the counters it added. Changes made while a flush waits for the
+        broker go out together in the next one."""
+        gauge = self._gauge()
+        shown = {k: v for k, v in gauge.items() if k != "at"}
+        if beat or shown != self._last_gauge:
+            await self.streams.append(self.names.live, gauge)
+            self._last_gauge = shown
         pending, self._pending = self._pending, {}
         if pending:
             try:
