@@ -1,4 +1,5 @@
-"""``postroom workers``: the worker processes registered with a heartbeat."""
+"""``postroom workers`` (the worker processes registered with a heartbeat) and
+``postroom schedules`` (the periodic jobs' next ticks)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import typer
 from rich.box import SIMPLE_HEAD
 from rich.table import Table
 
+from ..client.sync import Client
 from ..model.errors import NotSupported
+from ..runtime.periodic import PERIODIC_PREFIX
 from ._common import (
     Json,
     Url,
@@ -19,7 +22,7 @@ from ._common import (
     print_table,
     safe_text,
 )
-from .queues import fmt_ago
+from .queues import fmt_ago, fmt_when
 
 __all__ = ["register"]
 
@@ -69,6 +72,40 @@ def workers(url: Url = None, as_json: Json = False) -> None:
     print_table(table)
 
 
+def _next_tick(client: Client, queue: str) -> datetime | None:
+    ticks = [datetime.fromisoformat(m.json()) for m in client.peek(queue, 100)]
+    return min(ticks, default=None)
+
+
+def schedules(url: Url = None, as_json: Json = False) -> None:
+    """List the periodic jobs (``@app.periodic``) with their next tick."""
+    with open_client(url) as client:
+        rows = []
+        for queue in client.queues():
+            if queue.startswith(PERIODIC_PREFIX):
+                st = client.stats(queue)
+                tick = _next_tick(client, queue)
+                rows.append((queue.removeprefix(PERIODIC_PREFIX), tick, st))
+    if as_json:
+        docs = [
+            {"name": name, "queue": st.queue, "next": tick and tick.isoformat()}
+            | {"in_flight": st.in_flight, "dead": st.dead}
+            for name, tick, st in rows
+        ]
+        print_json(docs)
+        return
+    if not rows:
+        console.print("no periodic jobs: a worker running @app.periodic creates them")
+        return
+    now = datetime.now(UTC)
+    table = Table("name", "next tick", "running", "dead", box=SIMPLE_HEAD)
+    for name, tick, st in rows:
+        shown = "-" if tick is None else f"{fmt_when(tick)} ({fmt_ago(tick, now)})"
+        table.add_row(safe_text(name), shown, str(st.in_flight), str(st.dead))
+    print_table(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``postroom workers`` to the command line."""
+    """Add ``postroom workers`` and ``postroom schedules`` to the command line."""
     app.command("workers")(workers)
+    app.command("schedules")(schedules)
