@@ -135,10 +135,16 @@ def main() -> None:
             for profile in args.profiles.split(","):
                 key = f"{name}/{profile}"
                 print(f"round {round_ + 1}: {key}...", file=sys.stderr, flush=True)
-                runs.setdefault(key, []).append(run_one(name, profile, args))
+                try:
+                    runs.setdefault(key, []).append(run_one(name, profile, args))
+                except Exception as exc:  # a shared machine: note it, go on
+                    print(f"  {key} failed: {exc!r}", file=sys.stderr, flush=True)
+                if args.json:
+                    Path(args.json).write_text(json.dumps({"runs": runs}, indent=2))
     results = {
         key: {c: statistics.median(r[c] for r in rows) for c in rows[0]}
         for key, rows in runs.items()
+        if rows
     }
     cols = ["enqueue_one_per_s", "enqueue_bulk_per_s", "drain_per_s",
             "latency_p50_ms", "latency_p99_ms"]  # fmt: skip
