@@ -36,7 +36,6 @@ def test_periodic_tick_runs_once_across_two_workers(client: Client, url: str) ->
         wait_until(lambda: len(ticks) >= 3 and len(plain) >= 2, timeout=30)
     assert len(ticks) == len(set(ticks)), ticks
     assert all(t.tzinfo is not None and t.microsecond == 0 for t in ticks), ticks
-    assert sorted(ticks) == ticks
     assert "postroom.periodic.beat" in client.queues()
 
 
