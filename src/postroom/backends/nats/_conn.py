@@ -288,12 +288,20 @@ class Jet:
                 if not is_not_found(exc):
                     raise
 
-    async def pull(self, stream: str, consumer: str, batch: int) -> list[Msg]:
-        """Up to ``batch`` messages of a durable pull consumer, without waiting.
+    async def pull(
+        self, stream: str, consumer: str, batch: int, wait: float = 0.0
+    ) -> list[Msg]:
+        """Up to ``batch`` messages of a durable pull consumer.
 
-        One ``no_wait`` pull request: the server answers with what is available
-        and ends with a status (404: none, 408: fewer than asked).
+        One pull request. Without ``wait`` it is ``no_wait``: the server answers
+        with what is available and ends with a status (404: none, 408: fewer
+        than asked). With ``wait`` (seconds) the server holds the request that
+        long and ends it with a 408 when no message came; the request is read to
+        its end, so that no message is delivered to nobody.
         """
+        body: dict[str, Any] = {"batch": batch, "no_wait": True}
+        if wait > 0:
+            body = {"batch": batch, "expires": int(wait * 1e9)}
         async with self._io():
             nc = self.nc
             inbox = nc.new_inbox()
@@ -302,17 +310,19 @@ class Jet:
             try:
                 await nc.publish(
                     f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
-                    json.dumps({"batch": batch, "no_wait": True}).encode(),
+                    json.dumps(body).encode(),
                     reply=inbox,
                 )
                 while len(out) < batch:
-                    msg = await sub.next_msg(timeout=_TIMEOUT)
+                    msg = await sub.next_msg(timeout=_TIMEOUT + wait)
                     status = (msg.headers or {}).get("Status")
                     if status is None and msg.reply:
                         out.append(msg)
                         continue
                     if status == "503":
                         raise nats.errors.NoRespondersError
+                    if status == "100":  # a heartbeat: the request goes on
+                        continue
                     break
             finally:
                 with contextlib.suppress(Exception):

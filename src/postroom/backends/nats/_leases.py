@@ -70,6 +70,11 @@ def delivered_count(reply: str) -> int:
     return int(tokens[-5])
 
 
+def pending_of(reply: str) -> int:
+    """How many more messages the consumer had waiting when it delivered this one."""
+    return int(reply.split(".")[-1])
+
+
 def stream_of(reply: str) -> str:
     """The stream of the delivered message."""
     return reply.split(".")[-7]

@@ -7,33 +7,28 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import replace
 
 import nats.errors
 from nats.aio.msg import Msg
 
-from ...model.errors import LeaseLost
 from ...model.message import (
     Delivery,
-    HistoryEntry,
     QueuePolicy,
     from_ms,
     now_ms,
 )
-from .._common import lease_lost
 from ._conn import translated
 from ._leases import (
     GRACE_MS,
     Lease,
     delivered_count,
     make_receipt,
-    stream_of,
+    pending_of,
     stream_seq,
 )
-from ._names import CONSUMER, valid_id
-from ._records import Meta, dead_letter_headers, message_headers, meta_of
-from ._send import Sending
+from ._names import CONSUMER
+from ._records import message_headers, meta_of
+from ._settle import Settling
 
 __all__ = ["Messages"]
 
@@ -44,14 +39,18 @@ _CLOSED = (nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError)
 _MOVE_EVERY = 0.05  # seconds between looks at a queue's delayed messages
 
 
-class Messages(Sending):
+class Messages(Settling):
     """The message half of the backend: enqueue, claim, ack, retry, release..."""
 
     _moved_at: dict[str, float]
+    _last_claim: dict[str, tuple[int, str]]
+    _ahead: dict[str, tuple[list[Msg], int, int, str]]
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._moved_at = {}
+        self._last_claim = {}  # queue -> (lease_ms, consumer) of its last claim
+        self._ahead = {}  # queue -> (messages, pull sent ms, lease_ms, consumer)
 
     # -- claiming ------------------------------------------------------------------
 
@@ -86,6 +85,12 @@ class Messages(Sending):
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
     ) -> list[Delivery]:
         policy = await self.policy(queue)
+        self._last_claim[queue] = (lease_ms, consumer)
+        ahead = self._ahead.pop(queue, None)
+        if ahead is not None:
+            got = await self._hand_out(queue, policy, ahead, max_messages, lease_ms)
+            if got is not None:
+                return got
         # Delayed messages are looked at once per interval, not on every claim
         # of a busy worker: a due message waits at most that much longer.
         moved_at = self._moved_at.get(queue, 0.0)
@@ -113,12 +118,65 @@ class Messages(Sending):
             if not msgs and moved:
                 sent = now_ms()
                 msgs = await self.jet.pull(stream, CONSUMER, max_messages)
+        return await self._deliver_all(queue, policy, msgs, sent, lease_ms, consumer)
+
+    async def _hand_out(
+        self,
+        queue: str,
+        policy: QueuePolicy,
+        ahead: tuple[list[Msg], int, int, str],
+        max_messages: int,
+        lease_ms: int,
+    ) -> list[Delivery] | None:
+        """Hand out what a wait claimed ahead, when its lease and consumer are the
+        claim's (``None`` after giving it back otherwise)."""
+        msgs, sent, ahead_lease, consumer = ahead
+        if (ahead_lease, consumer) != (lease_ms, self._last_claim[queue][1]):
+            await self._give_back(queue, policy, ahead)
+            return None
+        got = await self._deliver_all(queue, policy, msgs, sent, lease_ms, consumer)
+        # The server said more were waiting: take them in this claim too, so that
+        # a burst after a quiet spell goes in batches again.
+        more = max_messages - len(msgs)
+        if more > 0 and pending_of(msgs[-1].reply) > 0:
+            sent = now_ms()
+            extra = await self.jet.pull(self.names.stream(queue), CONSUMER, more)
+            got += await self._deliver_all(
+                queue, policy, extra, sent, lease_ms, consumer
+            )
+        return got
+
+    async def _deliver_all(
+        self,
+        queue: str,
+        policy: QueuePolicy,
+        msgs: list[Msg],
+        sent: int,
+        lease_ms: int,
+        consumer: str,
+    ) -> list[Delivery]:
         out: list[Delivery] = []
         for msg in msgs:
             d = await self._deliver(queue, policy, msg, sent, lease_ms, consumer)
             if d is not None:
                 out.append(d)
         return out
+
+    async def _give_back(
+        self, queue: str, policy: QueuePolicy, ahead: tuple[list[Msg], int, int, str]
+    ) -> None:
+        """Release messages claimed ahead that no claim took, without counting
+        the attempt."""
+        msgs, sent, lease_ms, consumer = ahead
+        got = await self._deliver_all(queue, policy, msgs, sent, lease_ms, consumer)
+        await self.release(got)
+
+    async def give_back_all(self) -> None:
+        """Release every message claimed ahead (the backend closes)."""
+        while self._ahead:
+            queue, ahead = self._ahead.popitem()
+            with contextlib.suppress(Exception):
+                await self._give_back(queue, await self.policy(queue), ahead)
 
     async def _deliver(
         self,
@@ -154,8 +212,25 @@ class Messages(Sending):
         )
 
     async def wait(self, queue: str, timeout: float) -> None:
-        """Until a message is published to the queue, or 0.1 s (lease expiries
-        and due delayed messages are found by the next claim)."""
+        """Until a message may be visible on the queue, or at most 0.1 s.
+
+        After a claim, the wait is a pull request the server holds (``expires``)
+        for one message, which the next claim of the queue with the same lease
+        and consumer hands out (any other gives it back without counting an
+        attempt): a woken consumer has its message without another round trip.
+        Lease expiries and due delayed messages are found by the next claim."""
+        wait = max(0.0, min(timeout, 0.1))
+        last = self._last_claim.get(queue)
+        if last is None or queue in self._ahead or wait < 0.01:
+            await self._woken(queue, wait)
+            return
+        sent = now_ms()
+        msgs = await self.jet.pull(self.names.stream(queue), CONSUMER, 1, wait=wait)
+        if msgs:
+            self._ahead[queue] = (msgs, sent, *last)
+
+    async def _woken(self, queue: str, wait: float) -> None:
+        """Until a message is published to the queue, or ``wait`` seconds."""
         event = asyncio.Event()
 
         async def woken(msg: Msg) -> None:
@@ -166,174 +241,8 @@ class Messages(Sending):
             sub = await self.jet.nc.subscribe(subject, cb=woken)
             try:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, min(timeout, 0.1))):
+                    async with asyncio.timeout(wait):
                         await event.wait()
             finally:
                 with contextlib.suppress(*_CLOSED):
                     await sub.unsubscribe()
-
-    # -- settling ------------------------------------------------------------------
-
-    async def hold(self, delivery: Delivery) -> tuple[str, Lease | None]:
-        """The ack subject of a delivery whose lease is live; :class:`LeaseLost`.
-
-        A lease this process does not hold (its receipt came from another one) is
-        checked against the stream: the message must still be stored at the
-        receipt's sequence, so that a receipt of a deleted and created-again
-        queue never acks another message."""
-        try:
-            reply, lease = self.leases.check(delivery.receipt)
-        except LeaseLost:
-            raise lease_lost(delivery.id) from None
-        stream = self.names.stream(delivery.queue)
-        if stream_of(reply) != stream or not valid_id(delivery.id):
-            raise lease_lost(delivery.id)
-        if lease is not None:
-            if lease.message_id != delivery.id:
-                raise lease_lost(delivery.id)
-            return reply, lease
-        seq = stream_seq(reply)
-        subject = self.names.subject(delivery.queue, delivery.id)
-        raw = await self.jet.get(stream, subject, seq=seq)
-        if raw is None or raw.seq != seq:
-            raise lease_lost(delivery.id)
-        return reply, None
-
-    async def _held_meta(
-        self, delivery: Delivery, reply: str, lease: Lease | None
-    ) -> Meta:
-        """The meta of the held copy, with the lease expiries it went through."""
-        queue = delivery.queue
-        meta = lease.extra if lease is not None else None
-        if not isinstance(meta, Meta):
-            seq = stream_seq(reply)
-            raw = await self.jet.get(
-                self.names.stream(queue), self.names.subject(queue), seq=seq
-            )
-            found = meta_of(raw.headers) if raw is not None and raw.seq == seq else None
-            if found is None:
-                raise lease_lost(delivery.id)
-            meta = found
-        return meta.with_expiries(delivered_count(reply) - 1, now_ms())
-
-    async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
-        if not deliveries:
-            return []
-        lost: list[Delivery] = []
-        held: list[tuple[Delivery, str]] = []
-        checks = await asyncio.gather(
-            *(self.hold(d) for d in deliveries), return_exceptions=True
-        )
-        seen: set[str] = set()
-        for d, checked in zip(deliveries, checks, strict=True):
-            if isinstance(checked, LeaseLost) or (
-                not isinstance(checked, BaseException) and checked[0] in seen
-            ):
-                lost.append(d)
-            elif isinstance(checked, BaseException):
-                raise checked
-            else:
-                seen.add(checked[0])
-                held.append((d, checked[0]))
-        by_stream: dict[str, list[str]] = {}
-        counts: dict[str, int] = {}
-        for d, reply in held:
-            by_stream.setdefault(stream_of(reply), []).append(reply)
-            counts[d.queue] = counts.get(d.queue, 0) + 1
-        if len(counts) == 1:
-            [(queue, n)] = counts.items()
-            [replies] = by_stream.values()
-            await self._counted(queue, "acked", n, self.jet.ack_all(replies), weight=n)
-        else:
-            await asyncio.gather(*(self.jet.ack_all(r) for r in by_stream.values()))
-            for queue, n in counts.items():
-                await self.tally.add(self.counter_key("cnt", queue), {"acked": n})
-        for _, reply in held:
-            self.leases.finish(reply)
-        return lost
-
-    async def _replace(
-        self, delivery: Delivery, meta: Meta, reply: str, tag: str
-    ) -> None:
-        """Store ``meta``'s new copy, then ack the held one (a crash between the
-        two leaves both: at-least-once)."""
-        msg_id = f"{meta.id}.{stream_seq(reply)}.{delivered_count(reply)}.{tag}"
-        await self.store(delivery.queue, meta, delivery.body, msg_id)
-        await self.jet.ack(reply)
-        self.leases.finish(reply)
-
-    async def retry(
-        self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
-    ) -> None:
-        reply, lease = await self.hold(delivery)
-        meta = await self._held_meta(delivery, reply, lease)
-        copy = replace(
-            meta,
-            base=delivery.attempts,
-            available_ms=now_ms() + delay_ms,
-            history=[*meta.history, entry],
-        )
-        await self._replace(delivery, copy, reply, "t")
-        await self.tally.add(self.counter_key("cnt", delivery.queue), {"retried": 1})
-
-    async def release(self, deliveries: Sequence[Delivery]) -> None:
-        for d in deliveries:
-            try:
-                reply, lease = await self.hold(d)
-                meta = await self._held_meta(d, reply, lease)
-            except LeaseLost:
-                continue
-            visible = min(meta.available_ms, now_ms())
-            copy = replace(meta, base=max(0, d.attempts - 1), available_ms=visible)
-            await self._replace(d, copy, reply, "r")
-
-    async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
-        reply, lease = await self.hold(delivery)
-        policy = await self.policy(delivery.queue)
-        end = now_ms() + lease_ms
-        await self.leases.extend(
-            reply, lease, end, self.jet.ack, policy.lease_ms + GRACE_MS, delivery.id
-        )
-        return replace(
-            delivery, receipt=make_receipt(end, reply), lease_expires_at=from_ms(end)
-        )
-
-    # -- dead letters --------------------------------------------------------------
-
-    async def bury(
-        self,
-        queue: str,
-        meta: Meta,
-        body: bytes,
-        reply: str,
-        reason: str,
-        attempts: int,
-    ) -> None:
-        """Store a dead letter of the held copy, then remove the copy."""
-        n = self.names
-        headers = dead_letter_headers(
-            meta, queue=queue, reason=reason, attempts=attempts, dead_ms=now_ms()
-        )
-        headers["Nats-Msg-Id"] = (
-            f"{meta.id}.{stream_seq(reply)}.{delivered_count(reply)}.x"
-        )
-        await self.jet.publish(
-            n.dead_subject(queue, meta.id),
-            body,
-            headers,
-            stream=n.dead_stream(queue),
-            queue=queue,
-        )
-        await self.jet.ack(reply, b"+TERM")
-        self.leases.finish(reply)
-        await self.tally.add(self.counter_key("cnt", queue), {"dead_lettered": 1})
-
-    async def dead_letter(
-        self, delivery: Delivery, reason: str, entry: HistoryEntry
-    ) -> None:
-        reply, lease = await self.hold(delivery)
-        meta = await self._held_meta(delivery, reply, lease)
-        meta = replace(meta, history=[*meta.history, entry])
-        await self.bury(
-            delivery.queue, meta, delivery.body, reply, reason, delivery.attempts
-        )

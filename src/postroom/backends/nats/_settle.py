@@ -1,0 +1,203 @@
+"""Settling deliveries on JetStream: ack, retry, release, extend, dead letter.
+
+A retry, a release or a dead letter stores a new copy (or the dead letter) first
+and acks the held one after: a crash between the two leaves both (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ...model.errors import LeaseLost
+from ...model.message import (
+    Delivery,
+    HistoryEntry,
+    from_ms,
+    now_ms,
+)
+from .._common import lease_lost
+from ._leases import (
+    GRACE_MS,
+    Lease,
+    delivered_count,
+    make_receipt,
+    stream_of,
+    stream_seq,
+)
+from ._names import valid_id
+from ._records import Meta, dead_letter_headers, meta_of
+from ._send import Sending
+
+__all__ = ["Settling"]
+
+
+class Settling(Sending):
+    """What ends or lengthens a lease."""
+
+    # -- settling ------------------------------------------------------------------
+
+    async def hold(self, delivery: Delivery) -> tuple[str, Lease | None]:
+        """The ack subject of a delivery whose lease is live; :class:`LeaseLost`.
+
+        A lease this process does not hold (its receipt came from another one) is
+        checked against the stream: the message must still be stored at the
+        receipt's sequence, so that a receipt of a deleted and created-again
+        queue never acks another message."""
+        try:
+            reply, lease = self.leases.check(delivery.receipt)
+        except LeaseLost:
+            raise lease_lost(delivery.id) from None
+        stream = self.names.stream(delivery.queue)
+        if stream_of(reply) != stream or not valid_id(delivery.id):
+            raise lease_lost(delivery.id)
+        if lease is not None:
+            if lease.message_id != delivery.id:
+                raise lease_lost(delivery.id)
+            return reply, lease
+        seq = stream_seq(reply)
+        subject = self.names.subject(delivery.queue, delivery.id)
+        raw = await self.jet.get(stream, subject, seq=seq)
+        if raw is None or raw.seq != seq:
+            raise lease_lost(delivery.id)
+        return reply, None
+
+    async def _held_meta(
+        self, delivery: Delivery, reply: str, lease: Lease | None
+    ) -> Meta:
+        """The meta of the held copy, with the lease expiries it went through."""
+        queue = delivery.queue
+        meta = lease.extra if lease is not None else None
+        if not isinstance(meta, Meta):
+            seq = stream_seq(reply)
+            raw = await self.jet.get(
+                self.names.stream(queue), self.names.subject(queue), seq=seq
+            )
+            found = meta_of(raw.headers) if raw is not None and raw.seq == seq else None
+            if found is None:
+                raise lease_lost(delivery.id)
+            meta = found
+        return meta.with_expiries(delivered_count(reply) - 1, now_ms())
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        if not deliveries:
+            return []
+        lost: list[Delivery] = []
+        held: list[tuple[Delivery, str]] = []
+        checks = await asyncio.gather(
+            *(self.hold(d) for d in deliveries), return_exceptions=True
+        )
+        seen: set[str] = set()
+        for d, checked in zip(deliveries, checks, strict=True):
+            if isinstance(checked, LeaseLost) or (
+                not isinstance(checked, BaseException) and checked[0] in seen
+            ):
+                lost.append(d)
+            elif isinstance(checked, BaseException):
+                raise checked
+            else:
+                seen.add(checked[0])
+                held.append((d, checked[0]))
+        by_stream: dict[str, list[str]] = {}
+        counts: dict[str, int] = {}
+        for d, reply in held:
+            by_stream.setdefault(stream_of(reply), []).append(reply)
+            counts[d.queue] = counts.get(d.queue, 0) + 1
+        if len(counts) == 1:
+            [(queue, n)] = counts.items()
+            [replies] = by_stream.values()
+            await self._counted(queue, "acked", n, self.jet.ack_all(replies), weight=n)
+        else:
+            await asyncio.gather(*(self.jet.ack_all(r) for r in by_stream.values()))
+            for queue, n in counts.items():
+                await self.tally.add(self.counter_key("cnt", queue), {"acked": n})
+        for _, reply in held:
+            self.leases.finish(reply)
+        return lost
+
+    async def _replace(
+        self, delivery: Delivery, meta: Meta, reply: str, tag: str
+    ) -> None:
+        """Store ``meta``'s new copy, then ack the held one (a crash between the
+        two leaves both: at-least-once)."""
+        msg_id = f"{meta.id}.{stream_seq(reply)}.{delivered_count(reply)}.{tag}"
+        await self.store(delivery.queue, meta, delivery.body, msg_id)
+        await self.jet.ack(reply)
+        self.leases.finish(reply)
+
+    async def retry(
+        self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
+    ) -> None:
+        reply, lease = await self.hold(delivery)
+        meta = await self._held_meta(delivery, reply, lease)
+        copy = replace(
+            meta,
+            base=delivery.attempts,
+            available_ms=now_ms() + delay_ms,
+            history=[*meta.history, entry],
+        )
+        await self._replace(delivery, copy, reply, "t")
+        await self.tally.add(self.counter_key("cnt", delivery.queue), {"retried": 1})
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            try:
+                reply, lease = await self.hold(d)
+                meta = await self._held_meta(d, reply, lease)
+            except LeaseLost:
+                continue
+            visible = min(meta.available_ms, now_ms())
+            copy = replace(meta, base=max(0, d.attempts - 1), available_ms=visible)
+            await self._replace(d, copy, reply, "r")
+
+    async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
+        reply, lease = await self.hold(delivery)
+        policy = await self.policy(delivery.queue)
+        end = now_ms() + lease_ms
+        await self.leases.extend(
+            reply, lease, end, self.jet.ack, policy.lease_ms + GRACE_MS, delivery.id
+        )
+        return replace(
+            delivery, receipt=make_receipt(end, reply), lease_expires_at=from_ms(end)
+        )
+
+    # -- dead letters --------------------------------------------------------------
+
+    async def bury(
+        self,
+        queue: str,
+        meta: Meta,
+        body: bytes,
+        reply: str,
+        reason: str,
+        attempts: int,
+    ) -> None:
+        """Store a dead letter of the held copy, then remove the copy."""
+        n = self.names
+        headers = dead_letter_headers(
+            meta, queue=queue, reason=reason, attempts=attempts, dead_ms=now_ms()
+        )
+        headers["Nats-Msg-Id"] = (
+            f"{meta.id}.{stream_seq(reply)}.{delivered_count(reply)}.x"
+        )
+        await self.jet.publish(
+            n.dead_subject(queue, meta.id),
+            body,
+            headers,
+            stream=n.dead_stream(queue),
+            queue=queue,
+        )
+        await self.jet.ack(reply, b"+TERM")
+        self.leases.finish(reply)
+        await self.tally.add(self.counter_key("cnt", queue), {"dead_lettered": 1})
+
+    async def dead_letter(
+        self, delivery: Delivery, reason: str, entry: HistoryEntry
+    ) -> None:
+        reply, lease = await self.hold(delivery)
+        meta = await self._held_meta(delivery, reply, lease)
+        meta = replace(meta, history=[*meta.history, entry])
+        await self.bury(
+            delivery.queue, meta, delivery.body, reply, reason, delivery.attempts
+        )
