@@ -384,3 +384,13 @@ def test_delete_queue_removes_it(http: httpx.Client, queue: str) -> None:
     assert http.delete(f"/v1/queues/{queue}").json() == {"ok": True}
     assert http.get(f"/v1/queues/{queue}").status_code == 404
     assert http.delete(f"/v1/queues/{queue}").status_code == 404
+
+
+def test_docs_page_shows_code_not_restructuredtext(http: httpx.Client) -> None:
+    page = http.get("/docs").text
+    assert "``" not in page and ":meth:" not in page
+    assert "Lease up to <code>max_messages</code>" in page
+    doc = http.get("/openapi.json").json()
+    summaries = [op["summary"] for ops in doc["paths"].values() for op in ops.values()]
+    assert not [s for s in summaries if "``" in s]
+    assert any(s.endswith("`dry_run`.") or "`ids`" in s for s in summaries)

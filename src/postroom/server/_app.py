@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
 import anyio
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -97,6 +99,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def _meta_routes(secured: bool) -> list[BaseRoute]:
     templates = Jinja2Templates(directory=str(_PACKAGE / "templates"))
+    templates.env.filters["code_spans"] = code_spans
     # Built at the first request: the name patterns take a scan of Unicode.
     document = functools.cache(
         functools.partial(openapi_document, api.operations, secured=secured)
@@ -144,6 +147,11 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     finally:
         if state.owns_client:
             await client.aclose()
+
+
+def code_spans(text: str) -> Markup:
+    """``text`` as HTML with its Markdown code spans (```x```) as ``<code>``."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
 
 
 def create_app(

@@ -10,6 +10,7 @@ error into a problem document, so a bad request is always a 4xx.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -164,7 +165,7 @@ class Api:
         """Register the decorated handler as an operation."""
 
         def register(handler: H) -> H:
-            doc = (handler.__doc__ or handler.__name__).strip().splitlines()[0]
+            doc = summary(handler.__doc__ or handler.__name__)
             self.operations.append(
                 Operation(
                     method, path, handler.__name__.strip("_"), doc, tag, scope,
@@ -184,6 +185,13 @@ class Api:
             Route(path, _endpoint(ops), methods=list(ops))
             for path, ops in by_path.items()
         ]
+
+
+def summary(docstring: str) -> str:
+    """An operation's summary: the docstring's first paragraph on one line, its
+    reStructuredText literals (````x````) as Markdown code spans (```x```)."""
+    paragraph = docstring.strip().split("\n\n", 1)[0]
+    return re.sub(r"``(.+?)``", r"`\1`", " ".join(paragraph.split()))
 
 
 def _header_token(request: Request) -> str | None:
