@@ -51,6 +51,7 @@ class Messages(Settling):
         self._moved_at = {}
         self._last_claim = {}  # queue -> (lease_ms, consumer) of its last claim
         self._ahead = {}  # queue -> (messages, pull sent ms, lease_ms, consumer)
+        self._draining: set[asyncio.Future[list[Msg]]] = set()
 
     # -- claiming ------------------------------------------------------------------
 
@@ -173,6 +174,8 @@ class Messages(Settling):
 
     async def give_back_all(self) -> None:
         """Release every message claimed ahead (the backend closes)."""
+        if self._draining:
+            await asyncio.wait(list(self._draining), timeout=2.0)
         while self._ahead:
             queue, ahead = self._ahead.popitem()
             with contextlib.suppress(Exception):
@@ -225,9 +228,21 @@ class Messages(Settling):
             await self._woken(queue, wait)
             return
         sent = now_ms()
-        msgs = await self.jet.pull(self.names.stream(queue), CONSUMER, 1, wait=wait)
-        if msgs:
-            self._ahead[queue] = (msgs, sent, *last)
+        pull = asyncio.ensure_future(
+            self.jet.pull(self.names.stream(queue), CONSUMER, 1, wait=wait)
+        )
+
+        def keep(done: asyncio.Future[list[Msg]]) -> None:
+            self._draining.discard(done)
+            if not done.cancelled() and done.exception() is None and done.result():
+                msgs, *_ = self._ahead.pop(queue, ([],))
+                self._ahead[queue] = ([*msgs, *done.result()], sent, *last)
+
+        pull.add_done_callback(keep)
+        self._draining.add(pull)
+        # Cancelled (a worker stopping), the request is still read to its end by
+        # the task, and what it brings is given back by the next claim or aclose.
+        await asyncio.shield(pull)
 
     async def _woken(self, queue: str, wait: float) -> None:
         """Until a message is published to the queue, or ``wait`` seconds."""
