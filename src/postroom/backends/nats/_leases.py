@@ -143,6 +143,22 @@ class LeaseKeeper:
                 raise LeaseLost(reply)
         return reply, lease
 
+    def take_ended(self, stream: str) -> list[str]:
+        """Leases on ``stream`` that have ended but whose NAK the thread has not
+        sent yet: finished here, for the caller to NAK before it claims."""
+        now = now_ms()
+        with self._lock:
+            ended = [
+                x.reply
+                for x in self._held.values()
+                if now >= x.end_ms
+                and now < x.server_end_ms - _SLACK_MS
+                and stream_of(x.reply) == stream
+            ]
+            for reply in ended:
+                self._finish(reply)
+        return ended
+
     def drop_stream(self, stream: str) -> None:
         """Forget every lease on ``stream`` (its queue was deleted)."""
         with self._lock:

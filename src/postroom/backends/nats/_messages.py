@@ -87,6 +87,10 @@ class Messages(Settling):
     ) -> list[Delivery]:
         policy = await self.policy(queue)
         self._last_claim[queue] = (lease_ms, consumer)
+        # Leases of this process that ended a moment ago: NAKed (and processed)
+        # before the pull, so that the claim finds those messages visible.
+        ended = self.leases.take_ended(self.names.stream(queue))
+        await asyncio.gather(*(self.jet.ack(r, b"-NAK") for r in ended))
         ahead = self._ahead.pop(queue, None)
         if ahead is not None:
             got = await self._hand_out(queue, policy, ahead, max_messages, lease_ms)
