@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -139,9 +140,25 @@ def open_connection(
     return conn
 
 
+def _switch_to_wal(conn: sqlite3.Connection, attempts: int = 200) -> str:
+    """``PRAGMA journal_mode = WAL``, tried again while another process holds the
+    lock: SQLite does not call the busy handler for this switch, so processes
+    creating a fresh database at once would otherwise fail with "locked"."""
+    for _ in range(attempts - 1):
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return str(mode)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.05)
+    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    return str(mode)
+
+
 def init_schema(conn: sqlite3.Connection, path: str) -> None:
     """Switch to WAL and create the tables (idempotent, safe to race)."""
-    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    mode = _switch_to_wal(conn)
     if str(mode).lower() != "wal":
         raise BackendError(
             f"could not switch {path} to WAL mode (it is in {mode!r} mode): postroom "
