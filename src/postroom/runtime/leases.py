@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import abstractmethod
 from typing import TYPE_CHECKING
 
 import anyio
@@ -33,9 +34,9 @@ class LeaseKeeper:
     jobs: set[Job]
 
     @property
+    @abstractmethod
     def queue(self) -> str:
         """The queue whose leases are kept (the runner's)."""
-        raise NotImplementedError
 
     async def extend_loop(self) -> None:
         """Every visibility_timeout/3, extend the leases that would expire soon."""
