@@ -11,54 +11,36 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anyio.lowlevel
 
 import redis.exceptions
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
-from ...model.errors import BackendError, ConfigurationError, QueueNotFound
+from ...model.errors import QueueNotFound
 from ...model.message import (
     Delivery,
     HistoryEntry,
     Message,
-    QueuePolicy,
-    QueueStats,
     from_ms,
     now_ms,
     to_ms_dt,
 )
-from ...model.stats import COUNTERS, DurationHistogram, duration_cells
 from .._common import lease_lost, new_token, parse_receipt
-from ..base import Backend, Capabilities
-from . import _durations, _workers
+from ..base import Capabilities
 from ._dead import DeadLettersMixin
-from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys, queue_tag
-from ._prefetch import Prefetched
+from ._inspect import RedisInspect
 from ._records import (
-    as_text,
     deliveries_from,
     encode_message,
 )
-from ._scripts import FIRST_TRY, REDIS_PY, Call, Scripts
+from ._scripts import FIRST_TRY, Call
 from ._topics import TopicsMixin
 from ._translate import translated
 
 __all__ = ["RedisBackend"]
 
-
-# Connections per backend (a worker process shares one backend across handlers).
-_MAX_CONNECTIONS = 256
-# Position of each key kind in a queue's key list.
-_KIND_INDEX = {kind: i for i, kind in enumerate(QUEUE_KEY_KINDS)}
-# Connections per cluster node (see _cluster_client).
-_MAX_CLUSTER_CONNECTIONS = 2048
-# Seconds a command waits for a free pooled connection before failing.
-_POOL_TIMEOUT = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +48,9 @@ _SEND_CHUNK = 1000  # messages per enqueue script call (keeps each call short)
 _MAX_WAKE = 16  # tokens kept on a notification list at most (as lib.lua's MAX_WAKE)
 _CLAIM_MAX = 1000
 _MAX_UNSURE = 10_000
-_SAFE_POLICIES = ("noeviction",)
-_DEAD_PAGE = 200
 
 
-class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
+class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
     """Queues, dead letters and topics in Redis or Valkey, one Lua script per step."""
 
     capabilities = Capabilities(
@@ -79,184 +59,6 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
         native_wakeups=True,
         worker_registry=True,
     )
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self._redis_url, self.prefix = parse_url(url)
-        self.where = self._redis_url.split("@")[-1].split("?")[0]
-        self.glob = GlobalKeys(self.prefix)
-        self._r: Redis | None = None
-        self._scripts: Scripts | None = None
-        self._keys: dict[str, list[str]] = {}
-        self._tags: dict[str, list[str]] = {}
-        self._due: dict[str, int] = {}
-        self._ahead = Prefetched()
-        # Ids of single sends whose transaction may or may not have run (its
-        # connection broke): sent again only through the enqueue script.
-        self._unsure: dict[str, None] = {}
-
-    # -- lifecycle -----------------------------------------------------------------
-
-    @translated
-    async def connect(self) -> None:
-        """Connect, load the scripts and check the eviction policy."""
-        if self._r is not None:
-            return
-        # A pooled connection that the server closed (restart, failover, idle
-        # timeout) is reopened and the command sent again, a few times.
-        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3)
-        # A blocking pool: a worker with more handlers in flight than connections
-        # waits for a free one instead of failing with "Too many connections".
-        # `?max_connections=` in the URL overrides the size.
-        pool = BlockingConnectionPool.from_url(
-            self._redis_url,
-            max_connections=_MAX_CONNECTIONS,
-            timeout=_POOL_TIMEOUT,
-            decode_responses=False,
-            retry=retry,
-            retry_on_error=[
-                redis.exceptions.ConnectionError,
-                redis.exceptions.TimeoutError,
-            ],
-        )
-        r: Any = Redis.from_pool(pool)
-        try:
-            cluster = await _cluster_enabled(r)
-            if cluster:
-                await r.aclose()
-                r = self._cluster_client()
-                await r.initialize()
-            scripts = Scripts(r, cluster=cluster)
-            await scripts.load()
-            await self._check_eviction(r)
-        except BaseException:
-            await r.aclose()
-            raise
-        self._r, self._scripts = r, scripts
-
-    def _cluster_client(self) -> Any:
-        """A Redis Cluster client: the URL names any one node; the others are
-        discovered. Each call goes to the shard of its queue's hash tag."""
-        if REDIS_PY < (8, 0):
-            raise ConfigurationError(
-                f"{self.where} is a Redis Cluster node: postroom needs redis-py >= "
-                f"8.0 for a cluster (its transactions within one slot), and "
-                f"{redis.__version__} is installed: pip install -U 'redis>=8'"
-            )
-        return RedisCluster.from_url(
-            self._redis_url,
-            # Per node. redis-py's cluster client fails a call beyond it rather
-            # than wait, so it is set well above any worker's concurrency.
-            max_connections=_MAX_CLUSTER_CONNECTIONS,
-            decode_responses=False,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
-        )
-
-    async def _check_eviction(self, r: Redis) -> None:
-        try:
-            got = await r.config_get("maxmemory-policy")
-        except redis.exceptions.ResponseError as exc:  # CONFIG renamed or disabled
-            log.debug("cannot read maxmemory-policy from Redis: %s", exc)
-            return
-        policy = as_text(next(iter(dict(got).values()), b""))
-        # postroom sets no TTLs, so volatile-* policies never evict its keys.
-        safe = policy in _SAFE_POLICIES or policy.startswith("volatile")
-        if policy and not safe:
-            log.warning(
-                "Redis at %s has maxmemory-policy=%s: when memory runs out Redis may "
-                "evict postroom's keys and lose messages. Set `maxmemory-policy "
-                "noeviction` (CONFIG SET, or in redis.conf)",
-                self.where,
-                policy,
-            )
-
-    async def aclose(self) -> None:
-        """Give back deliveries claimed ahead, then close the connection pool."""
-        ahead = self._ahead.drain()
-        if ahead and self._r is not None:
-            try:
-                await self.release(ahead)
-            except BackendError as exc:
-                log.warning("could not give back %d messages: %s", len(ahead), exc)
-        r, scripts = self._r, self._scripts
-        self._r, self._scripts = None, None
-        if r is not None and scripts is not None:
-            try:
-                await scripts.close()
-                await r.aclose()
-            except (redis.exceptions.RedisError, OSError) as exc:
-                log.debug("closing Redis connections failed: %s", exc)
-
-    @property
-    def redis(self) -> Redis:
-        """The redis-py client (connected)."""
-        if self._r is None:
-            raise BackendError("the Redis backend is not connected: call connect()")
-        return self._r
-
-    @property
-    def cluster(self) -> bool:
-        """Whether the server is a Redis Cluster (found at connect)."""
-        return self._scripts is not None and self._scripts.cluster
-
-    @property
-    def scripts(self) -> Scripts:
-        """The loaded scripts."""
-        if self._scripts is None:
-            raise BackendError("the Redis backend is not connected: call connect()")
-        return self._scripts
-
-    def keys(self, queue: str) -> list[str]:
-        """The keys of ``queue`` in script order."""
-        keys = self._keys.get(queue)
-        if keys is None:
-            keys = self._keys[queue] = queue_keys(self.prefix, queue)
-        return keys
-
-    def script_keys(self, queue: str) -> list[str]:
-        """The KEYS of every script call on ``queue``: its hash tag alone."""
-        keys = self._tags.get(queue)
-        if keys is None:
-            keys = self._tags[queue] = [queue_tag(self.prefix, queue)]
-        return keys
-
-    def key(self, queue: str, kind: str) -> str:
-        """One key of ``queue``."""
-        return self.keys(queue)[_KIND_INDEX[kind]]
-
-    # -- queues --------------------------------------------------------------------
-
-    @translated
-    async def declare_queue(
-        self, queue: str, policy: QueuePolicy, *, replace: bool = True
-    ) -> QueuePolicy:
-        data = json.dumps(policy.to_dict())
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.key(queue, "policy"), data, nx=not replace)
-            pipe.get(self.key(queue, "policy"))
-            pipe.sadd(self.glob.queues, queue)
-            _, stored, _ = await pipe.execute()
-        return QueuePolicy.from_dict(json.loads(stored)) if stored else policy
-
-    @translated
-    async def get_policy(self, queue: str) -> QueuePolicy | None:
-        stored = await self.redis.get(self.key(queue, "policy"))
-        return QueuePolicy.from_dict(json.loads(stored)) if stored else None
-
-    @translated
-    async def list_queues(self) -> list[str]:
-        members = await self.redis.smembers(self.glob.queues)
-        return sorted(as_text(m) for m in members)
-
-    @translated
-    async def delete_queue(self, queue: str) -> bool:
-        # Every key of the queue shares its hash tag: one DEL, one shard.
-        keys = [*self.keys(queue), _durations.durations_key(self.prefix, queue)]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.srem(self.glob.queues, queue)
-            pipe.delete(*keys)
-            removed, deleted = await pipe.execute()
-        return bool(removed or deleted)
 
     # -- messages ------------------------------------------------------------------
 
@@ -542,98 +344,6 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, Backend):
         return Delivery(
             delivery.message, delivery.receipt, from_ms(expires), delivery.consumer
         )
-
-    @translated
-    async def peek(self, queue: str, limit: int) -> list[Message]:
-        from ._records import decode_message
-
-        if limit < 1:
-            return []
-        ids = [
-            as_text(m)
-            for m in await self.redis.zrange(self.key(queue, "live"), 0, limit - 1)
-        ]
-        if not ids:
-            return []
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hmget(self.key(queue, "msg"), ids)
-            pipe.hmget(self.key(queue, "att"), ids)
-            payloads, attempts = await pipe.execute()
-        return [
-            decode_message(mid, queue, p, int(a or 0))
-            for mid, p, a in zip(ids, payloads, attempts, strict=True)
-            if p is not None
-        ]
-
-    @translated
-    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        now = now_ms()
-        calls: list[Call] = [("stats", self.script_keys(q), [now]) for q in queues]
-        results = await self.scripts.run_many(calls) if calls else []
-        out = []
-        for name, (ready, delayed, in_flight, dead, oldest) in zip(
-            queues, results, strict=True
-        ):
-            age = None if int(oldest) < 0 else max(0.0, (now - int(oldest)) / 1000)
-            out.append(QueueStats(name, ready, delayed, in_flight, dead, age))
-        return out
-
-    @translated
-    async def purge(self, queue: str, *, dead: bool) -> int:
-        what = "dead" if dead else "live"
-        return int(await self.scripts.run("purge", self.script_keys(queue), [what]))
-
-    @translated
-    async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for q in queues:
-                pipe.hgetall(self.key(q, "counters"))
-            results = await pipe.execute()
-        out: dict[str, dict[str, int]] = {}
-        for q, raw in zip(queues, results, strict=True):
-            got = {k.decode(): int(v) for k, v in raw.items()}
-            out[q] = {name: got.get(name, 0) for name in COUNTERS}
-        return out
-
-    @translated
-    async def record_durations(
-        self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int
-    ) -> None:
-        cells = duration_cells(observations, count, sum_ms)
-        await _durations.record_durations(self.redis, self.prefix, queue, cells)
-
-    @translated
-    async def durations(self, queues: Sequence[str]) -> dict[str, DurationHistogram]:
-        return await _durations.durations(self.redis, self.prefix, queues)
-
-    @translated
-    async def put_worker(self, worker_id: str, record: str, expires_ms: int) -> None:
-        await _workers.put_worker(
-            self.redis, self.prefix, worker_id, record, expires_ms
-        )
-
-    @translated
-    async def list_workers(self, now_ms: int) -> list[str]:
-        return await _workers.list_workers(self.redis, self.prefix, now_ms)
-
-    @translated
-    async def delete_worker(self, worker_id: str) -> None:
-        await _workers.delete_worker(self.redis, self.prefix, worker_id)
-
-    # -- optional ------------------------------------------------------------------
-
-    @translated
-    async def sweep(self, queue: str) -> None:
-        await self.scripts.run("stats", self.script_keys(queue), [now_ms()])
-
-
-async def _cluster_enabled(r: Redis) -> bool:
-    """Whether the server is a Redis Cluster node (``INFO cluster``)."""
-    try:
-        info = await r.info("cluster")
-    except redis.exceptions.ResponseError:  # INFO renamed or disabled
-        return False
-    return bool(int(info.get("cluster_enabled", 0)))
 
 
 def _no_queue(exc: Exception) -> bool:

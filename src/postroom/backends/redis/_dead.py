@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ...model.message import DeadLetter, now_ms
 from ...model.queries import DeadLetterQuery
+from ._base import RedisBase
 from ._records import as_text, dead_letter_from, rewrite_for_redrive
-from ._scripts import Scripts
 from ._translate import translated
 
 __all__ = ["DeadLettersMixin"]
@@ -19,32 +16,8 @@ __all__ = ["DeadLettersMixin"]
 _DEAD_PAGE = 200
 
 
-class DeadLettersMixin(ABC):
+class DeadLettersMixin(RedisBase):
     """Listing dead letters (filtered, paged) and moving them back."""
-
-    where: str
-
-    @property
-    @abstractmethod
-    def redis(self) -> Redis:
-        """The redis-py client (provided by the backend)."""
-
-    @property
-    @abstractmethod
-    def scripts(self) -> Scripts:
-        """The loaded scripts (provided by the backend)."""
-
-    @abstractmethod
-    def key(self, queue: str, kind: str) -> str:
-        """One key of ``queue`` (provided by the backend)."""
-
-    @abstractmethod
-    def script_keys(self, queue: str) -> list[str]:
-        """The KEYS of a script call on ``queue`` (provided by the backend)."""
-
-    @abstractmethod
-    async def sweep(self, queue: str) -> None:
-        """Resolve expired leases of ``queue`` (provided by the backend)."""
 
     @translated
     async def dead_letters(

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
-
-from redis.asyncio import Redis
 
 from ...model.message import Subscription
 from ...model.stats import TopicInfo
-from ._keys import GlobalKeys
+from ._base import RedisBase
 from ._translate import translated
 
 __all__ = ["TopicsMixin"]
@@ -17,20 +14,8 @@ __all__ = ["TopicsMixin"]
 _SEP = "\x00"  # between topic and name in the subscriptions hash
 
 
-class TopicsMixin(ABC):
+class TopicsMixin(RedisBase):
     """Subscriptions in one hash, publish counters in two, under ``{prefix}``."""
-
-    where: str
-    glob: GlobalKeys
-
-    @property
-    @abstractmethod
-    def redis(self) -> Redis:
-        """The redis-py client (provided by the backend)."""
-
-    @abstractmethod
-    def keys(self, queue: str) -> list[str]:
-        """The keys of ``queue`` (provided by the backend)."""
 
     @translated
     async def put_subscription(self, subscription: Subscription) -> Subscription:
