@@ -97,7 +97,6 @@ class RabbitCore(Backend):
         self._getter_queues: dict[tuple[int, str], AbstractQueue] = {}
         self._leases: dict[str, _Lease] = {}
         self._reserved: dict[str, int] = {}
-        self._pending: dict[str, dict[str, int]] = {}
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_gauge: dict[str, Any] = {}
@@ -204,10 +203,10 @@ class RabbitCore(Backend):
                 await self._expire_local(grace_ms=LEASE_GRACE_MS)
                 now = now_ms()
                 beat = bool(self._leases) and now - last_beat >= GAUGE_BEAT_MS
-                if self._dirty.is_set() or beat:
+                if self._dirty.is_set() or beat or self.streams.counts_due(now):
                     self._dirty.clear()
-                    await self._flush(beat=beat)
-                    last_beat = now
+                    if await self._flush(beat=beat):
+                        last_beat = now
             except _TICK_ERRORS as exc:
                 log.warning("RabbitMQ bookkeeping failed, retrying: %s", exc)
                 await asyncio.sleep(_TICK_S)
@@ -220,23 +219,18 @@ class RabbitCore(Backend):
         due += LEASE_GRACE_MS
         return max(0.0, min(_TICK_S, (due - now_ms()) / 1000))
 
-    async def _flush(self, *, beat: bool = True) -> None:
+    async def _flush(self, *, beat: bool = True) -> bool:
         """Publish this process's lease gauge (when it changed, or with ``beat``)
-        and the counters it added. Changes made while a flush waits for the
-        broker go out together in the next one."""
+        and the counters it added; whether the gauge went out. Changes made
+        while a flush waits for the broker go out together in the next one."""
         gauge = self._gauge()
         shown = {k: v for k, v in gauge.items() if k != "at"}
-        if beat or shown != self._last_gauge:
+        published = beat or shown != self._last_gauge
+        if published:
             await self.streams.append(self.names.live, gauge)
             self._last_gauge = shown
-        pending, self._pending = self._pending, {}
-        if pending:
-            try:
-                await self.streams.append(self.names.meta, {"t": "count", "c": pending})
-            except BaseException:
-                for queue, cells in pending.items():
-                    self._count(queue, **cells)
-                raise
+        await self.streams.flush_counts()
+        return published
 
     def _gauge(self) -> dict[str, Any]:
         in_flight: dict[str, int] = dict(self._reserved)
@@ -261,10 +255,7 @@ class RabbitCore(Backend):
         }
 
     def _count(self, queue: str, **cells: int) -> None:
-        held = self._pending.setdefault(queue, {})
-        for name, n in cells.items():
-            held[name] = held.get(name, 0) + n
-        self._dirty.set()
+        self.streams.count(queue, **cells)
 
     # -- queues --------------------------------------------------------------------
 

@@ -56,6 +56,9 @@ class State:
         handler = _HANDLERS.get(str(rec.get("t")))
         if handler is not None:
             handler(self, rec)
+        counts = rec.get("pc")  # the writer's counters, carried along
+        if counts:
+            _count(self, {"c": counts})
 
     def in_flight(self, queue: str, now: int, *, besides: str) -> tuple[int, int]:
         """Leases of ``queue`` held by live processes other than ``besides``,
@@ -125,7 +128,7 @@ def _add(s: State, queue: str, name: str, n: int) -> None:
 
 
 def _count(s: State, rec: dict[str, Any]) -> None:
-    for queue, cells in rec["c"].items():
+    for queue, cells in (rec.get("c") or {}).items():
         for name, n in cells.items():
             _add(s, queue, name, int(n))
 

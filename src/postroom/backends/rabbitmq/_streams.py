@@ -19,6 +19,7 @@ from aio_pika.abc import (
 )
 
 from ...model.errors import BackendError
+from ...model.message import now_ms
 from ._names import Names
 from ._state import State
 
@@ -35,6 +36,9 @@ DEDUP_WINDOW = timedelta(hours=1)
 LIVE_WINDOW = timedelta(seconds=30)
 _APPLY_TIMEOUT_S = 30.0
 _PREFETCH = 2000
+# Counters added by this process travel with its next meta record, or in a
+# record of their own once the oldest has waited this long.
+COUNT_FLUSH_MS = 500
 
 
 class Streams:
@@ -49,6 +53,8 @@ class Streams:
         self._tail: AbstractRobustChannel | None = None
         self._starts: dict[str, Any] = {}
         self._following: set[asyncio.Task[None]] = set()
+        self._counts: dict[str, dict[str, int]] = {}
+        self._counted_at = 0  # when the oldest pending count was added (ms)
 
     async def start(
         self, conn: AbstractRobustConnection, publish: AbstractChannel
@@ -128,13 +134,37 @@ class Streams:
 
         return on_record
 
+    def count(self, queue: str, **cells: int) -> None:
+        """Add to this process's counters of ``queue``: they go out with its next
+        meta record (``pc``), at the latest COUNT_FLUSH_MS later (one record per
+        counted operation would double the cost of a send)."""
+        if not self._counts:
+            self._counted_at = now_ms()
+        held = self._counts.setdefault(queue, {})
+        for name, n in cells.items():
+            held[name] = held.get(name, 0) + n
+
+    def counts_due(self, now: int) -> bool:
+        """Whether pending counters have waited COUNT_FLUSH_MS."""
+        return bool(self._counts) and now - self._counted_at >= COUNT_FLUSH_MS
+
+    async def flush_counts(self) -> None:
+        """Publish the pending counters now (in a record of their own)."""
+        if self._counts:
+            await self.append(self.names.meta, {"t": "count"})
+
     async def append(
         self, stream: str, rec: dict[str, Any], *, applied: bool = False
     ) -> None:
         """Publish ``rec`` (confirmed by the broker); with ``applied``, also wait
-        until this process's state has applied it (and so every earlier one)."""
+        until this process's state has applied it (and so every earlier one).
+        A meta record carries the pending counters."""
         if self._publish is None:
             raise BackendError("the RabbitMQ backend is not connected: connect()")
+        counts: dict[str, dict[str, int]] = {}
+        if stream == self.names.meta and self._counts:
+            counts, self._counts = self._counts, {}
+            rec = {**rec, "pc": counts}
         waiter: asyncio.Future[None] | None = None
         if applied:
             rid = os.urandom(8).hex()
@@ -142,10 +172,15 @@ class Streams:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters[rid] = waiter
         body = _ENCODE(rec).encode()
-        await self._publish.default_exchange.publish(
-            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-            routing_key=stream,
-        )
+        try:
+            await self._publish.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                routing_key=stream,
+            )
+        except BaseException:
+            for queue, cells in counts.items():
+                self.count(queue, **cells)  # not confirmed: sent again later
+            raise
         if waiter is not None:
             try:
                 await asyncio.wait_for(waiter, _APPLY_TIMEOUT_S)
