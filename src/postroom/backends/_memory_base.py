@@ -19,6 +19,7 @@ from ..model.message import (
 from ..model.queries import DeadLetterQuery
 from ..model.stats import DurationHistogram, TopicInfo, duration_cells
 from ._common import lease_expired_entry
+from ._memory_order import note
 from ._memory_state import QueueState, Record, store_for
 from .base import Backend
 
@@ -203,6 +204,7 @@ class MemoryBase(Backend):
                     available_at=from_ms(now),
                 )
                 dst.messages[mid] = Record(msg, now)
+                note(dst, msg)
                 src.counters["redriven"] += 1
                 moved.append(mid)
         self._wake()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..model.message import DeadLetter, HistoryEntry, Message, QueuePolicy, Subscription
+from ..model.order import Bucket
 from ..model.stats import COUNTERS
 
 __all__ = ["QueueState", "Record", "Store", "store_for"]
@@ -34,6 +35,8 @@ class QueueState:
     dead: dict[str, DeadLetter] = field(default_factory=dict)
     dedup: dict[str, tuple[str, int]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    bucket: Bucket | None = None  # the rate limit's permits
+    ordered: bool = False  # a grouped or prioritised message was stored
 
 
 @dataclass(slots=True)

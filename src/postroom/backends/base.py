@@ -36,6 +36,7 @@ from ..model.message import (
     QueuePolicy,
     QueueStats,
     Subscription,
+    now_ms,
 )
 from ..model.queries import DeadLetterQuery
 from ..model.stats import (
@@ -74,6 +75,9 @@ class Capabilities:
     native_wakeups: bool = False
     transactional_send: bool = False
     worker_registry: bool = False  # put_worker, list_workers, delete_worker
+    groups: bool = False  # send(group=...): FIFO message groups
+    priorities: bool = False  # send(priority=...)
+    rate_limits: bool = False  # declare_queue(rate_limit=...); see rate_limit_wait
 
 
 class Backend(ABC):
@@ -83,6 +87,9 @@ class Backend(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # When each rate-limited queue's next permit is due (ms), as found by the
+        # last claim of it through this object: see rate_limit_wait.
+        self.permit_due_ms: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -138,6 +145,17 @@ class Backend(ABC):
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
     ) -> list[Delivery]:
         """Lease up to ``max_messages`` visible messages, oldest first."""
+
+    def rate_limit_wait(self, queue: str) -> float:
+        """Seconds until the rate limit of ``queue`` grants its next delivery, as
+        the last :meth:`claim` of it found (``0.0``: not held back).
+
+        A backend with ``capabilities.rate_limits`` sets ``permit_due_ms[queue]``
+        in each claim of a rate-limited queue; the client sleeps this long instead
+        of polling while the limit holds ready messages back.
+        """
+        due = self.permit_due_ms.get(queue)
+        return 0.0 if due is None else max(0.0, (due - now_ms()) / 1000)
 
     async def wait(self, queue: str, timeout: float) -> None:
         """Block until ``queue`` may have a visible message, or ``timeout`` seconds.

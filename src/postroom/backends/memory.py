@@ -19,6 +19,7 @@ from ..model.message import (
     from_ms,
     now_ms,
 )
+from . import _memory_order as order
 from ._common import (
     lease_lost,
     make_receipt,
@@ -40,6 +41,9 @@ class MemoryBackend(MemoryBase):
         cross_process=False,
         native_wakeups=True,
         worker_registry=True,
+        groups=True,
+        priorities=True,
+        rate_limits=True,
     )
 
     # -- messages ------------------------------------------------------------------
@@ -63,6 +67,7 @@ class MemoryBackend(MemoryBase):
                     continue
                 available = int(m.available_at.timestamp() * 1000)
                 q.messages[m.id] = Record(m, available)
+                order.note(q, m)
                 q.counters["sent"] += 1
                 ids.append(m.id)
         self._wake()
@@ -76,11 +81,10 @@ class MemoryBackend(MemoryBase):
         with self._s.lock:
             q = self._q(queue)
             self._expire(q, now)
-            for rec in q.messages.values():
-                if len(out) >= max_messages:
-                    break
-                if rec.token is not None or rec.available_ms > now:
-                    continue
+            picked, due = order.pick(q, now, max_messages)
+            if q.policy.rate_limit is not None:
+                self.permit_due_ms[queue] = due
+            for rec in picked:
                 rec.token = new_token()
                 rec.lease_ms = now + lease_ms
                 rec.consumer = consumer
@@ -97,10 +101,7 @@ class MemoryBackend(MemoryBase):
 
     def _next_due(self, queue: str) -> int | None:
         q = self._s.queues.get(queue)
-        if q is None:
-            return None
-        dues = [r.lease_ms if r.token else r.available_ms for r in q.messages.values()]
-        return min(dues, default=None)
+        return None if q is None else order.next_due(q)
 
     async def wait(self, queue: str, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -128,6 +129,7 @@ class MemoryBackend(MemoryBase):
 
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         lost: list[Delivery] = []
+        grouped = False
         with self._s.lock:
             for d in deliveries:
                 q = self._s.queues.get(d.queue)
@@ -140,6 +142,9 @@ class MemoryBackend(MemoryBase):
                     continue
                 del q.messages[rec.message.id]
                 q.counters["acked"] += 1
+                grouped = grouped or rec.message.group is not None
+        if grouped:  # the next message of the group may be claimed now
+            self._wake()
         return lost
 
     async def retry(
@@ -162,6 +167,7 @@ class MemoryBackend(MemoryBase):
             rec = self._held(q, delivery)
             rec.history.append(entry)
             self._bury(q, rec, reason, now_ms())
+        self._wake()
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         now = now_ms()

@@ -63,6 +63,11 @@ class ClientBase:
         """What the backend does natively (see :class:`postroom.Capabilities`)."""
         return self.backend.capabilities
 
+    def rate_limit_wait(self, queue: str) -> float:
+        """Seconds until the rate limit of ``queue`` grants a delivery, as this
+        client's last receive of it found (``0.0``: it held nothing back)."""
+        return self.backend.rate_limit_wait(queue)
+
     # -- lifecycle -----------------------------------------------------------------
 
     async def _open(self) -> None:

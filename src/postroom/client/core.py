@@ -13,7 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any
+
+import anyio
 
 from ..model import arguments as check
 from ..model import tracing, validate
@@ -42,6 +45,7 @@ from ..model.retry import seconds as to_seconds
 from ._base import default_consumer_id, error_info
 from ._dead import DeadLetters
 from ._inspect import Inspection
+from ._order import require_order
 from ._topics import Topics
 from ._workers import WorkerRegistry
 
@@ -80,16 +84,25 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
         dead_letter: str | None = None,
         dedup_window: float | timedelta = 300.0,
         attributes: Mapping[str, str] | None = None,
+        rate_limit: float | None = None,
     ) -> QueuePolicy:
         """Create ``queue`` or update its policy (idempotent); return the policy.
 
         ``attributes`` (str -> str) are stored with the policy for other
-        interfaces, e.g. the SQS endpoint's queue attributes.
+        interfaces, e.g. the SQS endpoint's queue attributes. ``rate_limit``
+        caps the deliveries per second across all consumers (retries included).
         """
         check.check_declare(
-            queue, max_attempts, visibility_timeout, backoff, dead_letter, dedup_window
+            queue,
+            max_attempts,
+            visibility_timeout,
+            backoff,
+            dead_letter,
+            dedup_window,
+            rate_limit,
         )
         validate.headers(attributes, "attributes")
+        require_order(self.backend, rate_limit=rate_limit)
         policy = QueuePolicy(
             max_attempts=max_attempts,
             visibility_timeout=to_seconds(visibility_timeout) or 30.0,
@@ -97,6 +110,7 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
             dead_letter=dead_letter or dead_letter_queue_name(queue),
             dedup_window=to_seconds(dedup_window) or 0.0,
             attributes=dict(attributes or {}),
+            rate_limit=None if rate_limit is None else float(rate_limit),
         )
         stored = await (await self._b()).declare_queue(queue, policy, replace=True)
         return self._remember(queue, stored)
@@ -126,15 +140,25 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
         delay: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
         dedup_key: str | None = None,
+        group: str | None = None,
+        priority: int = 0,
     ) -> str:
         """Put one message on ``queue``; return its id once it is durable.
 
         ``delay`` hides it for that many seconds. With ``dedup_key``, a repeat send
         while the first message is known returns the first id and adds nothing.
+        Messages of one ``group`` are delivered in send order, one at a time;
+        ``priority`` (0 to 9) delivers higher ones first (``docs/scheduling.md``).
         """
         with tracing.producer_span(queue, "send") as span:
             ready = await self.prepare_send(
-                queue, body, delay=delay, headers=headers, dedup_key=dedup_key
+                queue,
+                body,
+                delay=delay,
+                headers=headers,
+                dedup_key=dedup_key,
+                group=group,
+                priority=priority,
             )
             msgs, window = [ready.message], ready.dedup_window_ms
             [mid] = await self._store(queue, msgs, window)
@@ -162,11 +186,14 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
         delay: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
         dedup_key: str | None = None,
+        group: str | None = None,
+        priority: int = 0,
     ) -> PreparedSend:
         """What :meth:`send` stores, without storing it: the queue is created if
         missing, the message built (id, encoded body, times). Used to store it
         another way, e.g. inside your own database transaction."""
-        check.check_send(queue, delay, headers, dedup_key)
+        check.check_send(queue, delay, headers, dedup_key, group, priority)
+        require_order(self.backend, group=group, priority=priority)
         msg = build_message(
             queue,
             body,
@@ -174,6 +201,8 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
             delay_ms=to_ms(delay) or 0,
             headers=tracing.inject(headers),
             dedup_key=dedup_key,
+            group=group,
+            priority=priority,
         )  # before the queue is created: a refused body changes nothing
         policy = await self.ensure_queue(queue)
         return PreparedSend(msg, round(policy.dedup_window * 1000))
@@ -185,16 +214,25 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
         *,
         delay: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
+        group: str | None = None,
+        priority: int = 0,
     ) -> list[str]:
-        """Put several messages on ``queue`` in one round trip; return their ids."""
-        check.check_send_many(queue, bodies, delay, headers)
+        """Put several messages on ``queue`` in one round trip; return their ids
+        (with ``group``, they join it in the order given)."""
+        check.check_send_many(queue, bodies, delay, headers, group, priority)
+        require_order(self.backend, group=group, priority=priority)
         with tracing.producer_span(queue, "send") as span:
             now, delay_ms = now_ms(), to_ms(delay) or 0
-            headers = tracing.inject(headers)
-            msgs = [
-                build_message(queue, b, now=now, delay_ms=delay_ms, headers=headers)
-                for b in bodies
-            ]
+            build = partial(
+                build_message,
+                queue,
+                now=now,
+                delay_ms=delay_ms,
+                headers=tracing.inject(headers),
+                group=group,
+                priority=priority,
+            )
+            msgs = [build(b) for b in bodies]
             if not msgs:
                 return []
             if span is not None:
@@ -231,10 +269,15 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
         """Block until ``queue`` may have a visible message, or ``timeout`` seconds.
 
         May return early; cancel it (a cancel scope) to stop waiting. Nothing is
-        claimed: call :meth:`receive` after it.
+        claimed: call :meth:`receive` after it. While the queue's rate limit
+        holds its messages back, it sleeps until the next permit instead.
         """
         validate.name(queue)
         validate.wait(timeout, "timeout")
+        held = self.rate_limit_wait(queue)
+        if held > 0:
+            await anyio.sleep(min(timeout, held))
+            return
         await (await self._b()).wait(queue, timeout)
 
     async def ack(self, delivery: Delivery) -> None:

@@ -129,10 +129,19 @@ class Client:
         *,
         delay: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
+        group: str | None = None,
+        priority: int = 0,
     ) -> list[str]:
-        """Put several messages on ``queue`` in one round trip; return their ids."""
+        """Put several messages on ``queue`` in one round trip; return their ids
+        (with ``group``, they join it in the order given)."""
+        order: dict[str, Any] = {"group": group, "priority": priority}
         return self._call(
-            self.aclient.send_many, queue, list(bodies), delay=delay, headers=headers
+            self.aclient.send_many,
+            queue,
+            list(bodies),
+            delay=delay,
+            headers=headers,
+            **order,
         )
 
     # -- receiving -----------------------------------------------------------------
@@ -180,6 +189,12 @@ class Client:
     ensure_queue = _blocking(AsyncClient.ensure_queue)
     prepare_send = _blocking(AsyncClient.prepare_send)
     wait_for_messages = _blocking(AsyncClient.wait_for_messages)
+
+    def rate_limit_wait(self, queue: str) -> float:
+        """Seconds until the rate limit of ``queue`` grants a delivery, as this
+        client's last receive of it found (``0.0``: it held nothing back)."""
+        return self.aclient.rate_limit_wait(queue)
+
     queue_stats = _blocking(AsyncClient.queue_stats)
     counters = _blocking(AsyncClient.counters)
     durations = _blocking(AsyncClient.durations)

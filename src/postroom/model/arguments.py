@@ -63,9 +63,11 @@ def check_declare(
     backoff: Any,
     dead_letter: Any,
     dedup_window: Any,
+    rate_limit: Any = None,
 ) -> None:
     """``declare_queue``'s arguments."""
     v.name(queue)
+    v.rate_limit(rate_limit)
     v.attempts(max_attempts)
     v.lease(visibility_timeout)
     check_backoff(backoff)
@@ -75,17 +77,35 @@ def check_declare(
         raise InvalidArgument("dedup_window must be seconds from 0 to 14 days")
 
 
-def check_send(queue: Any, delay: Any, headers: Any, dedup_key: Any) -> None:
+def check_send(
+    queue: Any,
+    delay: Any,
+    headers: Any,
+    dedup_key: Any,
+    group: Any = None,
+    priority: Any = 0,
+) -> None:
     """``send``'s arguments but the body (checked as it is encoded)."""
     v.name(queue)
     v.delay(delay)
     v.headers(headers)
     v.text(dedup_key, "dedup_key")
+    v.group(group)
+    v.priority(priority)
 
 
-def check_send_many(queue: Any, bodies: Any, delay: Any, headers: Any) -> None:
+def check_send_many(
+    queue: Any,
+    bodies: Any,
+    delay: Any,
+    headers: Any,
+    group: Any = None,
+    priority: Any = 0,
+) -> None:
     """``send_many``'s arguments but each body."""
     v.name(queue)
+    v.group(group)
+    v.priority(priority)
     if isinstance(bodies, (str, bytes, bytearray, memoryview, Mapping)) or not (
         isinstance(bodies, Iterable)
     ):

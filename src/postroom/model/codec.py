@@ -203,6 +203,8 @@ def build_message(
     headers: Mapping[str, str] | None = None,
     dedup_key: str | None = None,
     message_id: str | None = None,
+    group: str | None = None,
+    priority: int = 0,
 ) -> Message:
     """The message of one send, before it is stored: ``body`` encoded (its
     content type in the headers), visible ``delay_ms`` after ``now`` (ms)."""
@@ -219,4 +221,6 @@ def build_message(
         available_at=from_ms(now + delay_ms),
         attempts=0,
         dedup_key=dedup_key,
+        group=group,
+        priority=priority,
     )

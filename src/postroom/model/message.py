@@ -53,6 +53,8 @@ class Message:
 
     ``attempts`` counts deliveries so far: the first delivery has ``attempts == 1``.
     ``redrives`` counts how often the message came back from the dead letter queue.
+    ``group`` is the FIFO group it was sent with (``None``: none) and ``priority``
+    its priority, 0 to 9 (0 when sent without one); see ``docs/scheduling.md``.
     """
 
     id: str
@@ -64,6 +66,8 @@ class Message:
     attempts: int = 0
     dedup_key: str | None = None
     redrives: int = 0
+    group: str | None = None
+    priority: int = 0
 
     def json(self) -> Any:
         """The body decoded as JSON."""
@@ -86,6 +90,8 @@ class Message:
             "attempts": self.attempts,
             "dedup_key": self.dedup_key,
             "redrives": self.redrives,
+            "group": self.group,
+            "priority": self.priority,
         }
 
 
@@ -185,7 +191,8 @@ class QueuePolicy:
     Durations are seconds. ``dead_letter`` names the dead letter queue (default
     ``"<queue>.dead"``). ``attributes`` are kept with the policy for other
     interfaces (the SQS endpoint stores its queue attributes there); postroom's
-    delivery does not read them.
+    delivery does not read them. ``rate_limit`` caps the deliveries per second
+    across every consumer of the queue (``None``: no cap).
     """
 
     max_attempts: int = 5
@@ -194,6 +201,7 @@ class QueuePolicy:
     dead_letter: str | None = None
     dedup_window: float = 300.0
     attributes: dict[str, str] = field(default_factory=dict)
+    rate_limit: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -202,6 +210,8 @@ class QueuePolicy:
             raise ValueError("visibility_timeout must be > 0 seconds")
         if self.dedup_window < 0:
             raise ValueError("dedup_window must be >= 0 seconds")
+        if self.rate_limit is not None and not self.rate_limit > 0:
+            raise ValueError("rate_limit must be > 0 deliveries per second")
 
     @property
     def lease_ms(self) -> int:
@@ -209,7 +219,8 @@ class QueuePolicy:
         return round(self.visibility_timeout * 1000)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, as stored in backends (``attributes`` when not empty)."""
+        """JSON-able form, as stored in backends (``attributes`` when not empty,
+        ``rate_limit`` when set)."""
         data: dict[str, Any] = {
             "max_attempts": self.max_attempts,
             "visibility_timeout": self.visibility_timeout,
@@ -219,6 +230,8 @@ class QueuePolicy:
         }
         if self.attributes:
             data["attributes"] = dict(self.attributes)
+        if self.rate_limit is not None:
+            data["rate_limit"] = self.rate_limit
         return data
 
     @classmethod
@@ -233,6 +246,7 @@ class QueuePolicy:
             attributes={
                 str(k): str(v) for k, v in (data.get("attributes") or {}).items()
             },
+            rate_limit=float(data["rate_limit"]) if data.get("rate_limit") else None,
         )
 
 

@@ -21,7 +21,9 @@ delays, backoff, ``dedup_window``     0 to 14 days
 ``max_attempts``                      1 to 1,000
 ``max_messages``, ``concurrency``     1 to 10,000
 limits (peek, dead letters, redrive)  1 to 1,000,000 (``None`` where it means all)
-``rate``                              above 0, at most 1,000,000 per second
+``rate``, ``rate_limit``              above 0, at most 1,000,000 per second
+``group``                             as names (1-200 UTF-8 bytes, ...)
+``priority``                          a whole number from 0 to 9 (9 first)
 backoff ``factor``                    1 to 100
 ====================================  ==============================================
 """
@@ -48,6 +50,7 @@ __all__ = [
     "MAX_LEASE_SECONDS",
     "MAX_LIMIT",
     "MAX_NAME_BYTES",
+    "MAX_PRIORITY",
     "MAX_RATE",
     "MAX_TEXT_CHARS",
     "MAX_WAIT_SECONDS",
@@ -57,6 +60,7 @@ __all__ = [
     "delay",
     "factor",
     "flag",
+    "group",
     "headers",
     "ids",
     "lease",
@@ -64,7 +68,9 @@ __all__ = [
     "name",
     "optional_lease",
     "optional_name",
+    "priority",
     "rate",
+    "rate_limit",
     "seconds",
     "storable",
     "subscription_part",
@@ -87,6 +93,7 @@ MAX_LIMIT = 1_000_000
 MAX_RATE = 1_000_000.0
 MAX_TEXT_CHARS = 1024
 MAX_FACTOR = 100.0
+MAX_PRIORITY = 9
 
 # Unicode categories refused in names: control, format (bidi overrides, zero
 # width), surrogate and private use characters.
@@ -244,6 +251,23 @@ def rate(value: Any, arg: str = "rate") -> float | None:
             f"second, got {_show(value)}"
         )
     return number
+
+
+def rate_limit(value: Any, arg: str = "rate_limit") -> float | None:
+    """``None`` (no limit) or deliveries per second: above 0, at most 1,000,000."""
+    if isinstance(value, timedelta):
+        raise InvalidArgument(f"{arg} must be deliveries per second, not a timedelta")
+    return rate(value, arg)
+
+
+def group(value: Any, arg: str = "group") -> str | None:
+    """``None`` or a message group key, under the rules of names."""
+    return optional_name(value, arg)
+
+
+def priority(value: Any, arg: str = "priority") -> int:
+    """A message priority: a whole number from 0 to 9 (9 is delivered first)."""
+    return count(value, arg, 0, MAX_PRIORITY)
 
 
 def factor(value: Any, arg: str = "factor") -> float:
