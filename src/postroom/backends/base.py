@@ -55,6 +55,7 @@ __all__ = [
     "DURATION_BUCKETS",
     "DURATION_LABELS",
     "DURATION_TOTALS",
+    "ORDERED",
     "Backend",
     "Capabilities",
     "DeadLetterQuery",
@@ -78,6 +79,10 @@ class Capabilities:
     groups: bool = False  # send(group=...): FIFO message groups
     priorities: bool = False  # send(priority=...)
     rate_limits: bool = False  # declare_queue(rate_limit=...); see rate_limit_wait
+
+
+# The capabilities of a backend that orders and paces deliveries (SPEC §9).
+ORDERED = {"groups": True, "priorities": True, "rate_limits": True}
 
 
 class Backend(ABC):

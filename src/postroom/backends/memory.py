@@ -28,7 +28,7 @@ from ._common import (
 )
 from ._memory_base import MemoryBase
 from ._memory_state import QueueState, Record
-from .base import Capabilities
+from .base import ORDERED, Capabilities
 
 __all__ = ["MemoryBackend"]
 
@@ -41,9 +41,7 @@ class MemoryBackend(MemoryBase):
         cross_process=False,
         native_wakeups=True,
         worker_registry=True,
-        groups=True,
-        priorities=True,
-        rate_limits=True,
+        **ORDERED,
     )
 
     # -- messages ------------------------------------------------------------------

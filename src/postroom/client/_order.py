@@ -8,6 +8,7 @@ nothing.
 from __future__ import annotations
 
 from ..backends.base import Backend
+from ..model.arguments import check_order
 from ..model.errors import NotSupported
 
 __all__ = ["require_order"]
@@ -22,8 +23,11 @@ def require_order(
     priority: int = 0,
     rate_limit: float | None = None,
 ) -> None:
-    """Raise :class:`NotSupported` naming the first argument ``backend`` cannot
-    honour: a ``group``, a ``priority`` other than the default 0, a ``rate_limit``."""
+    """Check a send's ``group`` and ``priority`` (:class:`InvalidArgument`), then
+    raise :class:`NotSupported` naming the first argument ``backend`` cannot
+    honour: a ``group``, a ``priority`` other than the default 0, a ``rate_limit``
+    (checked by the caller)."""
+    check_order(group, priority)
     caps, name = backend.capabilities, type(backend).__name__
     if group is not None and not caps.groups:
         raise NotSupported(

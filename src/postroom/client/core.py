@@ -192,7 +192,7 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
         """What :meth:`send` stores, without storing it: the queue is created if
         missing, the message built (id, encoded body, times). Used to store it
         another way, e.g. inside your own database transaction."""
-        check.check_send(queue, delay, headers, dedup_key, group, priority)
+        check.check_send(queue, delay, headers, dedup_key)
         require_order(self.backend, group=group, priority=priority)
         msg = build_message(
             queue,
@@ -219,7 +219,7 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
     ) -> list[str]:
         """Put several messages on ``queue`` in one round trip; return their ids
         (with ``group``, they join it in the order given)."""
-        check.check_send_many(queue, bodies, delay, headers, group, priority)
+        check.check_send_many(queue, bodies, delay, headers)
         require_order(self.backend, group=group, priority=priority)
         with tracing.producer_span(queue, "send") as span:
             now, delay_ms = now_ms(), to_ms(delay) or 0

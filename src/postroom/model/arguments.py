@@ -29,6 +29,7 @@ __all__ = [
     "check_fail",
     "check_handler",
     "check_names",
+    "check_order",
     "check_peek",
     "check_publish",
     "check_purge",
@@ -77,35 +78,23 @@ def check_declare(
         raise InvalidArgument("dedup_window must be seconds from 0 to 14 days")
 
 
-def check_send(
-    queue: Any,
-    delay: Any,
-    headers: Any,
-    dedup_key: Any,
-    group: Any = None,
-    priority: Any = 0,
-) -> None:
+def check_send(queue: Any, delay: Any, headers: Any, dedup_key: Any) -> None:
     """``send``'s arguments but the body (checked as it is encoded)."""
     v.name(queue)
     v.delay(delay)
     v.headers(headers)
     v.text(dedup_key, "dedup_key")
+
+
+def check_order(group: Any, priority: Any) -> None:
+    """A send's ``group`` and ``priority``."""
     v.group(group)
     v.priority(priority)
 
 
-def check_send_many(
-    queue: Any,
-    bodies: Any,
-    delay: Any,
-    headers: Any,
-    group: Any = None,
-    priority: Any = 0,
-) -> None:
+def check_send_many(queue: Any, bodies: Any, delay: Any, headers: Any) -> None:
     """``send_many``'s arguments but each body."""
     v.name(queue)
-    v.group(group)
-    v.priority(priority)
     if isinstance(bodies, (str, bytes, bytearray, memoryview, Mapping)) or not (
         isinstance(bodies, Iterable)
     ):
