@@ -11,9 +11,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 ADMIN = "admin-token-0123456789abcdef"
 SENDER = "send-token-0123456789abcdef"
@@ -126,3 +130,56 @@ def http(server: Server) -> Iterator[httpx.Client]:
 def queue() -> str:
     """A queue name of this test alone."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# POSTROOM_SCREENSHOTS=1 refreshes the screenshots of docs/http.md (the dashboard
+# tests, in Debian's chromium driven by Playwright).
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, headless."""
+    if not os.path.exists(CHROMIUM):
+        reason = (
+            f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh "
+            "does it when run as root)"
+        )
+        if os.environ.get("POSTROOM_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/img when refreshing them, else a temp folder."""
+    if os.environ.get("POSTROOM_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        return DOCS_IMG
+    return tmp_path
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page that accepts every confirmation dialog."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800})
+    p = context.new_page()
+    p.on("dialog", lambda dialog: dialog.accept())
+    yield p
+    context.close()

@@ -3,75 +3,25 @@ Playwright): it loads, shows depths, a dead letter's traceback, and redrives."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 import postroom
 from postroom.model.workers import WorkerInfo
 
 from .conftest import ADMIN, Server
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# POSTROOM_SCREENSHOTS=1 refreshes the screenshots of docs/http.md.
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 TRACEBACK = (
     "Traceback (most recent call last):\n"
     '  File "resize.py", line 12, in resize\n'
     "    image = Image.open(path)\n"
     "PIL.UnidentifiedImageError: cannot identify image file 'corrupt.png'"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless."""
-    if not os.path.exists(CHROMIUM):
-        reason = (
-            f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test.sh "
-            "does it when run as root)"
-        )
-        if os.environ.get("POSTROOM_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: docs/img when refreshing them, else a temp folder."""
-    if os.environ.get("POSTROOM_SCREENSHOTS") == "1":
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        return DOCS_IMG
-    return tmp_path
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page that accepts every confirmation dialog."""
-    context = browser.new_context(viewport={"width": 1200, "height": 800})
-    p = context.new_page()
-    p.on("dialog", lambda dialog: dialog.accept())
-    yield p
-    context.close()
 
 
 def _seed(http: httpx.Client, queue: str) -> str:

@@ -169,6 +169,19 @@ class MemoryBase(Backend):
         with self._s.lock:
             self._s.workers.pop(worker_id, None)
 
+    async def put_sample(self, bucket_ms: int, record: str, expires_ms: int) -> bool:
+        with self._s.lock:
+            if bucket_ms in self._s.samples:
+                return False
+            self._s.samples[bucket_ms] = (record, expires_ms)
+            return True
+
+    async def list_samples(self, since_ms: int, now_ms: int) -> list[tuple[int, str]]:
+        with self._s.lock:
+            kept = {b: v for b, v in self._s.samples.items() if v[1] > now_ms}
+            self._s.samples = kept
+            return [(b, r) for b, (r, _) in sorted(kept.items()) if b >= since_ms]
+
     # -- dead letters --------------------------------------------------------------
 
     async def dead_letters(

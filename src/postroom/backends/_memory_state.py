@@ -49,6 +49,7 @@ class Store:
     topics: dict[str, list[int]] = field(default_factory=dict)
     durations: dict[str, dict[str, int]] = field(default_factory=dict)
     workers: dict[str, tuple[str, int]] = field(default_factory=dict)
+    samples: dict[int, tuple[str, int]] = field(default_factory=dict)
     waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(
         default_factory=set
     )

@@ -48,6 +48,7 @@ from ..model.stats import (
     TopicInfo,
     duration_cells,
 )
+from ._kept import KeptRecords
 from ._registry import open_backend, register_scheme
 
 __all__ = [
@@ -76,6 +77,7 @@ class Capabilities:
     native_wakeups: bool = False
     transactional_send: bool = False
     worker_registry: bool = False  # put_worker, list_workers, delete_worker
+    samples: bool = False  # put_sample, list_samples
     groups: bool = False  # send(group=...): FIFO message groups
     priorities: bool = False  # send(priority=...)
     rate_limits: bool = False  # declare_queue(rate_limit=...); see rate_limit_wait
@@ -85,7 +87,7 @@ class Capabilities:
 ORDERED = {"groups": True, "priorities": True, "rate_limits": True}
 
 
-class Backend(ABC):
+class Backend(KeptRecords, ABC):
     """Abstract storage and transport of queues, dead letters and subscriptions."""
 
     capabilities: ClassVar[Capabilities] = Capabilities()
@@ -98,10 +100,10 @@ class Backend(ABC):
 
     # -- lifecycle -----------------------------------------------------------------
 
-    async def connect(self) -> None:  # noqa: B027 - optional hook
+    async def connect(self) -> None:
         """Open connections and create what the backend needs (idempotent)."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release connections."""
 
     # -- queues --------------------------------------------------------------------
@@ -324,27 +326,6 @@ class Backend(ABC):
         """The handler duration histogram of each named queue (zeros when none
         was recorded), summed over every process that recorded."""
         raise NotSupported(f"{type(self).__name__} does not keep handler durations")
-
-    # -- worker registry -------------------------------------------------------------
-
-    async def put_worker(self, worker_id: str, record: str, expires_ms: int) -> None:
-        """Store (or replace) a worker process's record (JSON text) until
-        ``expires_ms``; optional."""
-        raise NotSupported(
-            f"{type(self).__name__} keeps no worker registry (postroom workers, "
-            "/v1/workers): use sqlite, postgresql or redis for it"
-        )
-
-    async def list_workers(self, now_ms: int) -> list[str]:
-        """The records not expired at ``now_ms`` (expired ones may be dropped)."""
-        raise NotSupported(
-            f"{type(self).__name__} keeps no worker registry (postroom workers, "
-            "/v1/workers): use sqlite, postgresql or redis for it"
-        )
-
-    async def delete_worker(self, worker_id: str) -> None:
-        """Forget a worker's record (it stopped); nothing when there is none."""
-        raise NotSupported(f"{type(self).__name__} keeps no worker registry")
 
     async def enqueue_in_transaction(
         self,

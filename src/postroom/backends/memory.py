@@ -41,6 +41,7 @@ class MemoryBackend(MemoryBase):
         cross_process=False,
         native_wakeups=True,
         worker_registry=True,
+        samples=True,
         **ORDERED,
     )
 

@@ -46,6 +46,7 @@ from ._base import default_consumer_id, error_info
 from ._dead import DeadLetters
 from ._inspect import Inspection
 from ._order import require_order
+from ._samples import Samples
 from ._topics import Topics
 from ._workers import WorkerRegistry
 
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 
-class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection):
+class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection, Samples):
     """The async client; ``postroom.connect_async()`` builds one.
 
     Use it as an async context manager, or call :meth:`aclose` when done. Every

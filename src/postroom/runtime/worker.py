@@ -32,6 +32,7 @@ from .durations import DurationRecorder
 from .periodic import start_schedules
 from .registry import Heartbeat
 from .runner import QueueRunner, describe_policy
+from .sampler import Sampler
 from .signals import StartupSignals
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ class Worker:
             snapshot=self._snapshot,
             interval=heartbeat,
         )
+        self.sampler = Sampler()
 
     # -- control -------------------------------------------------------------------
 
@@ -207,6 +209,7 @@ class Worker:
                     service.start_soon(runner.extend_loop)
                 service.start_soon(self.durations.run, client)
                 service.start_soon(self.heartbeat.run, client)
+                service.start_soon(self.sampler.run, client)
                 start_schedules(service, client, self.specs)
                 async with anyio.create_task_group() as pushing:
                     if self._pusher is not None:

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..client.core import AsyncClient
 from ..runtime.egress import EgressPolicy
+from ..runtime.sampler import Sampler
 from . import (
     _admin,  # noqa: F401 - registers the admin operations
     _workers,  # noqa: F401 - registers GET /v1/workers
@@ -136,6 +137,8 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
             stop = anyio.Event()
             # HTTP consumers' durations reach the backend about once a second.
             tg.start_soon(state.metrics.recorder.run, client, stop)
+            # Samples for the charts (the backend keeps the first per bucket).
+            tg.start_soon(state.sampler.run, client, stop)
             if state.push:
                 from ..runtime.push import run_pusher
 
@@ -201,6 +204,7 @@ def create_app(
     app.state.client = client or AsyncClient(url)
     app.state.owns_client = client is None
     app.state.metrics = Metrics()
+    app.state.sampler = Sampler()
     app.state.push = push
     app.state.sqs = sqs.new_state()
     app.state.egress = egress if egress is not None else EgressPolicy.from_env()

@@ -10,13 +10,13 @@ actions answer 403. A browser signs in once with its token, which is kept in an
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
@@ -27,6 +27,8 @@ from ..model.workers import HEARTBEAT_SECONDS
 from . import _json
 from ._api import queue_stats
 from ._auth import find_token
+from ._charts import charts
+from ._format import when
 from ._routing import Ctx, HttpProblem, Settings, bearer, same_origin
 from ._tracebacks import fold_traceback
 from ._workers import visible_workers
@@ -50,21 +52,13 @@ def _pretty(body: bytes) -> str:
 def _printable(value: Any) -> Any:
     """Every value a page shows, as valid Unicode (a lone surrogate stored
     through another path would fail the whole page)."""
-    if isinstance(value, str) and not value.isascii():
+    if isinstance(value, str) and not isinstance(value, Markup) and not value.isascii():
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value
 
 
-def _when(value: Any) -> str:
-    """One timestamp format on every page: UTC with milliseconds."""
-    if isinstance(value, datetime):
-        stamp = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return stamp[:-3] + "Z"
-    return str(value)
-
-
 _templates.env.finalize = _printable
-_templates.env.filters["when"] = _when
+_templates.env.filters["when"] = when
 _templates.env.filters["fold_traceback"] = fold_traceback
 _templates.env.filters["pretty"] = _pretty
 _templates.env.filters["q"] = lambda s: quote(str(s), safe="")
@@ -122,9 +116,20 @@ async def _overview(ctx: Ctx) -> dict[str, Any]:
 
 
 async def index(request: Request) -> Response:
-    """The overview: queues, topics, subscriptions."""
+    """The overview: queues with their charts, topics, subscriptions."""
     ctx = dashboard_ctx(request)
-    return page(request, "index.html", **(await _overview(ctx)))
+    drawn = await charts(ctx, None)
+    return page(request, "index.html", charts=drawn, **(await _overview(ctx)))
+
+
+async def charts_fragment(request: Request) -> Response:
+    """The charts of the overview (or of ``?queue=``), which the pages' script
+    fetches again after each sampling step."""
+    ctx = dashboard_ctx(request)
+    queue = request.query_params.get("queue") or None
+    if queue is not None and not ctx.visible(queue):
+        raise HttpProblem(403, f"this token's queue patterns do not cover {queue!r}")
+    return HTMLResponse(await charts(ctx, queue))
 
 
 async def overview_json(request: Request) -> Response:
@@ -147,8 +152,10 @@ async def queue_page(request: Request) -> Response:
         queue, limit=200, reason=reason, error_contains=contains
     )
     waiting: list[Message] = await client.peek(queue, 20)
+    drawn = await charts(ctx, queue)
     return page(
         request, "queue.html", queue=queue, stats=stats, policy=policy, dead=dead,
+        charts=drawn,
         waiting=waiting, reasons=DEAD_REASONS, reason=reason or "",
         error_contains=contains or "", notice=request.query_params.get("notice", ""),
         bad=request.query_params.get("bad") == "1",
@@ -252,6 +259,7 @@ def dashboard_routes() -> list[BaseRoute]:
     return [
         Route("/", _guard(index)),
         Route("/ui/overview.json", _guard(overview_json)),
+        Route("/ui/charts", _guard(charts_fragment)),
         Route("/ui/workers", _guard(workers_page)),
         Route(q, _guard(queue_page)),
         Route(q + "/dead/{id}", _guard(dead_letter_page)),

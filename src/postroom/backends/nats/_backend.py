@@ -18,5 +18,9 @@ class NatsBackend(Topics, DeadLetters, Workers):
     """
 
     capabilities = Capabilities(
-        durable=True, cross_process=True, native_wakeups=True, worker_registry=True
+        durable=True,
+        cross_process=True,
+        native_wakeups=True,
+        worker_registry=True,
+        samples=True,
     )

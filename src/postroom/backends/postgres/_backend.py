@@ -44,6 +44,7 @@ class PostgresBackend(PostgresBase):
         native_wakeups=True,
         transactional_send=True,
         worker_registry=True,
+        samples=True,
     )
 
     # -- sending -------------------------------------------------------------------

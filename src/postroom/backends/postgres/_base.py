@@ -183,6 +183,20 @@ class PostgresBase(Backend):
         async with self._conn() as conn:
             await run(conn, self.sql, "worker_delete", {"id": worker_id})
 
+    @translated
+    async def put_sample(self, bucket_ms: int, record: str, expires_ms: int) -> bool:
+        params = {"bucket": bucket_ms, "record": record, "expires": expires_ms}
+        async with self._conn() as conn:
+            return await run(conn, self.sql, "sample_put", params) == 1
+
+    @translated
+    async def list_samples(self, since_ms: int, now_ms: int) -> list[tuple[int, str]]:
+        async with self._conn() as conn:
+            await run(conn, self.sql, "sample_prune", {"now": now_ms})
+            params = {"since": since_ms, "now": now_ms}
+            rows = await fetch(conn, self.sql, "sample_list", params)
+        return [(int(bucket), str(record)) for bucket, record in rows]
+
     # -- dead letters --------------------------------------------------------------
 
     @translated

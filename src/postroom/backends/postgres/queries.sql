@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS {schema}.workers (
     record text NOT NULL,
     expires_at bigint NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {schema}.samples (
+    bucket bigint PRIMARY KEY,
+    record text NOT NULL,
+    expires_at bigint NOT NULL
+);
 
 -- name: schema_ready
 -- Whether the last table of the schema exists (the schema is created in one
@@ -526,3 +531,16 @@ SELECT record FROM {schema}.workers WHERE expires_at > %(now)s ORDER BY id;
 
 -- name: worker_delete
 DELETE FROM {schema}.workers WHERE id = %(id)s;
+
+-- name: sample_put
+-- The sample of one time bucket, unless it has one (the first writer wins).
+INSERT INTO {schema}.samples (bucket, record, expires_at)
+VALUES (%(bucket)s, %(record)s, %(expires)s)
+ON CONFLICT (bucket) DO NOTHING;
+
+-- name: sample_prune
+DELETE FROM {schema}.samples WHERE expires_at <= %(now)s;
+
+-- name: sample_list
+SELECT bucket, record FROM {schema}.samples
+WHERE bucket >= %(since)s AND expires_at > %(now)s ORDER BY bucket;

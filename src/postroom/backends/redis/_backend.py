@@ -58,6 +58,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
         cross_process=True,
         native_wakeups=True,
         worker_registry=True,
+        samples=True,
     )
 
     # -- messages ------------------------------------------------------------------

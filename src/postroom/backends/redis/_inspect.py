@@ -133,6 +133,16 @@ class RedisInspect(RedisBase):
     async def delete_worker(self, worker_id: str) -> None:
         await _workers.delete_worker(self.redis, self.prefix, worker_id)
 
+    @translated
+    async def put_sample(self, bucket_ms: int, record: str, expires_ms: int) -> bool:
+        return await _workers.put_sample(
+            self.redis, self.prefix, bucket_ms, record, expires_ms
+        )
+
+    @translated
+    async def list_samples(self, since_ms: int, now_ms: int) -> list[tuple[int, str]]:
+        return await _workers.list_samples(self.redis, self.prefix, since_ms, now_ms)
+
     # -- optional ------------------------------------------------------------------
 
     @translated

@@ -49,6 +49,7 @@ class SqliteBackend(Backend):
         cross_process=True,
         native_wakeups=True,
         worker_registry=True,
+        samples=True,
     )
 
     def __init__(self, url: str) -> None:
@@ -239,6 +240,16 @@ class SqliteBackend(Backend):
 
     async def delete_worker(self, worker_id: str) -> None:
         await self._run(_workers.delete_worker, self._s(), worker_id, durable=False)
+
+    async def put_sample(self, bucket_ms: int, record: str, expires_ms: int) -> bool:
+        return await self._run(
+            _workers.put_sample, self._s(), bucket_ms, record, expires_ms, durable=False
+        )
+
+    async def list_samples(self, since_ms: int, now_ms: int) -> list[tuple[int, str]]:
+        return await self._run(
+            _workers.list_samples, self._s(), since_ms, now_ms, durable=False
+        )
 
     # -- dead letters --------------------------------------------------------------
 

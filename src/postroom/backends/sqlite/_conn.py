@@ -25,8 +25,8 @@ __all__ = [
     "write",
 ]
 
-SCHEMA_VERSION = 3  # 2: postroom_durations, 3: postroom_workers (an older file gains
-# them on connect)
+SCHEMA_VERSION = 4  # 2: postroom_durations, 3: postroom_workers, 4: postroom_samples
+# (an older file gains them on connect)
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 _SYNC_MODES = ("off", "normal", "full", "extra")
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)

@@ -86,6 +86,11 @@ CREATE TABLE IF NOT EXISTS postroom_workers (
     record TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS postroom_samples (
+    bucket INTEGER PRIMARY KEY,
+    record TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 
 -- name: get_queue
 -- The stored policy (JSON) and max_attempts of one queue.
@@ -334,3 +339,14 @@ SELECT record FROM postroom_workers WHERE expires_at > ? ORDER BY id;
 
 -- name: worker_delete
 DELETE FROM postroom_workers WHERE id = ?;
+
+-- name: sample_put
+-- The sample of one time bucket, unless it has one (the first writer wins).
+INSERT OR IGNORE INTO postroom_samples (bucket, record, expires_at) VALUES (?, ?, ?);
+
+-- name: sample_prune
+DELETE FROM postroom_samples WHERE expires_at <= ?;
+
+-- name: sample_list
+SELECT bucket, record FROM postroom_samples WHERE bucket >= ? AND expires_at > ?
+ORDER BY bucket;

@@ -1,4 +1,5 @@
-// postroom dashboard: confirm destructive forms; poll live depths and rates.
+// postroom dashboard: confirm destructive forms; poll live depths and rates;
+// redraw the charts (rendered on the server) after each sampling step.
 "use strict";
 
 document.querySelectorAll("form[data-confirm]").forEach((form) => {
@@ -74,4 +75,17 @@ if (table) {
   };
   poll();
   setInterval(poll, 2000);
+}
+
+const charts = document.getElementById("charts");
+if (charts) {
+  const redraw = async () => {
+    try {
+      const resp = await fetch(charts.dataset.src, { credentials: "same-origin" });
+      if (resp.ok) charts.innerHTML = await resp.text();
+    } catch (err) {
+      // The next step tries again; the charts drawn last stay.
+    }
+  };
+  setInterval(redraw, 10000);
 }

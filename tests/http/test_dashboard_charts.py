@@ -1,0 +1,116 @@
+"""The charts of rates and depths over time, in a real headless Chromium: drawn
+from the samples the backend keeps, so they are still there after ``serve``
+restarts, and fed by every process (``serve`` samples on its own)."""
+
+from __future__ import annotations
+
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import anyio
+import pytest
+from playwright.sync_api import Page, expect
+
+import postroom
+from postroom.model.message import from_ms, now_ms
+from postroom.model.samples import STEP_MS, Sample, bucket_of
+from postroom.testing.workers import wait_until
+
+from .conftest import start_server, stop_server
+
+
+# Playwright's sync API runs an event loop in this thread: the async client runs
+# in another one.
+def _take(url: str, at: datetime) -> bool:
+    async def take() -> bool:
+        async with postroom.connect_async(url) as ac:
+            return await ac.take_sample(at)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(anyio.run, take).result()
+
+
+def _samples(url: str) -> list[Sample]:
+    async def read() -> list[Sample]:
+        async with postroom.connect_async(url) as ac:
+            return await ac.samples()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(anyio.run, read).result()
+
+
+def _work(client: postroom.Client, step: int) -> None:
+    """A load that rises and falls: sends, then receives with some acked, some
+    retried and some rejected (dead-lettered)."""
+    load = 6 + round(5 * math.sin(step / 8))
+    client.send_many("images.resize", [{"n": n} for n in range(load)])
+    client.send_many("mail.send", [{"n": n} for n in range(load // 2 + 1)])
+    got = client.receive(
+        "images.resize", max_messages=max(1, load + round(3 * math.cos(step / 5)))
+    )
+    for i, delivery in enumerate(got):
+        if i % 7 == 3:
+            client.retry(delivery, delay=0)
+        elif i % 11 == 5:
+            client.reject(delivery, error="cannot identify image file")
+        else:
+            client.ack(delivery)
+    for delivery in client.receive("mail.send", max_messages=load // 2 + 1):
+        client.ack(delivery)
+
+
+@pytest.mark.slow
+def test_charts_of_rates_and_depths_survive_a_restart(
+    tmp_path: Path, page: Page, shots: Path
+) -> None:
+    server = start_server(tmp_path)
+    try:
+        # serve takes the current bucket's sample on its own at start.
+        wait_until(
+            lambda: any(s.at_ms > now_ms() - 2 * STEP_MS for s in _samples(server.url))
+        )
+        base = bucket_of(now_ms()) - 40 * 60_000
+        with postroom.connect(server.url) as client:
+            client.declare_queue("images.resize", max_attempts=3)
+            client.declare_queue("mail.send")
+            assert _take(server.url, from_ms(base))
+            client.send_many("images.resize", [{"n": n} for n in range(5)])
+            assert _take(server.url, from_ms(base + STEP_MS))
+            for step in range(2, 80):
+                _work(client, step)
+                assert _take(server.url, from_ms(base + step * STEP_MS))
+    finally:
+        stop_server(server)
+
+    server = start_server(tmp_path)  # the same database: the samples are kept
+    try:
+        page.goto(server.base + "/")
+        rates = page.locator('figure[data-chart="rates"] rect.hover title')
+        # 5 sent in 10 s between the first two samples, on one queue.
+        expect(rates.nth(1)).to_have_text(re.compile(r"· sent 0\.5/s · acked 0/s"))
+        # Then 7 + 4 sent; of the 10 + 4 received: 12 acked, 1 retried, 1 rejected.
+        expect(rates.nth(2)).to_have_text(
+            re.compile(
+                r"· sent 1\.1/s · acked 1\.2/s · retried 0\.1/s · dead-lettered 0\.1/s$"
+            )
+        )
+        ready = page.locator('figure[data-chart="ready"] rect.hover title')
+        expect(ready.nth(1)).to_have_text(re.compile(r"· ready 5$"))
+        expect(ready.nth(2)).to_have_text(re.compile(r"· ready 3$"))  # 3 + 0
+        page.screenshot(path=str(shots / "dashboard-charts.png"), full_page=True)
+
+        page.get_by_role("link", name="mail.send").first.click()
+        expect(page.locator("h1")).to_have_text("mail.send")
+        ready = page.locator('figure[data-chart="ready"] rect.hover title')
+        expect(ready.nth(1)).to_have_text(re.compile(r"· ready 0$"))  # its own only
+        own = page.locator('figure[data-chart="rates"] rect.hover title').nth(2)
+        expect(own).to_have_text(
+            re.compile(r"· sent 0\.4/s · acked 0\.4/s · retried 0/s")
+        )
+        page.screenshot(path=str(shots / "dashboard-queue-charts.png"), full_page=True)
+        assert page.request.get(server.base + "/ui/charts?queue=mail.send").ok
+    finally:
+        stop_server(server)
