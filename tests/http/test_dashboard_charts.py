@@ -6,40 +6,17 @@ from __future__ import annotations
 
 import math
 import re
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 
-import anyio
 import pytest
 from playwright.sync_api import Page, expect
 
 import postroom
 from postroom.model.message import from_ms, now_ms
-from postroom.model.samples import STEP_MS, Sample, bucket_of
+from postroom.model.samples import STEP_MS, bucket_of
 from postroom.testing.workers import wait_until
 
 from .conftest import start_server, stop_server
-
-
-# Playwright's sync API runs an event loop in this thread: the async client runs
-# in another one.
-def _take(url: str, at: datetime) -> bool:
-    async def take() -> bool:
-        async with postroom.connect_async(url) as ac:
-            return await ac.take_sample(at)
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(anyio.run, take).result()
-
-
-def _samples(url: str) -> list[Sample]:
-    async def read() -> list[Sample]:
-        async with postroom.connect_async(url) as ac:
-            return await ac.samples()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(anyio.run, read).result()
 
 
 def _work(client: postroom.Client, step: int) -> None:
@@ -68,20 +45,20 @@ def test_charts_of_rates_and_depths_survive_a_restart(
 ) -> None:
     server = start_server(tmp_path)
     try:
-        # serve takes the current bucket's sample on its own at start.
-        wait_until(
-            lambda: any(s.at_ms > now_ms() - 2 * STEP_MS for s in _samples(server.url))
-        )
         base = bucket_of(now_ms()) - 40 * 60_000
         with postroom.connect(server.url) as client:
+            # serve takes the current bucket's sample on its own at start.
+            wait_until(
+                lambda: any(s.at_ms > now_ms() - 2 * STEP_MS for s in client.samples())
+            )
             client.declare_queue("images.resize", max_attempts=3)
             client.declare_queue("mail.send")
-            assert _take(server.url, from_ms(base))
+            assert client.take_sample(from_ms(base))
             client.send_many("images.resize", [{"n": n} for n in range(5)])
-            assert _take(server.url, from_ms(base + STEP_MS))
+            assert client.take_sample(from_ms(base + STEP_MS))
             for step in range(2, 80):
                 _work(client, step)
-                assert _take(server.url, from_ms(base + step * STEP_MS))
+                assert client.take_sample(from_ms(base + step * STEP_MS))
     finally:
         stop_server(server)
 

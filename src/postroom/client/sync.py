@@ -202,3 +202,5 @@ class Client:
     workers = _blocking(AsyncClient.workers)
     put_worker = _blocking(AsyncClient.put_worker)
     delete_worker = _blocking(AsyncClient.delete_worker)
+    take_sample = _blocking(AsyncClient.take_sample)
+    samples = _blocking(AsyncClient.samples)
