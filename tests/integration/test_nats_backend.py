@@ -67,6 +67,30 @@ def test_lease_of_a_closed_client_comes_back_after_ack_wait(
     assert d.id == mid
 
 
+def test_a_lease_that_ended_counts_as_ready_until_taken_again(
+    client: postroom.Client, url: str
+) -> None:
+    """SPEC §2 stats: the consumer counts a NAKed delivery as a pending ack until it
+    is delivered again; its mark makes it ready, for every client."""
+    client.send("q", "x")
+    [d] = client.receive("q", visibility_timeout=0.3)
+    with postroom.connect(url) as other:
+        assert (other.stats("q").ready, other.stats("q").in_flight) == (0, 1)
+        time.sleep(0.4)  # the lease ends: its holder NAKs it
+        deadline = time.monotonic() + 5.0
+        while other.stats("q").ready == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st = other.stats("q")
+        assert (st.ready, st.in_flight) == (1, 0)
+        [again] = other.receive("q")
+        assert (again.id, again.attempts) == (d.id, 2)
+        st = client.stats("q")
+        assert (st.ready, st.in_flight) == (0, 1)
+        other.ack(again)
+    st = client.stats("q")
+    assert (st.ready, st.in_flight) == (0, 0)
+
+
 def test_a_receipt_is_acked_by_another_client(
     client: postroom.Client, url: str
 ) -> None:

@@ -47,7 +47,9 @@ class Admin(NatsCore):
         await self.meta.delete(self.policy_key(queue))
         self.remember(queue, None)
         await self.delete_streams(queue)
-        self.leases.drop_stream(self.names.stream(queue))
+        stream = self.names.stream(queue)
+        self.leases.drop_stream(stream)
+        await self.jet.unmark(self.names.ended_stream, self.names.ended_subject(stream))
         await self.dedup.delete(f"{token(queue)}.>")
         for kind in ("cnt", "dur"):
             key = self.counter_key(kind, queue)
@@ -82,18 +84,24 @@ class Admin(NatsCore):
     async def _one_stats(self, queue: str) -> QueueStats:
         n = self.names
         async with translated(self.jet.where, queue):
-            info, delayed, dead, first = await asyncio.gather(
+            info, delayed, dead, first, marks = await asyncio.gather(
                 self.jet.js.consumer_info(n.stream(queue), CONSUMER),
                 self.jet.stream_info(n.delay_stream(queue), queue),
                 self.jet.stream_info(n.dead_stream(queue), queue),
                 self._oldest(queue),
+                self.jet.stream_info(
+                    n.ended_stream, queue, n.ended_subject(n.stream(queue))
+                ),
             )
         age = None if first is None else max(0.0, (now_ms() - first) / 1000)
+        # Pending acks whose lease ended (marked, NAKed) wait to be delivered again.
+        pending = int(info.num_ack_pending or 0)
+        ended = min(pending, len(marks.state.subjects or {}))
         return QueueStats(
             queue,
-            ready=int(info.num_pending or 0),
+            ready=int(info.num_pending or 0) + ended,
             delayed=int(delayed.state.messages),
-            in_flight=int(info.num_ack_pending or 0),
+            in_flight=pending - ended,
             dead=int(dead.state.messages),
             oldest_age=age,
         )
@@ -123,6 +131,7 @@ class Admin(NatsCore):
         if dead:
             return await self.jet.purge(n.dead_stream(queue), queue)
         ready = await self.jet.purge(n.stream(queue), queue)
+        await self.jet.unmark(n.ended_stream, n.ended_subject(n.stream(queue)))
         return ready + await self.jet.purge(n.delay_stream(queue), queue)
 
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -289,17 +289,30 @@ class Jet:
                     raise
 
     async def pull(
-        self, stream: str, consumer: str, batch: int, wait: float = 0.0
+        self,
+        stream: str,
+        consumer: str,
+        batch: int,
+        wait: float = 0.0,
+        *,
+        hold: float = 0.0,
     ) -> list[Msg]:
         """Up to ``batch`` messages of a durable pull consumer.
 
         One pull request. Without ``wait`` it is ``no_wait``: the server answers
         with what is available and ends with a status (404: none, 408: fewer
-        than asked). With ``wait`` (seconds) the server holds the request that
-        long and ends it with a 408 when no message came; the request is read to
-        its end, so that no message is delivered to nobody.
+        than asked). The server decides "none" from a count of pending messages
+        that its stream updates a moment after the publish's ack, so a message
+        stored just before can be missed; with ``hold`` (seconds) a "none" is
+        not answered at once but the request waits up to that long, reading the
+        stream itself, and ends as soon as it has delivered what is there.
+        With ``wait`` (seconds) the server holds the request that long and ends
+        it with a 408 when no message came. A request is read to its end, so
+        that no message is delivered to nobody.
         """
         body: dict[str, Any] = {"batch": batch, "no_wait": True}
+        if hold > 0:
+            body["expires"] = int(hold * 1e9)
         if wait > 0:
             body = {"batch": batch, "expires": int(wait * 1e9)}
         async with self._io():
@@ -314,7 +327,7 @@ class Jet:
                     reply=inbox,
                 )
                 while len(out) < batch:
-                    msg = await sub.next_msg(timeout=_TIMEOUT + wait)
+                    msg = await sub.next_msg(timeout=_TIMEOUT + wait + hold)
                     status = (msg.headers or {}).get("Status")
                     if status is None and msg.reply:
                         out.append(msg)
@@ -340,6 +353,24 @@ class Jet:
             for reply in replies[:-1]:
                 await nc.publish(reply, b"+ACK")
             await nc.request(replies[-1], b"+ACK", timeout=_TIMEOUT)
+
+    async def mark(self, subject: str) -> None:
+        """Store an empty message on ``subject`` (a stream's ack awaited); a
+        failure is logged, not raised: a mark only corrects ``stats``."""
+        try:
+            async with self._io():
+                await self.nc.request(subject, b"", timeout=_TIMEOUT)
+        except BackendError as exc:
+            log.debug("marking %s failed: %s", subject, exc)
+
+    async def unmark(self, stream: str, subject: str) -> None:
+        """Purge ``subject`` of ``stream``; a failure is logged, not raised."""
+        try:
+            resp = await self.api(f"STREAM.PURGE.{stream}", {"filter": subject})
+        except BackendError as exc:
+            resp = {"error": str(exc)}
+        if "error" in resp:
+            log.debug("unmarking %s failed: %s", subject, resp["error"])
 
     async def ack(self, reply: str, payload: bytes = b"+ACK") -> None:
         """Send an acknowledgement (``+ACK``, ``-NAK``, ``+WPI``...) and wait until

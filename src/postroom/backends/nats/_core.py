@@ -3,6 +3,7 @@ buckets, the policy cache and the layout of a queue's streams."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,7 +22,7 @@ from ...model.message import QueuePolicy
 from ..base import Backend
 from ._conn import Jet, translated
 from ._kv import Bucket, Tally
-from ._leases import GRACE_MS, LeaseKeeper
+from ._leases import GRACE_MS, LeaseKeeper, stream_of, stream_seq
 from ._names import CONSUMER, Names, token
 
 __all__ = ["NatsCore"]
@@ -30,6 +31,7 @@ _POLICY_TTL = 1.0
 _MOVE_IDS_FOR = 120.0  # the queue streams' duplicate window (idempotent moves)
 _DELAY_ACK_WAIT = 30.0
 _DEDUP_KEYS_FOR = 7 * 24 * 3600.0
+_MARKS_FOR = 7 * 24 * 3600.0  # an ended-lease mark left behind goes after that
 
 
 def _servers(url: str) -> tuple[list[str], str]:
@@ -57,18 +59,46 @@ class NatsCore(Backend):
         self.meta = Bucket(self.jet, self.names.meta_bucket)
         self.dedup = Bucket(self.jet, self.names.dedup_bucket, max_age=_DEDUP_KEYS_FOR)
         self.tally = Tally(self.meta)
-        self.leases = LeaseKeeper(servers)
+        self.leases = LeaseKeeper(servers, self.mark_of)
         self._policies: dict[str, tuple[QueuePolicy, float]] = {}
 
     async def connect(self) -> None:
         await self.jet.connect()
         await self.meta.create()
         await self.dedup.create()
+        n = self.names
+        await self.jet.ensure_stream(
+            StreamConfig(
+                name=n.ended_stream,
+                subjects=[n.ended_subject("*")],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_msgs_per_subject=1,
+                max_age=_MARKS_FOR,
+            )
+        )
 
     async def aclose(self) -> None:
         await self.give_back_all()
         await self.leases.stop()
         await self.jet.close()
+
+    def mark_of(self, reply: str) -> str:
+        """The ended-lease mark of a delivery (see :meth:`Names.ended_stream`)."""
+        return self.names.ended_subject(stream_of(reply), stream_seq(reply))
+
+    async def mark_ended(self, replies: list[str]) -> None:
+        """NAK deliveries whose lease ended, each marked first (so that a claim
+        that delivers it again finds the mark to remove)."""
+        await asyncio.gather(*(self.jet.mark(self.mark_of(r)) for r in replies))
+        await asyncio.gather(*(self.jet.ack(r, b"-NAK") for r in replies))
+
+    async def unmark(self, replies: list[str]) -> None:
+        """Remove the marks of deliveries that follow an ended lease."""
+        stream = self.names.ended_stream
+        await asyncio.gather(
+            *(self.jet.unmark(stream, self.mark_of(r)) for r in replies)
+        )
 
     # -- policies ------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ A queue's consumer has ``AckWait`` = the queue's visibility timeout plus
 own (the caller's event loop may be idle between calls):
 
 - at the lease's end, a ``-NAK``: JetStream delivers the message again at once and
-  counts a delivery, as for an expiry;
+  counts a delivery, as for an expiry (marked first, see ``Names.ended_stream``);
 - a lease longer than that (``receive(..., visibility_timeout=...)``, ``extend``):
   an in-progress ack (``+WPI``, which restarts AckWait) every half AckWait, so the
   server's expiry stays at least the grace after the lease's end.
@@ -106,8 +106,9 @@ class LeaseKeeper:
     during a call). It starts with the first lease.
     """
 
-    def __init__(self, servers: list[str]) -> None:
+    def __init__(self, servers: list[str], mark_of: Callable[[str], str]) -> None:
         self._servers = servers
+        self._mark_of = mark_of  # the ended-lease mark of a delivery
         self._lock = threading.Lock()
         self._held: dict[str, Lease] = {}
         self._gone: OrderedDict[str, None] = OrderedDict()
@@ -257,6 +258,15 @@ class LeaseKeeper:
             with self._lock:
                 sends, wake = self._due(now)
                 self._wake_at = wake
+            # An ended lease is marked (its message counts as ready) before its NAK.
+            await asyncio.gather(
+                *(
+                    nc.request(self._mark_of(reply), b"", timeout=2)
+                    for reply, payload in sends
+                    if payload == b"-NAK"
+                ),
+                return_exceptions=True,
+            )
             for reply, payload in sends:
                 with contextlib.suppress(Exception):
                     await nc.publish(reply, payload)

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 _MOVE_BATCH = 256
 _CLOSED = (nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError)
 _MOVE_EVERY = 0.05  # seconds between looks at a queue's delayed messages
+# How long a claim's pull may wait when the server counts no pending message: its
+# count lags the publish's ack a little, and a claim must see what a send that
+# returned stored (an empty queue's claim takes this long).
+_HOLD = 0.05
 
 
 class Messages(Settling):
@@ -89,8 +93,7 @@ class Messages(Settling):
         self._last_claim[queue] = (lease_ms, consumer)
         # Leases of this process that ended a moment ago: NAKed (and processed)
         # before the pull, so that the claim finds those messages visible.
-        ended = self.leases.take_ended(self.names.stream(queue))
-        await asyncio.gather(*(self.jet.ack(r, b"-NAK") for r in ended))
+        await self.mark_ended(self.leases.take_ended(self.names.stream(queue)))
         ahead = self._ahead.pop(queue, None)
         if ahead is not None:
             got = await self._hand_out(queue, policy, ahead, max_messages, lease_ms)
@@ -106,12 +109,12 @@ class Messages(Settling):
         sent = now_ms()
         stream = self.names.stream(queue)
         if not move:
-            msgs = await self.jet.pull(stream, CONSUMER, max_messages)
+            msgs = await self.jet.pull(stream, CONSUMER, max_messages, hold=_HOLD)
         else:
             # The look at delayed messages goes out with the pull (one round
             # trip); when only it found something, one more pull takes that.
             pulled, moved = await asyncio.gather(
-                self.jet.pull(stream, CONSUMER, max_messages),
+                self.jet.pull(stream, CONSUMER, max_messages, hold=_HOLD),
                 self.move_due(queue),
                 return_exceptions=True,
             )
@@ -122,7 +125,7 @@ class Messages(Settling):
             msgs = pulled
             if not msgs and moved:
                 sent = now_ms()
-                msgs = await self.jet.pull(stream, CONSUMER, max_messages)
+                msgs = await self.jet.pull(stream, CONSUMER, max_messages, hold=_HOLD)
         return await self._deliver_all(queue, policy, msgs, sent, lease_ms, consumer)
 
     async def _hand_out(
@@ -145,7 +148,9 @@ class Messages(Settling):
         more = max_messages - len(msgs)
         if more > 0 and pending_of(msgs[-1].reply) > 0:
             sent = now_ms()
-            extra = await self.jet.pull(self.names.stream(queue), CONSUMER, more)
+            extra = await self.jet.pull(
+                self.names.stream(queue), CONSUMER, more, hold=_HOLD
+            )
             got += await self._deliver_all(
                 queue, policy, extra, sent, lease_ms, consumer
             )
@@ -160,6 +165,7 @@ class Messages(Settling):
         lease_ms: int,
         consumer: str,
     ) -> list[Delivery]:
+        await self.unmark([m.reply for m in msgs if delivered_count(m.reply) > 1])
         out: list[Delivery] = []
         for msg in msgs:
             d = await self._deliver(queue, policy, msg, sent, lease_ms, consumer)

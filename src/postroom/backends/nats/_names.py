@@ -80,6 +80,18 @@ class Names:
         """The subject of a dead letter."""
         return f"{self.prefix}.x.{token(queue)}.{message_id}"
 
+    # One stream per prefix marks the leases that ended and were NAKed: their
+    # messages wait to be delivered again, ready but counted by the consumer as
+    # pending acks. A claim that delivers one again removes its mark.
+    @property
+    def ended_stream(self) -> str:
+        """The stream of ended-lease marks."""
+        return f"{self.prefix}_E"
+
+    def ended_subject(self, stream: str, seq: int | str = ">") -> str:
+        """The mark of message ``seq`` of ``stream`` (``>``: all of the stream)."""
+        return f"{self.prefix}.e.{stream}.{seq}"
+
     def owns(self, stream: str) -> bool:
         """Whether a stream belongs to this prefix (used by tests' teardown)."""
         return stream.startswith(f"{self.prefix}_") or stream.startswith(
