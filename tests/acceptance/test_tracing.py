@@ -1,10 +1,14 @@
 """OpenTelemetry: one trace from a request through ``send`` to the handler and on,
-through ``publish``, to a subscriber and a webhook (the SDK's in-memory exporter)."""
+through ``publish``, to a subscriber and a webhook (the SDK's in-memory exporter);
+an HTTP request to ``postroom serve`` with a ``traceparent`` starts that trace."""
 
 from __future__ import annotations
 
+import itertools
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,12 +19,16 @@ from postroom.model import tracing
 from postroom.testing.workers import NO_BACKOFF, running, wait_until
 
 otel = pytest.importorskip("opentelemetry.sdk.trace")
-from opentelemetry import trace  # noqa: E402
+import httpx  # noqa: E402
+import uvicorn  # noqa: E402
+from opentelemetry import propagate, trace  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
     InMemorySpanExporter,
 )
 from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
+
+from postroom.server import create_app  # noqa: E402
 
 
 @pytest.fixture
@@ -86,6 +94,124 @@ def test_one_trace_from_send_to_handler_to_subscriber(
     assert attrs["postroom.outcome"] == "acked"
     assert attrs["messaging.message.id"] == send.attributes["messaging.message.id"]
     assert seen[0]["traceparent"].split("-")[1] == f"{trace_id:032x}"
+
+
+@contextmanager
+def _serving(app: Any) -> Iterator[httpx.Client]:
+    """``app`` served by uvicorn on a free loopback port, in a thread of this
+    process (the exporter sees the server's spans); an httpx client of it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def _request_chain(
+    url: str, post: Callable[[dict[str, str]], None], spans: InMemorySpanExporter
+) -> dict[str, Any]:
+    """Run a worker whose ``jobs`` handler publishes to ``jobs.done`` (with an
+    ``audit`` subscriber); ``post`` sends the job through the HTTP API with the
+    given request headers. The finished spans by name."""
+    app = postroom.App(url)
+    seen: list[str] = []
+
+    @app.handler("jobs")
+    async def handle(msg: postroom.Message) -> None:
+        async with postroom.connect_async(url) as client:
+            await client.publish("jobs.done", msg.json())
+
+    @app.subscriber("jobs.done", subscription="audit")
+    def audit(msg: postroom.Message) -> None:
+        seen.append(msg.id)
+
+    tracer = trace.get_tracer("test")
+    with running(app, url):
+        # What an instrumented HTTP client does: a CLIENT span, its context in
+        # the request's traceparent header.
+        with tracer.start_as_current_span("HTTP POST", kind=SpanKind.CLIENT):
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
+            post(headers)
+        wait_until(lambda: len(seen) == 1)
+        wait_until(lambda: "process jobs.done:audit" in _by_name(spans))
+    return _by_name(spans)
+
+
+def test_one_trace_from_an_http_request_through_the_api_to_a_subscriber(
+    spans: InMemorySpanExporter,
+) -> None:
+    url = "memory://tracing-http-request"
+    with _serving(create_app(url, push=False)) as http:
+
+        def post(headers: dict[str, str]) -> None:
+            body = {"body": {"image": "cat.png"}}
+            resp = http.post("/v1/queues/jobs/messages", json=body, headers=headers)
+            assert resp.status_code == 201, resp.text
+
+        found = _request_chain(url, post, spans)
+    request = found["HTTP POST"]
+    chain = [
+        request,
+        found["send jobs"],
+        found["process jobs"],
+        found["publish jobs.done"],
+        found["process jobs.done:audit"],
+    ]
+    assert {s.context.trace_id for s in chain} == {request.context.trace_id}
+    for parent, child in itertools.pairwise(chain):
+        assert child.parent.span_id == parent.context.span_id, child.name
+    assert found["send jobs"].kind == SpanKind.PRODUCER
+
+
+class _ServerSpan:
+    """An ASGI middleware as OpenTelemetry's instrumentation is: a SERVER span
+    that continues the request's traceparent around the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        carrier = {k.decode(): v.decode() for k, v in scope["headers"]}
+        with trace.get_tracer("asgi").start_as_current_span(
+            f"{scope['method']} {scope['path']}",
+            context=propagate.extract(carrier),
+            kind=SpanKind.SERVER,
+        ):
+            await self.app(scope, receive, send)
+
+
+def test_an_instrumented_server_span_is_the_parent_of_the_send(
+    spans: InMemorySpanExporter,
+) -> None:
+    url = "memory://tracing-instrumented-server"
+    app = create_app(url, push=False)
+    with _serving(_ServerSpan(app)) as http:
+
+        def post(headers: dict[str, str]) -> None:
+            body = {"body": {"image": "cat.png"}}
+            resp = http.post("/v1/queues/jobs/messages", json=body, headers=headers)
+            assert resp.status_code == 201, resp.text
+
+        found = _request_chain(url, post, spans)
+    request_span = found["POST /v1/queues/jobs/messages"]
+    assert request_span.kind == SpanKind.SERVER
+    client_span = found["HTTP POST"]
+    assert request_span.parent.span_id == client_span.context.span_id
+    assert found["send jobs"].parent.span_id == request_span.context.span_id
 
 
 def test_retry_and_dead_letter_mark_the_span(spans: InMemorySpanExporter) -> None:

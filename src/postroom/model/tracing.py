@@ -4,7 +4,10 @@
 trace context (``traceparent``, ``tracestate``) in the message headers; the
 consumer loop runs each handler in a CONSUMER span that continues the trace of
 the message (its parent is the producer span) and marks a retry or a dead
-letter; a webhook push carries the context of that span. Attributes follow the
+letter; a webhook push carries the context of that span. ``postroom serve``
+continues the trace of an HTTP request that carries a ``traceparent`` header
+(:func:`continued`), so a send through the HTTP API joins the caller's trace.
+Attributes follow the
 OpenTelemetry semantic conventions for messaging: ``messaging.system``
 (``postroom``), ``messaging.destination.name``, ``messaging.operation.type``
 and ``.name``, ``messaging.message.id``, and ``messaging.postroom.attempt``.
@@ -21,7 +24,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 try:  # optional: pip install 'postroom[otel]'
-    from opentelemetry import propagate, trace
+    from opentelemetry import context, propagate, trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError:  # pragma: no cover - exercised where the package is absent
     trace = None  # type: ignore[assignment]
@@ -29,6 +32,7 @@ except ImportError:  # pragma: no cover - exercised where the package is absent
 __all__ = [
     "SYSTEM",
     "consumer_span",
+    "continued",
     "enabled",
     "inject",
     "mark_outcome",
@@ -58,6 +62,30 @@ def inject(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
     if "traceparent" not in carrier:
         return headers
     return {**(headers or {}), **carrier}
+
+
+def continued(carrier: Mapping[str, str]) -> AbstractContextManager[Any]:
+    """Make the trace context of ``carrier`` (an incoming request's headers, with
+    lowercase names) the current one, so that the spans started inside continue
+    it; nothing without OpenTelemetry, without a ``traceparent``, or when a span
+    is current already (a server instrumented with OpenTelemetry made its own,
+    which continues the request's trace)."""
+    if (
+        trace is None
+        or "traceparent" not in carrier
+        or trace.get_current_span().get_span_context().is_valid
+    ):
+        return _NO_SPAN
+    return _attached(carrier)
+
+
+@contextmanager
+def _attached(carrier: Mapping[str, str]) -> Iterator[None]:
+    token = context.attach(propagate.extract(dict(carrier)))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 def _attributes(destination: str, operation: str, kind: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..client.core import AsyncClient
+from ..model import tracing
 from ..runtime.egress import EgressPolicy
 from ..runtime.sampler import Sampler
 from . import (
@@ -87,6 +88,27 @@ class BodyLimit:
             await answer(scope, receive, send)
             return
         await problem_response(413, self._detail())(scope, receive, send)
+
+
+class TraceContext:
+    """Continue the trace of a request that carries a W3C ``traceparent`` header:
+    the spans of a send or publish through the API join the caller's trace (see
+    :func:`postroom.model.tracing.continued`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not tracing.enabled():
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k in (b"traceparent", b"tracestate")
+        }
+        with tracing.continued(carrier):
+            await self.app(scope, receive, send)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -197,6 +219,7 @@ def create_app(
         middleware=[
             Middleware(Guard, hosts=_hosts(allowed_hosts, settings)),
             Middleware(BodyLimit, limit=max_body_bytes),
+            Middleware(TraceContext),
         ],
         exception_handlers={HTTPException: _http_error, HttpProblem: _http_error},
     )
