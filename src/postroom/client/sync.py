@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from datetime import timedelta
-from types import TracebackType
+from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from ..backends.base import Backend
@@ -89,12 +87,7 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _call(
@@ -121,28 +114,7 @@ class Client:
     # -- sending -------------------------------------------------------------------
 
     send = _blocking(AsyncClient.send)
-
-    def send_many(
-        self,
-        queue: str,
-        bodies: Iterable[Any],
-        *,
-        delay: float | timedelta | None = None,
-        headers: Mapping[str, str] | None = None,
-        group: str | None = None,
-        priority: int = 0,
-    ) -> list[str]:
-        """Put several messages on ``queue`` in one round trip; return their ids
-        (with ``group``, they join it in the order given)."""
-        order: dict[str, Any] = {"group": group, "priority": priority}
-        return self._call(
-            self.aclient.send_many,
-            queue,
-            list(bodies),
-            delay=delay,
-            headers=headers,
-            **order,
-        )
+    send_many = _blocking(AsyncClient.send_many)
 
     # -- receiving -----------------------------------------------------------------
 

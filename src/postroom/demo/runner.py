@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import anyio
 import httpx
@@ -116,12 +115,7 @@ class DemoRun:
     def __enter__(self) -> DemoRun:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self.processes.children:
             self.reporter.phase("stop", "stopping every process the demo started")
         self.processes.stop()

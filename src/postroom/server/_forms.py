@@ -10,6 +10,7 @@ the egress policy refuses) changes nothing and says why in the notice.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -29,10 +30,6 @@ __all__ = ["form_routes"]
 def _back(path: str, notice: str, *, bad: bool = False) -> Response:
     query = {"notice": notice, **({"bad": "1"} if bad else {})}
     return RedirectResponse(f"{path}?{urlencode(query)}", 303)
-
-
-def _queue_path(queue: str) -> str:
-    return f"/ui/queues/{quote(queue, safe='')}"
 
 
 def _topic_path(topic: str) -> str:
@@ -58,16 +55,27 @@ def _topic_ctx(request: Request) -> Ctx:
     return ctx
 
 
+async def _put_body(
+    request: Request, ctx: Ctx, put: Callable[[str, Any], Awaitable[str]], done: str
+) -> Response:
+    """``put(name, body)`` with the form's JSON body, ``name`` being the queue or
+    topic of the page; back to that page with the notice ``done`` and the new id,
+    or why nothing was stored."""
+    check_origin(request)
+    kind = "queue" if "queue" in ctx.params else "topic"
+    name = ctx.params[kind]
+    path = f"/ui/{kind}s/{quote(name, safe='')}"
+    try:
+        new_id = await put(name, _body(await request.form()))
+    except (ValueError, PostroomError) as exc:
+        return _back(path, str(exc), bad=True)
+    return _back(path, f"{done} {new_id}")
+
+
 async def send_action(request: Request) -> Response:
     """Send one message (a JSON body) to the queue."""
     ctx = dashboard_ctx(request)
-    check_origin(request)
-    queue = ctx.params["queue"]
-    try:
-        mid = await ctx.client.send(queue, _body(await request.form()))
-    except (ValueError, PostroomError) as exc:
-        return _back(_queue_path(queue), str(exc), bad=True)
-    return _back(_queue_path(queue), f"sent message {mid}")
+    return await _put_body(request, ctx, ctx.client.send, "sent message")
 
 
 async def topic_page(request: Request) -> Response:
@@ -87,13 +95,7 @@ async def topic_page(request: Request) -> Response:
 async def publish_action(request: Request) -> Response:
     """Publish one event (a JSON body) to the topic."""
     ctx = _topic_ctx(request)
-    check_origin(request)
-    topic = ctx.params["topic"]
-    try:
-        eid = await ctx.client.publish(topic, _body(await request.form()))
-    except (ValueError, PostroomError) as exc:
-        return _back(_topic_path(topic), str(exc), bad=True)
-    return _back(_topic_path(topic), f"published event {eid}")
+    return await _put_body(request, ctx, ctx.client.publish, "published event")
 
 
 async def create_action(request: Request) -> Response:

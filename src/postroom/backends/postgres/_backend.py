@@ -39,8 +39,6 @@ class PostgresBackend(PostgresBase):
     """Durable, multi-process backend on a PostgreSQL (>= 13) database."""
 
     capabilities = Capabilities(
-        durable=True,
-        cross_process=True,
         native_wakeups=True,
         transactional_send=True,
         worker_registry=True,

@@ -53,13 +53,7 @@ _MAX_UNSURE = 10_000
 class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
     """Queues, dead letters and topics in Redis or Valkey, one Lua script per step."""
 
-    capabilities = Capabilities(
-        durable=True,
-        cross_process=True,
-        native_wakeups=True,
-        worker_registry=True,
-        samples=True,
-    )
+    capabilities = Capabilities(native_wakeups=True, worker_registry=True, samples=True)
 
     # -- messages ------------------------------------------------------------------
 

@@ -44,13 +44,7 @@ T = TypeVar("T")
 class SqliteBackend(Backend):
     """Embedded, durable, multi-process backend on one SQLite file."""
 
-    capabilities = Capabilities(
-        durable=True,
-        cross_process=True,
-        native_wakeups=True,
-        worker_registry=True,
-        samples=True,
-    )
+    capabilities = Capabilities(native_wakeups=True, worker_registry=True, samples=True)
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
