@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -284,3 +286,27 @@ def test_without_a_recording_span_headers_are_left_alone() -> None:
     assert tracing.inject(None) is None
     given = {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
     assert tracing.inject(given) is given
+
+
+ABSENT = """
+import sys
+sys.modules["opentelemetry"] = None  # as if postroom[otel] were not installed
+import postroom
+from postroom.model import tracing
+
+assert not tracing.enabled()
+with postroom.connect("memory://no-otel") as client:
+    client.send("jobs", {"n": 1}, headers={"x": "1"})
+    [delivery] = client.receive("jobs")
+    assert "traceparent" not in delivery.message.headers, delivery.message.headers
+loaded = sorted(m for m in sys.modules if m.startswith("opentelemetry."))
+assert not loaded, loaded
+print("ok")
+"""
+
+
+def test_without_opentelemetry_nothing_is_imported_or_added() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ABSENT], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "ok", done.stderr

@@ -101,12 +101,15 @@ def test_dashboard_filters_and_purge(
 
 
 @pytest.mark.slow
-def test_dashboard_sign_in_with_admin_token(secured: Server, page: Page) -> None:
+def test_dashboard_sign_in_with_admin_token(
+    secured: Server, page: Page, shots: Path
+) -> None:
     page.goto(secured.base + "/")
     expect(page).to_have_url(secured.base + "/ui/login")
     page.fill("input[name=token]", "not-the-right-token-at-all")
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("[role=alert]")).to_contain_text("not a valid admin token")
+    page.screenshot(path=str(shots / "dashboard-login.png"), full_page=True)
     page.fill("input[name=token]", ADMIN)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(secured.base + "/")

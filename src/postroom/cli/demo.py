@@ -12,6 +12,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.box import SIMPLE_HEAD
 from rich.console import Group
 from rich.live import Live
 from rich.progress import (
@@ -146,7 +147,9 @@ def _dead_letter_table(letters: list[DeadLetter]) -> Table:
         key = (d.reason, d.error.type if d.error else "")
         groups.setdefault(key, []).append(d)
     table = Table(
-        title=f"{len(letters)} dead letters on images.resize", title_justify="left"
+        title=f"{len(letters)} dead letters on images.resize",
+        title_justify="left",
+        box=SIMPLE_HEAD,
     )
     table.add_column("reason", no_wrap=True)
     table.add_column("count", justify="right")
