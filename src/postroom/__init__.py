@@ -37,6 +37,7 @@ from .model.message import (
     Subscription,
 )
 from .model.retry import Backoff
+from .model.settlement import Failure, Settled
 from .model.signing import verify_signature
 from .runtime.app import App
 from .runtime.worker import Worker, run_worker
@@ -57,6 +58,7 @@ __all__ = [
     "DecodeError",
     "Delivery",
     "ErrorInfo",
+    "Failure",
     "HandlerSignal",
     "HistoryEntry",
     "InvalidArgument",
@@ -71,6 +73,7 @@ __all__ = [
     "Reject",
     "Retry",
     "SerializationError",
+    "Settled",
     "Subscription",
     "SubscriptionNotFound",
     "TopicInfo",

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import anyio
 
-from ..model.errors import NotSupported, QueueNotFound
+from ..model.errors import LeaseLost, NotSupported, QueueNotFound
 from ..model.message import (
     DeadLetter,
     Delivery,
@@ -39,6 +39,7 @@ from ..model.message import (
     now_ms,
 )
 from ..model.queries import DeadLetterQuery
+from ..model.settlement import Settlement
 from ..model.stats import (
     COUNTERS,
     DURATION_BUCKETS,
@@ -184,24 +185,34 @@ class Backend(KeptRecords, ABC):
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Delete the messages; return the deliveries whose lease was lost."""
 
-    async def ack_and_claim(
-        self,
-        deliveries: Sequence[Delivery],
-        queue: str,
-        max_messages: int,
-        lease_ms: int,
-        consumer: str,
-    ) -> tuple[list[Delivery], list[Delivery]]:
-        """:meth:`ack` the deliveries, then :meth:`claim` up to ``max_messages`` of
-        ``queue``: ``(lost leases, claimed)``.
+    async def settle(self, batch: Settlement) -> tuple[list[Delivery], list[Delivery]]:
+        """Record a batch of outcomes, then claim: ``(lost leases, claimed)``.
 
-        A worker's steady state: the acks of the handlers that finished and the
-        claim of as many new messages, in one round trip (one transaction where
-        the backend has them). The default makes the two calls; backends override
-        it. The acks count even when the claim fails (its error is raised).
+        The acks, retries and dead letters of ``batch`` (each as :meth:`ack`,
+        :meth:`retry` and :meth:`dead_letter` would, their queues in any order),
+        then :meth:`claim` with ``batch.claim`` when there is one. A worker's
+        steady state, in one round trip (one transaction where the backend has
+        them). A delivery whose lease was lost is returned and nothing is done
+        for it. The writes count even when the claim fails (its error, e.g.
+        :class:`QueueNotFound`, is raised).
+
+        The default composes the per-message methods; backends override it.
         """
-        lost = await self.ack(deliveries) if deliveries else []
-        return lost, await self.claim(queue, max_messages, lease_ms, consumer)
+        lost = await self.ack(batch.acks) if batch.acks else []
+        for rerun in batch.reruns:
+            try:
+                await self.retry(rerun.delivery, rerun.delay_ms, rerun.entry)
+            except LeaseLost:
+                lost.append(rerun.delivery)
+        for burial in batch.burials:
+            try:
+                await self.dead_letter(burial.delivery, burial.reason, burial.entry)
+            except LeaseLost:
+                lost.append(burial.delivery)
+        c = batch.claim
+        if c is None:
+            return lost, []
+        return lost, await self.claim(c.queue, c.max_messages, c.lease_ms, c.consumer)
 
     @abstractmethod
     async def retry(

@@ -30,10 +30,8 @@ from ..model.errors import (
 from ..model.message import (
     Delivery,
     ErrorInfo,
-    HistoryEntry,
     Message,
     QueuePolicy,
-    from_ms,
     now_ms,
 )
 from ..model.names import (
@@ -42,11 +40,13 @@ from ..model.names import (
 )
 from ..model.retry import Backoff, to_ms
 from ..model.retry import seconds as to_seconds
-from ._base import default_consumer_id, error_info
+from ..model.settlement import Burial, Failure
+from ._base import default_consumer_id
 from ._dead import DeadLetters
 from ._inspect import Inspection
 from ._order import require_order
 from ._samples import Samples
+from ._settle import Settling
 from ._topics import Topics
 from ._workers import WorkerRegistry
 
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 
-class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection, Samples):
+class AsyncClient(Settling, DeadLetters, Topics, WorkerRegistry, Inspection, Samples):
     """The async client; ``postroom.connect_async()`` builds one.
 
     Use it as an async context manager, or call :meth:`aclose` when done. Every
@@ -299,29 +299,6 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection, Samples):
             return []
         return await (await self._b()).ack(deliveries)
 
-    async def ack_and_receive(
-        self,
-        deliveries: Sequence[Delivery],
-        queue: str,
-        max_messages: int = 1,
-        visibility_timeout: float | timedelta | None = None,
-    ) -> tuple[list[Delivery], list[Delivery]]:
-        """Ack ``deliveries`` and lease up to ``max_messages`` of ``queue`` (no
-        waiting) in one round trip where the backend allows: a consumer's steady
-        state. Returns ``(lost leases, received)``; the acks count even when the
-        receive raises (e.g. :class:`QueueNotFound`)."""
-        check.check_deliveries(deliveries)
-        check.check_receive(queue, max_messages, visibility_timeout, 0.0)
-        try:
-            policy = await self.queue_policy(queue)
-        except QueueNotFound:
-            await self.ack_many(deliveries)
-            raise
-        lease_ms = to_ms(visibility_timeout) or policy.lease_ms
-        return await (await self._b()).ack_and_claim(
-            deliveries, queue, max_messages, lease_ms, self.consumer
-        )
-
     async def retry(
         self,
         delivery: Delivery,
@@ -350,28 +327,12 @@ class AsyncClient(DeadLetters, Topics, WorkerRegistry, Inspection, Samples):
         """
         check.check_fail(delivery, error, delay, outcome)
         policy = await self.queue_policy(delivery.queue)
-        entry = self._entry(delivery, outcome, error)
-        if delivery.attempts >= policy.max_attempts:
-            await self.backend.dead_letter(delivery, outcome, entry)
+        step = self._decision(Failure(delivery, error, outcome, delay), policy)
+        if isinstance(step, Burial):
+            await self.backend.dead_letter(delivery, step.reason, step.entry)
             return True
-        delay_s = to_seconds(delay)
-        if delay_s is None:
-            delay_s = policy.backoff.delay(delivery.attempts)
-        await self.backend.retry(delivery, round(max(delay_s, 0.0) * 1000), entry)
+        await self.backend.retry(delivery, step.delay_ms, step.entry)
         return False
-
-    def _entry(
-        self,
-        delivery: Delivery,
-        outcome: str,
-        error: BaseException | ErrorInfo | str | None,
-    ) -> HistoryEntry:
-        return HistoryEntry(
-            at=from_ms(now_ms()),
-            consumer=delivery.consumer or self.consumer,
-            outcome=outcome,
-            error=error_info(error),
-        )
 
     async def reject(
         self,

@@ -121,6 +121,7 @@ class Client:
     receive = _blocking(AsyncClient.receive)
     ack = _blocking(AsyncClient.ack)
     ack_many = _blocking(AsyncClient.ack_many)
+    settle = _blocking(AsyncClient.settle)
     ack_and_receive = _blocking(AsyncClient.ack_and_receive)
     retry = _blocking(AsyncClient.retry)
     fail = _blocking(AsyncClient.fail)

@@ -38,6 +38,7 @@ __all__ = [
     "check_reject",
     "check_send",
     "check_send_many",
+    "check_settle",
     "check_subscription",
     "check_subscription_ref",
     "check_worker",
@@ -170,6 +171,33 @@ def check_reject(delivery: Any, error: Any, reason: Any) -> None:
     check_delivery(delivery)
     check_error(error)
     _reason(reason, "reason")
+
+
+def check_settle(
+    acks: Any, failures: Any, receive: Any, max_messages: Any, visibility_timeout: Any
+) -> None:
+    """``settle``'s arguments: deliveries, :class:`~postroom.Failure` records
+    (their outcome ``failed``, ``timeout`` or a dead letter reason) and what to
+    receive."""
+    from .settlement import Failure
+
+    check_deliveries(acks)
+    if isinstance(failures, Failure) or not isinstance(failures, Iterable):
+        raise InvalidArgument(
+            "failures must be a list of postroom.Failure, got a "
+            f"{type(failures).__name__}"
+        )
+    for f in failures:
+        if not isinstance(f, Failure):
+            raise InvalidArgument(
+                f"each of failures must be a postroom.Failure, got a {type(f).__name__}"
+            )
+        check_delivery(f.delivery, "a failure's delivery")
+        check_error(f.error)
+        v.delay(f.delay)
+        _reason(f.outcome, "a failure's outcome")
+    if receive is not None:
+        check_receive(receive, max_messages, visibility_timeout, 0.0)
 
 
 def check_extend(delivery: Any, seconds: Any) -> None:

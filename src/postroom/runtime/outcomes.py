@@ -1,7 +1,8 @@
 """One log line for each message that did not succeed, as text or JSON lines.
 
-The consumer loop (:class:`~postroom.runtime.runner.QueueRunner`) calls
-:func:`log_outcome` once a failed attempt's outcome is recorded: ``retried``
+The consumer loop (:class:`~postroom.runtime.runner.QueueRunner`) builds each
+failed attempt's record with :func:`failure_of` and calls :func:`log_settled`
+once it is recorded: ``retried``
 (when and why), ``rejected`` (a ``Reject`` or an undecodable body) or
 ``dead_lettered`` (attempts used up). The fields travel in the record's
 ``postroom`` attribute, so :class:`JsonFormatter` writes them as JSON keys and
@@ -18,17 +19,19 @@ from typing import TYPE_CHECKING, Any
 from ..model.errors import Retry
 from ..model.message import Delivery, ErrorInfo, QueuePolicy
 from ..model.retry import seconds as to_seconds
+from ..model.settlement import Failure
 
 if TYPE_CHECKING:
-    from ..client.core import AsyncClient
     from .jobs import Outcome
 
 __all__ = [
     "OUTCOME_LOGGER",
     "JsonFormatter",
     "error_line",
+    "failure_of",
     "log_outcome",
-    "settle",
+    "log_settled",
+    "settled_event",
     "trace_id",
 ]
 
@@ -107,29 +110,48 @@ def log_outcome(
     _log.log(level, "message %s %s", event, text, extra={"postroom": fields})
 
 
-async def settle(
-    client: AsyncClient, policy: QueuePolicy, d: Delivery, outcome: Outcome
-) -> str:
-    """Record a failed attempt's outcome (reject, retry or dead letter), log one
-    line saying what became of the message, and return it: ``rejected``,
-    ``retried`` or ``dead_lettered``."""
+def failure_of(policy: QueuePolicy, d: Delivery, outcome: Outcome) -> Failure:
+    """A failed attempt's outcome as the :class:`Failure` to record: rejected
+    (a ``Reject`` or an undecodable body) or failed (``failed``, ``timeout``)
+    with its delay, the handler's (``Retry(delay=...)``) else the backoff's, so
+    that the log line can say when the message comes back."""
     exc = outcome.error
     if outcome.kind in ("reject", "undecodable"):
         reason = "rejected" if outcome.kind == "reject" else "undecodable"
-        await client.reject(d, exc, reason=reason)
-        _log_settled("rejected", d, policy, reason, exc)
-        return "rejected"
+        return Failure(d, exc, reason)
     fail = "timeout" if outcome.kind == "timeout" else "failed"
-    # The delay is chosen here (the handler's, else the backoff's) so that the
-    # log line says when the message comes back.
     delay = to_seconds(exc.delay) if isinstance(exc, Retry) else None
     if delay is None:
         delay = policy.backoff.delay(d.attempts)
-    if await client.fail(d, exc, delay=delay, outcome=fail):
-        _log_settled("dead_lettered", d, policy, fail, exc)
+    return Failure(d, exc, fail, delay)
+
+
+def settled_event(policy: QueuePolicy, f: Failure) -> str:
+    """What recording ``f`` makes of its message: ``rejected``, ``dead_lettered``
+    (attempts used up) or ``retried``."""
+    if f.outcome not in ("failed", "timeout"):
+        return "rejected"
+    if f.delivery.attempts >= policy.max_attempts:
         return "dead_lettered"
-    why = "retry" if outcome.kind == "retry" else fail
-    _log_settled("retried", d, policy, why, exc, delay=delay)
+    return "retried"
+
+
+def log_settled(
+    policy: QueuePolicy, f: Failure, kind: str, *, dead_lettered: bool
+) -> str:
+    """Log one line saying what became of a recorded failure (``kind``: the
+    handler's outcome) and return it: ``rejected``, ``retried`` or
+    ``dead_lettered``."""
+    d, error = f.delivery, f.error
+    if f.outcome not in ("failed", "timeout"):
+        _log_settled("rejected", d, policy, f.outcome, error)
+        return "rejected"
+    if dead_lettered:
+        _log_settled("dead_lettered", d, policy, f.outcome, error)
+        return "dead_lettered"
+    why = "retry" if kind == "retry" else f.outcome
+    delay = to_seconds(f.delay)
+    _log_settled("retried", d, policy, why, error, delay=delay)
     return "retried"
 
 
@@ -138,7 +160,7 @@ def _log_settled(
     d: Delivery,
     policy: QueuePolicy,
     reason: str,
-    error: BaseException | ErrorInfo | None,
+    error: BaseException | ErrorInfo | str | None,
     *,
     delay: float | None = None,
 ) -> None:

@@ -2,7 +2,8 @@
 
 A :class:`QueueRunner` claims at most as many messages as it has free concurrency
 slots (one ``receive`` call), runs the handler for each in its own task, records the
-outcome (ack, retry, dead letter), batches acks that complete together, and keeps
+outcome (ack, retry, dead letter), batched with those that complete together
+(:mod:`postroom.runtime.settler`), and keeps
 the leases of running handlers alive. Idle, it blocks in
 :meth:`AsyncClient.wait_for_messages <postroom.AsyncClient.wait_for_messages>`
 (the wait ``receive(wait=...)`` long-polls with too).
@@ -29,12 +30,13 @@ from anyio.abc import TaskGroup
 
 from ..model import tracing
 from ..model.codec import decode_body
-from ..model.errors import DecodeError, LeaseLost, QueueNotFound, Reject, Retry
+from ..model.errors import DecodeError, QueueNotFound, Reject, Retry
 from ..model.message import Delivery, QueuePolicy
 from .durations import DurationRecorder
 from .jobs import AttemptFailed, Job, Outcome, Slot, describe_policy
 from .leases import LeaseKeeper
-from .outcomes import settle
+from .outcomes import failure_of, settled_event
+from .settler import Done, Settler
 
 if TYPE_CHECKING:
     from ..client.core import AsyncClient
@@ -60,7 +62,7 @@ MAX_ERROR_PAUSE_SECONDS = 16.0
 
 
 @dataclass(eq=False)
-class QueueRunner(LeaseKeeper):
+class QueueRunner(Settler, LeaseKeeper):
     """Consumes one queue with one handler, within ``concurrency`` slots.
 
     ``prepare`` recreates the queue when it disappears (a worker's queue or
@@ -84,15 +86,15 @@ class QueueRunner(LeaseKeeper):
     failed: int = 0  # attempts that failed (retried, rejected, dead-lettered)
     _wait_scope: anyio.CancelScope | None = None
     _freed: anyio.Event | None = None
-    _ack_batch: list[Job] = field(default_factory=list)
-    _ack_ready: anyio.Event | None = None
+    _settle_batch: list[Done] = field(default_factory=list)
+    _settle_ready: anyio.Event | None = None
     _limiter: anyio.CapacityLimiter | None = None
     _parked: list[Slot] = field(default_factory=list)
     _handlers: TaskGroup | None = None
 
     def __post_init__(self) -> None:
         self._freed = anyio.Event()
-        self._ack_ready = anyio.Event()
+        self._settle_ready = anyio.Event()
         if not self.spec.is_async:
             self._limiter = anyio.CapacityLimiter(self.concurrency)
 
@@ -112,7 +114,7 @@ class QueueRunner(LeaseKeeper):
         finish and their acks complete. Cancelled, it releases the unfinished
         messages without counting an attempt."""
         async with anyio.create_task_group() as service:
-            service.start_soon(self.ack_loop)
+            service.start_soon(self.settle_loop)
             service.start_soon(self.extend_loop)
             try:
                 async with anyio.create_task_group() as handlers:
@@ -205,7 +207,7 @@ class QueueRunner(LeaseKeeper):
         free = self.concurrency - len(self.jobs)
         if free <= 0:
             self._freed = anyio.Event()
-            self._handlers = handlers  # the ack loop refills the slots it frees
+            self._handlers = handlers  # the settle loop refills the slots it frees
             try:
                 await self._idle(self._wait_freed)
             finally:
@@ -268,34 +270,14 @@ class QueueRunner(LeaseKeeper):
             self.failed += 1
         if job.seconds is not None and self.durations is not None:
             self.durations.observe(self.queue, job.seconds)
-        if outcome.kind == "ok":  # the ack loop acks it, batched, then lets it go
+        if outcome.kind == "ok":  # the settle loop acks it, batched
             tracing.mark_outcome(span, "acked", None)
-            self._ack_batch.append(job)
-            assert self._ack_ready is not None
-            self._ack_ready.set()
+            self.finished(Done(job))
             return
-        try:
-            event = await settle(self.client, self.policy, job.delivery, outcome)
-            error = outcome.error if isinstance(outcome.error, BaseException) else None
-            tracing.mark_outcome(span, event, error)
-        except LeaseLost:
-            log.warning(
-                "message %s on %r: lease lost before its outcome (%s) was recorded; "
-                "it will be delivered again",
-                job.delivery.id,
-                self.queue,
-                outcome.kind,
-            )
-        except Exception:
-            log.exception(
-                "message %s on %r: recording outcome %s failed; it will be delivered "
-                "again when its lease expires",
-                job.delivery.id,
-                self.queue,
-                outcome.kind,
-            )
-        finally:
-            self._leave(job)
+        failure = failure_of(self.policy, job.delivery, outcome)
+        error = outcome.error if isinstance(outcome.error, BaseException) else None
+        tracing.mark_outcome(span, settled_event(self.policy, failure), error)
+        self.finished(Done(job, outcome.kind, failure))
 
     def _leave(self, job: Job) -> None:
         self.jobs.discard(job)
@@ -354,42 +336,3 @@ class QueueRunner(LeaseKeeper):
             # Python cannot stop a thread: it finishes in the background.
             self.abandoned_threads += 1
             raise
-
-    # -- acks, batched -------------------------------------------------------------
-
-    async def ack_loop(self) -> None:
-        """Ack, in one round trip, every handler that succeeded since the last one.
-
-        When every slot is taken (the receive loop waits for one), the same round
-        trip claims as many messages as the acks free, and hands them out.
-        """
-        while True:
-            assert self._ack_ready is not None
-            await self._ack_ready.wait()
-            self._ack_ready = anyio.Event()
-            batch, self._ack_batch = self._ack_batch, []
-            handlers = self._handlers if not self.is_stopping() else None
-            deliveries = [j.delivery for j in batch]
-            got: list[Delivery] = []
-            try:
-                if handlers is not None:
-                    lost, got = await self.client.ack_and_receive(
-                        deliveries, self.queue, len(batch)
-                    )
-                else:
-                    lost = await self.client.ack_many(deliveries)
-            except Exception:
-                log.exception("acking %d messages on %r failed", len(batch), self.queue)
-                lost = []
-            for d in lost:
-                log.warning(
-                    "message %s on %r: lease lost before the ack; it will be (or was) "
-                    "delivered again",
-                    d.id,
-                    self.queue,
-                )
-            self.jobs.difference_update(batch)
-            if got and handlers is not None:
-                await self._start(got, handlers)
-            for job in batch:
-                self._leave(job)

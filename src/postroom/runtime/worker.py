@@ -205,7 +205,7 @@ class Worker:
             self._left = anyio.Event()
             async with anyio.create_task_group() as service:
                 for runner in self.runners:
-                    service.start_soon(runner.ack_loop)
+                    service.start_soon(runner.settle_loop)
                     service.start_soon(runner.extend_loop)
                 service.start_soon(self.durations.run, client)
                 service.start_soon(self.heartbeat.run, client)

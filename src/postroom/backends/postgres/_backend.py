@@ -24,6 +24,7 @@ from ...model.message import (
     from_ms,
     now_ms,
 )
+from ...model.settlement import Burial, Rerun, Settlement
 from .._common import make_receipt, new_token, parse_receipt
 from ..base import Capabilities
 from . import _outbox, _send
@@ -100,27 +101,35 @@ class PostgresBackend(PostgresBase):
         ]
 
     @translated
-    async def ack_and_claim(
-        self,
-        deliveries: Sequence[Delivery],
-        queue: str,
-        max_messages: int,
-        lease_ms: int,
-        consumer: str,
-    ) -> tuple[list[Delivery], list[Delivery]]:
-        """The ack and the claim statements pipelined on one connection: one round
-        trip, two transactions (the ack commits whatever the claim finds)."""
-        if not deliveries:
-            return [], await self.claim(queue, max_messages, lease_ms, consumer)
-        keys, ack_params = _ack_params(deliveries)
-        params = _claim_params(queue, max_messages, lease_ms, consumer)
+    async def settle(self, batch: Settlement) -> tuple[list[Delivery], list[Delivery]]:
+        """The ack, retry, dead letter and claim statements pipelined on one
+        connection: one round trip (each statement its own transaction, so the
+        writes commit whatever the claim finds)."""
+        c = batch.claim
+        keys, ack_params = _ack_params(batch.acks)
+        writes: list[tuple[str, dict[str, Any]]] = [("ack", ack_params)]
+        writes += [("retry", _rerun_params(r)) for r in batch.reruns]
+        writes += [("bury", _bury_params(b)) for b in batch.burials]
+        params: dict[str, Any] = {}
+        if c is not None:
+            params = _claim_params(c.queue, c.max_messages, c.lease_ms, c.consumer)
+            writes.append(("claim", params))
         channel = {"channel": self.sql.channel}
         async with self._conn() as conn:
             async with conn.pipeline():
-                acked = await conn.execute(self.sql["ack"], {**channel, **ack_params})
-                claimed = await conn.execute(self.sql["claim"], {**channel, **params})
-            lost = _lost(deliveries, keys, await acked.fetchall())
-            return lost, await self._claimed(conn, params, await claimed.fetchall())
+                curs = [
+                    await conn.execute(self.sql[name], {**channel, **p})
+                    for name, p in writes
+                ]
+            lost = _lost(batch.acks, keys, await curs[0].fetchall())
+            failed = [r.delivery for r in batch.reruns]
+            failed += [b.delivery for b in batch.burials]
+            for d, cur in zip(failed, curs[1 : 1 + len(failed)], strict=True):
+                if not await cur.fetchall():
+                    lost.append(d)
+            if c is None:
+                return lost, []
+            return lost, await self._claimed(conn, params, await curs[-1].fetchall())
 
     @translated
     async def wait(self, queue: str, timeout: float) -> None:
@@ -150,19 +159,11 @@ class PostgresBackend(PostgresBase):
             rows = await fetch(conn, self.sql, "ack", params)
         return _lost(deliveries, keys, rows)
 
-    def _held(self, delivery: Delivery) -> dict[str, Any]:
-        mid, token = parse_receipt(delivery.receipt)
-        return {"queue": delivery.queue, "id": mid, "token": token}
-
     @translated
     async def retry(
         self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
     ) -> None:
-        params = {
-            **self._held(delivery),
-            "due": now_ms() + delay_ms,
-            "entry": dumps(entry.to_dict()),
-        }
+        params = _rerun_params(Rerun(delivery, delay_ms, entry))
         async with self._conn() as conn:
             if not await fetch(conn, self.sql, "retry", params):
                 raise await lost(conn, self.sql, delivery.queue, params["id"])
@@ -171,18 +172,10 @@ class PostgresBackend(PostgresBase):
     async def dead_letter(
         self, delivery: Delivery, reason: str, entry: HistoryEntry
     ) -> None:
-        held = self._held(delivery)
-        params = {
-            "queue": delivery.queue,
-            "ids": [held["id"]],
-            "entries": [dumps(entry.to_dict())],
-            "token": held["token"],
-            "reason": reason,
-            "now": now_ms(),
-        }
+        params = _bury_params(Burial(delivery, reason, entry))
         async with self._conn() as conn:
             if not await fetch(conn, self.sql, "bury", params):
-                raise await lost(conn, self.sql, delivery.queue, held["id"])
+                raise await lost(conn, self.sql, delivery.queue, delivery.id)
 
     @translated
     async def release(self, deliveries: Sequence[Delivery]) -> None:
@@ -200,7 +193,7 @@ class PostgresBackend(PostgresBase):
 
     @translated
     async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
-        params = {**self._held(delivery), "due": now_ms() + lease_ms}
+        params = {**_held(delivery), "due": now_ms() + lease_ms}
         async with self._conn() as conn:
             rows = await fetch(conn, self.sql, "extend", params)
             if not rows:
@@ -220,6 +213,31 @@ def _claim_params(
         "consumer": consumer,
         "limit": max_messages,
         "resolved": False,
+    }
+
+
+def _held(delivery: Delivery) -> dict[str, Any]:
+    mid, token = parse_receipt(delivery.receipt)
+    return {"queue": delivery.queue, "id": mid, "token": token}
+
+
+def _rerun_params(r: Rerun) -> dict[str, Any]:
+    return {
+        **_held(r.delivery),
+        "due": now_ms() + r.delay_ms,
+        "entry": dumps(r.entry.to_dict()),
+    }
+
+
+def _bury_params(b: Burial) -> dict[str, Any]:
+    held = _held(b.delivery)
+    return {
+        "queue": held["queue"],
+        "ids": [held["id"]],
+        "entries": [dumps(b.entry.to_dict())],
+        "token": held["token"],
+        "reason": b.reason,
+        "now": now_ms(),
     }
 
 

@@ -9,7 +9,6 @@ timeout bounded by the next due delayed message or lease expiry.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +26,7 @@ from ...model.message import (
     now_ms,
     to_ms_dt,
 )
+from ...model.settlement import Burial, Rerun, Settlement
 from .._common import lease_lost, new_token, parse_receipt
 from ..base import Capabilities
 from ._dead import DeadLettersMixin
@@ -35,7 +35,8 @@ from ._records import (
     deliveries_from,
     encode_message,
 )
-from ._scripts import FIRST_TRY, Call
+from ._scripts import Call
+from ._settle import BURY, ack_calls, fail_calls, lost_of, receipt_args
 from ._topics import TopicsMixin
 from ._translate import translated
 
@@ -45,9 +46,7 @@ __all__ = ["RedisBackend"]
 log = logging.getLogger(__name__)
 
 _SEND_CHUNK = 1000  # messages per enqueue script call (keeps each call short)
-_MAX_WAKE = 16  # tokens kept on a notification list at most (as lib.lua's MAX_WAKE)
 _CLAIM_MAX = 1000
-_MAX_UNSURE = 10_000
 
 
 class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
@@ -61,21 +60,10 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
     async def enqueue(
         self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
     ) -> list[str]:
-        one = messages[0] if len(messages) == 1 else None
-        if (
-            one
-            and not one.dedup_key
-            and not self.cluster
-            and one.id not in self._unsure
-        ):
-            return [await self._enqueue_one(queue, one)]
-        return await self._enqueue_scripted(queue, messages, dedup_window_ms)
-
-    async def _enqueue_scripted(
-        self, queue: str, messages: Sequence[Message], dedup_window_ms: int
-    ) -> list[str]:
-        """Store messages through the enqueue script (which stores an id already
-        live only once, so a retried send is harmless)."""
+        """Store messages through the enqueue script, one EVALSHA per chunk (a
+        single send is one command and one reply). The script stores an id
+        already live only once, so a send retried after a lost reply is
+        harmless."""
         calls = [
             self._enqueue_call(
                 queue, messages[i : i + _SEND_CHUNK], dedup_window_ms, "send"
@@ -89,55 +77,6 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
                 raise QueueNotFound(queue) from None
             raise
         return [mid.decode() for chunk in results for mid in chunk]
-
-    def _remember_unsure(self, mid: str) -> None:
-        self._unsure[mid] = None
-        if len(self._unsure) > _MAX_UNSURE:
-            del self._unsure[next(iter(self._unsure))]
-
-    async def _enqueue_one(self, queue: str, m: Message) -> str:
-        """Store one message without a dedup key: the enqueue script's writes as
-        plain commands in one MULTI/EXEC, which costs Redis a fraction of a script
-        call (this is on the path of every single send's latency)."""
-        policy, queued, live, msg, counters, notify = (
-            self.key(queue, kind)
-            for kind in ("policy", "queued", "live", "msg", "counters", "notify")
-        )
-        mid = m.id
-        try:
-            exists, *_ = await self.scripts.transaction(
-                [
-                    ("EXISTS", policy),
-                    ("HSET", msg, mid, encode_message(m)),
-                    ("ZADD", queued, to_ms_dt(m.available_at), mid),
-                    ("ZADD", live, to_ms_dt(m.enqueued_at), mid),
-                    ("HINCRBY", counters, "sent", 1),
-                    ("LPUSH", notify, "1"),
-                    ("LTRIM", notify, 0, _MAX_WAKE - 1),
-                ],
-                again=False,
-            )
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            # It may have run before its reply was lost: the plain commands are
-            # not sent again, the enqueue script is (it skips an id already
-            # live). Until that succeeds, a retry of this id goes the same way.
-            self._remember_unsure(mid)
-            [stored] = await self._enqueue_scripted(queue, [m], 0)
-            self._unsure.pop(mid, None)
-            return stored
-        if not exists:
-            # The queue was never declared (or was deleted): take the writes back.
-            await self.scripts.transaction(
-                [
-                    ("HDEL", msg, mid),
-                    ("ZREM", queued, mid),
-                    ("ZREM", live, mid),
-                    ("HINCRBY", counters, "sent", -1),
-                    ("DEL", notify),
-                ]
-            )
-            raise QueueNotFound(queue)
-        return mid
 
     @translated
     async def fan_out(self, topic: str, copies: Sequence[Message]) -> int:
@@ -238,87 +177,60 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
             if stale:
                 await self.release(stale)
 
-    def _ack_calls(
-        self, deliveries: Sequence[Delivery]
-    ) -> tuple[list[Call], list[list[Delivery]]]:
-        """The ack script calls (per queue, in chunks) and the deliveries of each."""
-        by_queue: dict[str, list[Delivery]] = {}
-        for d in deliveries:
-            by_queue.setdefault(d.queue, []).append(d)
-        calls: list[Call] = []
-        groups: list[list[Delivery]] = []
-        for queue, group in by_queue.items():
-            for i in range(0, len(group), _SEND_CHUNK):
-                chunk = group[i : i + _SEND_CHUNK]
-                args = [FIRST_TRY, *_receipt_args(chunk)]
-                calls.append(("ack", self.script_keys(queue), args))
-                groups.append(chunk)
-        return calls, groups
-
-    @staticmethod
-    def _acked(groups: list[list[Delivery]], results: Sequence[Any]) -> list[Delivery]:
-        """The lost leases reported by ack replies (an error reply is raised)."""
-        lost: list[Delivery] = []
-        for group, reply in zip(groups, results, strict=True):
-            if isinstance(reply, Exception):
-                raise reply
-            lost += [group[pos - 1] for pos in reply]
-        return lost
-
     @translated
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
-        calls, groups = self._ack_calls(deliveries)
-        return self._acked(groups, await self.scripts.run_many(calls))
+        calls, groups = ack_calls(self.script_keys, deliveries)
+        return lost_of(groups, await self.scripts.run_many(calls))
 
     @translated
-    async def ack_and_claim(
-        self,
-        deliveries: Sequence[Delivery],
-        queue: str,
-        max_messages: int,
-        lease_ms: int,
-        consumer: str,
-    ) -> tuple[list[Delivery], list[Delivery]]:
-        """The ack scripts and the claim script pipelined: one round trip."""
-        if not deliveries or queue in self._ahead.held:  # hand out those first
-            return await super().ack_and_claim(
-                deliveries, queue, max_messages, lease_ms, consumer
-            )
-        calls, groups = self._ack_calls(deliveries)
+    async def settle(self, batch: Settlement) -> tuple[list[Delivery], list[Delivery]]:
+        """The ack, fail and claim scripts pipelined: one round trip."""
+        calls, groups = ack_calls(self.script_keys, batch.acks)
+        more, more_groups = fail_calls(self.script_keys, batch.reruns, batch.burials)
+        calls, groups = calls + more, groups + more_groups
+        c = batch.claim
+        # Deliveries claimed ahead by a wait are handed out first, by claim().
+        ahead = c is not None and c.queue in self._ahead.held
         token = new_token()
-        args = (now_ms(), min(max_messages, _CLAIM_MAX), lease_ms, token, consumer)
-        calls.append(("claim", self.script_keys(queue), args))
+        if c is not None and not ahead:
+            n = min(c.max_messages, _CLAIM_MAX)
+            args = (now_ms(), n, c.lease_ms, token, c.consumer)
+            calls.append(("claim", self.script_keys(c.queue), args))
         results = await self.scripts.run_many(calls, raise_errors=False)
-        lost = self._acked(groups, results[:-1])
+        lost = lost_of(groups, results[: len(groups)])
+        if c is None:
+            return lost, []
+        if ahead:
+            return lost, await self.claim(
+                c.queue, c.max_messages, c.lease_ms, c.consumer
+            )
         reply = results[-1]
         if isinstance(reply, Exception):
             if _no_queue(reply):
-                raise QueueNotFound(queue) from None
+                raise QueueNotFound(c.queue) from None
             raise reply
-        return lost, self._claimed(queue, reply, token, consumer)
+        return lost, self._claimed(c.queue, reply, token, c.consumer)
 
-    async def _held_call(self, name: str, delivery: Delivery, *args: Any) -> int:
-        mid, token = parse_receipt(delivery.receipt)
-        result = await self.scripts.run(
-            name, self.script_keys(delivery.queue), (now_ms(), mid, token, *args)
-        )
-        if int(result) < 0 or (name != "extend" and int(result) == 0):
-            raise lease_lost(mid)
-        return int(result)
+    async def _fail_one(
+        self, delivery: Delivery, delay_ms: int, reason: str, entry: HistoryEntry
+    ) -> None:
+        reruns = [Rerun(delivery, delay_ms, entry)] if delay_ms != BURY else []
+        burials = [Burial(delivery, reason, entry)] if delay_ms == BURY else []
+        [call], _ = fail_calls(self.script_keys, reruns, burials)
+        if await self.scripts.run(*call):
+            raise lease_lost(delivery.id)
 
     @translated
     async def retry(
         self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
     ) -> None:
-        await self._held_call("retry", delivery, delay_ms, json.dumps(entry.to_dict()))
+        await self._fail_one(delivery, delay_ms, "", entry)
 
     @translated
     async def dead_letter(
         self, delivery: Delivery, reason: str, entry: HistoryEntry
     ) -> None:
-        await self._held_call(
-            "dead_letter", delivery, reason, json.dumps(entry.to_dict())
-        )
+        await self._fail_one(delivery, BURY, reason, entry)
 
     @translated
     async def release(self, deliveries: Sequence[Delivery]) -> None:
@@ -327,7 +239,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
             by_queue.setdefault(d.queue, []).append(d)
         now = now_ms()
         calls: list[Call] = [
-            ("release", self.script_keys(q), [now, *_receipt_args(group)])
+            ("release", self.script_keys(q), [now, *receipt_args(group)])
             for q, group in by_queue.items()
         ]
         if calls:
@@ -335,7 +247,13 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
 
     @translated
     async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
-        expires = await self._held_call("extend", delivery, lease_ms)
+        mid, token = parse_receipt(delivery.receipt)
+        args = (now_ms(), mid, token, lease_ms)
+        expires = int(
+            await self.scripts.run("extend", self.script_keys(delivery.queue), args)
+        )
+        if expires < 0:
+            raise lease_lost(mid)
         return Delivery(
             delivery.message, delivery.receipt, from_ms(expires), delivery.consumer
         )
@@ -345,10 +263,3 @@ def _no_queue(exc: Exception) -> bool:
     return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(
         "NOQUEUE"
     )
-
-
-def _receipt_args(deliveries: Sequence[Delivery]) -> list[str]:
-    args: list[str] = []
-    for d in deliveries:
-        args += parse_receipt(d.receipt)
-    return args

@@ -48,9 +48,6 @@ class RedisBase(Backend):
         self._tags: dict[str, list[str]] = {}
         self._due: dict[str, int] = {}
         self._ahead = Prefetched()
-        # Ids of single sends whose transaction may or may not have run (its
-        # connection broke): sent again only through the enqueue script.
-        self._unsure: dict[str, None] = {}
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 Each operation family is one script; ``lib.lua`` (key layout and helpers) is
 prepended to each. Calls go by EVALSHA; after a server restart or SCRIPT FLUSH the
 scripts are loaded again and only the calls that were refused are repeated. Script
-calls, MULTI/EXEC transactions and waits go down connections kept between calls
+calls and waits go down connections kept between calls
 (see :meth:`Scripts._send`).
 """
 
@@ -54,8 +54,7 @@ SCRIPT_NAMES = (
     "enqueue",
     "claim",
     "ack",
-    "retry",
-    "dead_letter",
+    "fail",
     "release",
     "extend",
     "redrive",
@@ -162,44 +161,6 @@ class Scripts:
             return await self._send(packed, 0.0)
         except (RedisConnectionError, RedisTimeoutError):
             return await self._pipeline([_second_try(call) for call in calls])
-
-    async def transaction(
-        self, commands: Sequence[tuple[Any, ...]], *, again: bool = True
-    ) -> list[Any]:
-        """Plain commands in one MULTI/EXEC, one round trip; their results.
-
-        For a write small enough to need no script: Redis runs a transaction at
-        a fraction of a script call's cost. On a broken connection it is sent
-        once more through redis-py, unless ``again`` is false: then the error is
-        raised (the transaction may or may not have run) for the caller to
-        decide.
-        """
-        if self.cluster:  # its client routes the transaction to the slot's shard
-            return await self._client_transaction(commands)
-        packed = [("MULTI",), *commands, ("EXEC",)]
-        try:
-            replies = await self._send(packed, 0.0)
-        except (RedisConnectionError, RedisTimeoutError):
-            if not again:
-                raise
-            return await self._client_transaction(commands)
-        for reply in replies:
-            if isinstance(reply, Exception):  # refused before EXEC: nothing ran
-                raise reply
-        results = list(replies[-1])
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
-
-    async def _client_transaction(
-        self, commands: Sequence[tuple[Any, ...]]
-    ) -> list[Any]:
-        """The transaction through redis-py's client (reconnects and retries)."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute())
 
     async def after_blpop(
         self, list_key: str, timeout: float, call: Call

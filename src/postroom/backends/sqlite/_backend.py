@@ -28,6 +28,7 @@ from ...model.message import (
     now_ms,
 )
 from ...model.queries import DeadLetterQuery
+from ...model.settlement import Settlement
 from ...model.stats import DurationHistogram, TopicInfo, duration_cells
 from ..base import Backend, Capabilities
 from . import _admin, _durations, _workers
@@ -154,24 +155,13 @@ class SqliteBackend(Backend):
         # fsync of its own; the next send, retry or dead letter syncs it.
         return await self._run(self._s().ack, deliveries, durable=False)
 
-    async def ack_and_claim(
-        self,
-        deliveries: Sequence[Delivery],
-        queue: str,
-        max_messages: int,
-        lease_ms: int,
-        consumer: str,
-    ) -> tuple[list[Delivery], list[Delivery]]:
-        """Both in one operation of the backend's thread: one transaction."""
-        lost, claimed = await self._run(
-            self._s().ack_and_claim,
-            deliveries,
-            queue,
-            max_messages,
-            lease_ms,
-            consumer,
-            durable=False,
-        )
+    async def settle(self, batch: Settlement) -> tuple[list[Delivery], list[Delivery]]:
+        """Every write and the claim in one operation of the backend's thread:
+        one transaction (acks alone need no fsync of their own, see ack)."""
+        durable = bool(batch.reruns or batch.burials)
+        lost, claimed = await self._run(self._s().settle, batch, durable=durable)
+        if batch.reruns:
+            notify(self.path, {r.delivery.queue for r in batch.reruns})
         if isinstance(claimed, Exception):
             raise claimed
         return lost, claimed

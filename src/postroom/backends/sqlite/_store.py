@@ -23,6 +23,7 @@ from ...model.message import (
     from_ms,
     now_ms,
 )
+from ...model.settlement import Burial, Rerun, Settlement
 from ...model.stats import COUNTERS
 from .._common import lease_expired_entry, make_receipt, new_token, parse_receipt
 from ._conn import QUERIES as Q
@@ -214,20 +215,21 @@ class Store:
             return self._ack_one_by_one(deliveries, keys)
         return []
 
-    def ack_and_claim(
-        self,
-        deliveries: Sequence[Delivery],
-        queue: str,
-        max_messages: int,
-        lease_ms: int,
-        consumer: str,
+    def settle(
+        self, batch: Settlement
     ) -> tuple[list[Delivery], list[Delivery] | Exception]:
-        """:meth:`ack`, then :meth:`claim`, in one transaction; a failed claim
-        (unknown queue) is returned, not raised, so the acks still commit."""
+        """Acks, retries, dead letters and the claim in one transaction; a
+        failed claim (unknown queue) is returned, not raised, so the writes
+        still commit."""
         with write(self.conn):
-            lost = self.ack(deliveries)
+            lost = self.ack(batch.acks) if batch.acks else []
+            lost += self.rerun(batch.reruns)
+            lost += self.bury_held(batch.burials)
+            c = batch.claim
+            if c is None:
+                return lost, []
             try:
-                return lost, self.claim(queue, max_messages, lease_ms, consumer)
+                return lost, self.claim(c.queue, c.max_messages, c.lease_ms, c.consumer)
             except sqlite3.Error:
                 raise
             except Exception as exc:  # QueueNotFound: nothing written
@@ -249,31 +251,62 @@ class Store:
                 conn.execute(Q["count_acked"], (n, queue))
         return lost
 
+    def rerun(self, reruns: Sequence[Rerun]) -> list[Delivery]:
+        """Make messages visible after their delays, recording their entries;
+        return the deliveries whose lease was lost."""
+        conn = self.conn
+        now = now_ms()
+        lost: list[Delivery] = []
+        retried: Counter[str] = Counter()
+        with write(conn):
+            for r in reruns:
+                d = r.delivery
+                mid, token = parse_receipt(d.receipt)
+                params = (
+                    now + r.delay_ms,
+                    dumps(r.entry.to_dict()),
+                    d.queue,
+                    mid,
+                    token,
+                )
+                if conn.execute(Q["retry"], params).rowcount:
+                    retried[d.queue] += 1
+                else:
+                    lost.append(d)
+            for queue, n in retried.items():
+                conn.execute(Q["count_retried"], (n, queue))
+        return lost
+
+    def bury_held(self, burials: Sequence[Burial]) -> list[Delivery]:
+        """Move leased messages to the dead letters, recording their entries;
+        return the deliveries whose lease was lost."""
+        conn = self.conn
+        lost: list[Delivery] = []
+        rows: dict[tuple[str, str], list[tuple[int, HistoryEntry]]] = {}
+        with write(conn):
+            for b in burials:
+                d = b.delivery
+                row = conn.execute(
+                    Q["held"], (d.queue, *parse_receipt(d.receipt))
+                ).fetchone()
+                if row is None:
+                    lost.append(d)
+                else:
+                    rows.setdefault((d.queue, b.reason), []).append((row[0], b.entry))
+            now = now_ms()
+            for (queue, reason), held in rows.items():
+                self.bury(queue, held, reason, now)
+        return lost
+
     def retry(self, delivery: Delivery, delay_ms: int, entry: HistoryEntry) -> None:
         """Make the message visible after ``delay_ms``, recording ``entry``."""
-        conn = self.conn
-        mid, token = parse_receipt(delivery.receipt)
-        params = (
-            now_ms() + delay_ms,
-            dumps(entry.to_dict()),
-            delivery.queue,
-            mid,
-            token,
-        )
-        with write(conn):
-            if not conn.execute(Q["retry"], params).rowcount:
-                raise self._lost(delivery.queue, mid)
-            conn.execute(Q["count_retried"], (1, delivery.queue))
+        if self.rerun([Rerun(delivery, delay_ms, entry)]):
+            raise self._lost(delivery.queue, delivery.id)
 
     def dead_letter(self, delivery: Delivery, reason: str, entry: HistoryEntry) -> None:
         """Move the leased message to the dead letters, recording ``entry``."""
-        conn = self.conn
-        mid, token = parse_receipt(delivery.receipt)
-        with write(conn):
-            row = conn.execute(Q["held"], (delivery.queue, mid, token)).fetchone()
-            if row is None:
-                raise self._lost(delivery.queue, mid)
-            self.bury(delivery.queue, [(row[0], entry)], reason, now_ms())
+        if self.bury_held([Burial(delivery, reason, entry)]):
+            raise self._lost(delivery.queue, delivery.id)
 
     def release(self, deliveries: Sequence[Delivery]) -> None:
         """Give messages back now, the attempt uncounted; lost leases are skipped."""
