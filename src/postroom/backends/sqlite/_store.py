@@ -12,6 +12,7 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from ...model.errors import QueueNotFound
 from ...model.message import (
@@ -212,7 +213,8 @@ class Store:
                     conn.execute(Q["count_acked"], (n, queue))
         except _SomeLost:
             # Rolled back: redo one by one to learn which leases were lost.
-            return self._ack_one_by_one(deliveries, keys)
+            rows = list(zip(deliveries, keys, strict=True))
+            return self._one_by_one("ack", "count_acked", rows)
         return []
 
     def settle(
@@ -235,47 +237,42 @@ class Store:
             except Exception as exc:  # QueueNotFound: nothing written
                 return lost, exc
 
-    def _ack_one_by_one(
-        self, deliveries: Sequence[Delivery], keys: list[tuple[str, str, str]]
+    def _one_by_one(
+        self, query: str, count: str, rows: Sequence[tuple[Delivery, tuple[Any, ...]]]
     ) -> list[Delivery]:
+        """Run ``query`` for each delivery with its parameters; count the rows it
+        changed per queue with ``count``; return the deliveries it missed (their
+        lease was lost)."""
         conn = self.conn
         lost: list[Delivery] = []
-        acked: Counter[str] = Counter()
+        done: Counter[str] = Counter()
         with write(conn):
-            for d, key in zip(deliveries, keys, strict=True):
-                if conn.execute(Q["ack"], key).rowcount:
-                    acked[key[0]] += 1
+            for d, params in rows:
+                if conn.execute(Q[query], params).rowcount:
+                    done[d.queue] += 1
                 else:
                     lost.append(d)
-            for queue, n in acked.items():
-                conn.execute(Q["count_acked"], (n, queue))
+            for queue, n in done.items():
+                conn.execute(Q[count], (n, queue))
         return lost
 
     def rerun(self, reruns: Sequence[Rerun]) -> list[Delivery]:
         """Make messages visible after their delays, recording their entries;
         return the deliveries whose lease was lost."""
-        conn = self.conn
         now = now_ms()
-        lost: list[Delivery] = []
-        retried: Counter[str] = Counter()
-        with write(conn):
-            for r in reruns:
-                d = r.delivery
-                mid, token = parse_receipt(d.receipt)
-                params = (
+        rows = [
+            (
+                r.delivery,
+                (
                     now + r.delay_ms,
                     dumps(r.entry.to_dict()),
-                    d.queue,
-                    mid,
-                    token,
-                )
-                if conn.execute(Q["retry"], params).rowcount:
-                    retried[d.queue] += 1
-                else:
-                    lost.append(d)
-            for queue, n in retried.items():
-                conn.execute(Q["count_retried"], (n, queue))
-        return lost
+                    r.delivery.queue,
+                    *parse_receipt(r.delivery.receipt),
+                ),
+            )
+            for r in reruns
+        ]
+        return self._one_by_one("retry", "count_retried", rows)
 
     def bury_held(self, burials: Sequence[Burial]) -> list[Delivery]:
         """Move leased messages to the dead letters, recording their entries;
