@@ -16,7 +16,7 @@ from postroom.model.message import from_ms, now_ms
 from postroom.model.samples import STEP_MS, bucket_of
 from postroom.testing.workers import wait_until
 
-from .conftest import start_server, stop_server
+from .conftest import ADMIN, OPS, Server, start_server, stop_server
 
 
 def _work(client: postroom.Client, step: int) -> None:
@@ -91,3 +91,22 @@ def test_charts_of_rates_and_depths_survive_a_restart(
         assert page.request.get(server.base + "/ui/charts?queue=mail.send").ok
     finally:
         stop_server(server)
+
+
+def test_charts_show_only_the_queues_the_token_covers(secured: Server) -> None:
+    base = bucket_of(now_ms()) - 20 * 60_000
+    with postroom.connect(secured.url) as client:
+        client.declare_queue("orders.paid")
+        client.declare_queue("payroll")
+        assert client.take_sample(from_ms(base))
+        client.send_many("orders.paid", [{"n": n} for n in range(5)])
+        client.send_many("payroll", [{"n": n} for n in range(100)])
+        assert client.take_sample(from_ms(base + STEP_MS))
+    with secured.client(OPS) as ops:  # an admin token of orders.* only
+        assert ops.get("/ui/charts", params={"queue": "payroll"}).status_code == 403
+        overview = ops.get("/ui/charts").text
+        assert "sent 0.5/s" in overview and "sent 10.5/s" not in overview
+        own = ops.get("/ui/charts", params={"queue": "orders.paid"})
+        assert own.status_code == 200 and "sent 0.5/s" in own.text
+    with secured.client(ADMIN) as admin:  # every queue
+        assert "sent 10.5/s" in admin.get("/ui/charts").text
