@@ -25,13 +25,14 @@ class UndecodableImage(Exception):
     """The bytes are not an image Pillow can decode: no retry will change that."""
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, mode: str, what: str) -> Image.Image:
+    """``data`` decoded and converted to ``mode``; ``what`` names it in the error."""
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
     except _DECODE_ERRORS as exc:
-        raise UndecodableImage(f"not a decodable image ({exc})") from exc
-    return image.convert("RGB")
+        raise UndecodableImage(f"{what} ({exc})") from exc
+    return image.convert(mode)
 
 
 def _apply_watermark(image: Image.Image, mark: Image.Image) -> Image.Image:
@@ -51,8 +52,10 @@ def make_thumbnails(
     With ``watermark`` (PNG bytes) each thumbnail gets it in a corner. Raises
     :class:`UndecodableImage` when ``data`` is not an image.
     """
-    image = _open(data)
-    mark = _open_mark(watermark) if watermark is not None else None
+    image = _open(data, "RGB", "not a decodable image")
+    mark = None
+    if watermark is not None:
+        mark = _open(watermark, "RGBA", "the watermark is not an image")
     out: dict[int, bytes] = {}
     for size in sorted(set(sizes), reverse=True):
         thumb = image.copy()
@@ -63,15 +66,6 @@ def make_thumbnails(
         thumb.save(buf, "JPEG", quality=85)
         out[size] = buf.getvalue()
     return out
-
-
-def _open_mark(data: bytes) -> Image.Image:
-    try:
-        mark = Image.open(io.BytesIO(data))
-        mark.load()
-    except _DECODE_ERRORS as exc:
-        raise UndecodableImage(f"the watermark is not an image ({exc})") from exc
-    return mark.convert("RGBA")
 
 
 def make_watermark(text: str = "postroom") -> bytes:

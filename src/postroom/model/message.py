@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -173,15 +173,8 @@ class QueueStats:
     oldest_age: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {
-            "queue": self.queue,
-            "ready": self.ready,
-            "delayed": self.delayed,
-            "in_flight": self.in_flight,
-            "dead": self.dead,
-            "oldest_age": self.oldest_age,
-        }
+        """JSON-able form: the fields by name."""
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -68,12 +68,7 @@ class Backoff:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, as stored in backends."""
-        return {
-            "initial": self.initial,
-            "factor": self.factor,
-            "max": self.max,
-            "jitter": self.jitter,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Backoff:

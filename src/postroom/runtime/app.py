@@ -152,6 +152,31 @@ class App:
             raise ConfigurationError("concurrency must be >= 1")
         self.handlers[spec.queue] = spec
 
+    def _add_handler(
+        self,
+        func: Callable[[B], R],
+        queue: str,
+        concurrency: int | None,
+        timeout: float | timedelta | None,
+        topic: str | None = None,
+        subscription: str | None = None,
+    ) -> Handler[B, R]:
+        """Register ``func`` as the handler of ``queue``; its typed :class:`Handler`."""
+        body_type = _body_type(func)
+        self._register(
+            HandlerSpec(
+                queue=queue,
+                func=func,
+                concurrency=_concurrency(concurrency, func),
+                timeout=seconds(timeout),
+                is_async=inspect.iscoroutinefunction(func),
+                body_type=body_type,
+                topic=topic,
+                subscription=subscription,
+            )
+        )
+        return Handler(func, self, queue, body_type, topic)
+
     def handler(
         self,
         queue: str,
@@ -174,18 +199,7 @@ class App:
         check.check_handler(queue, 1 if concurrency is None else concurrency, timeout)
 
         def decorate(func: Callable[[B], R]) -> Handler[B, R]:
-            body_type = _body_type(func)
-            self._register(
-                HandlerSpec(
-                    queue=queue,
-                    func=func,
-                    concurrency=_concurrency(concurrency, func),
-                    timeout=seconds(timeout),
-                    is_async=inspect.iscoroutinefunction(func),
-                    body_type=body_type,
-                )
-            )
-            return Handler(func, self, queue, body_type)
+            return self._add_handler(func, queue, concurrency, timeout)
 
         return decorate
 
@@ -216,21 +230,10 @@ class App:
         }
 
         def decorate(func: Callable[[B], R]) -> Handler[B, R]:
-            body_type = _body_type(func)
             queue = subscription_queue_name(topic, subscription)
-            self._register(
-                HandlerSpec(
-                    queue=queue,
-                    func=func,
-                    concurrency=_concurrency(concurrency, func),
-                    timeout=seconds(timeout),
-                    is_async=inspect.iscoroutinefunction(func),
-                    body_type=body_type,
-                    topic=topic,
-                    subscription=subscription,
-                )
+            return self._add_handler(
+                func, queue, concurrency, timeout, topic, subscription
             )
-            return Handler(func, self, queue, body_type, topic)
 
         return decorate
 

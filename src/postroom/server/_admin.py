@@ -108,12 +108,7 @@ async def list_topics(ctx: Ctx, _: None) -> TopicList:
     """Every topic the token covers, with subscription and publish counts."""
     return TopicList(
         topics=[
-            TopicModel(
-                topic=t.topic,
-                subscriptions=t.subscriptions,
-                published=t.published,
-                unrouted=t.unrouted,
-            )
+            TopicModel.model_validate(t, from_attributes=True)
             for t in await ctx.client.topics()
             if ctx.visible(t.topic)
         ]

@@ -36,7 +36,6 @@ from ._responses import (
     ReceivedMessage,
     ReceiveResponse,
     SendResponse,
-    body_fields,
 )
 from ._routing import Api, Ctx, HttpProblem
 
@@ -178,17 +177,10 @@ async def receive(ctx: Ctx, req: ReceiveRequest) -> ReceiveResponse:
     leased_at = now_ms()
     return ReceiveResponse(
         messages=[
-            ReceivedMessage(
-                id=d.id,
-                queue=d.queue,
-                headers=d.headers,
-                attempts=d.attempts,
-                redrives=d.message.redrives,
-                enqueued_at=d.message.enqueued_at,
-                available_at=d.message.available_at,
+            ReceivedMessage.of(
+                d.message,
                 receipt=HttpReceipt.from_delivery(d, leased_at).encode(),
                 lease_expires_at=d.lease_expires_at,
-                **body_fields(d.message),
             )
             for d in got
         ]

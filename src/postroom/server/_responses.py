@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel
 from starlette.responses import JSONResponse
@@ -75,8 +75,8 @@ class MessageModel(BaseModel):
     available_at: datetime
 
     @classmethod
-    def of(cls, m: Message) -> MessageModel:
-        """From a :class:`Message`."""
+    def of(cls, m: Message, **more: Any) -> Self:
+        """From a :class:`Message`; ``more`` sets the fields of a subclass."""
         return cls(
             id=m.id,
             queue=m.queue,
@@ -86,6 +86,7 @@ class MessageModel(BaseModel):
             enqueued_at=m.enqueued_at,
             available_at=m.available_at,
             **body_fields(m),
+            **more,
         )
 
 

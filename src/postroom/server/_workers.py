@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 
 from pydantic import BaseModel
@@ -33,19 +34,7 @@ class WorkerModel(BaseModel):
     @classmethod
     def of(cls, w: WorkerInfo, queues: list[str]) -> WorkerModel:
         """From a registry record, showing only ``queues``."""
-        return cls(
-            id=w.id,
-            host=w.host,
-            pid=w.pid,
-            queues=queues,
-            concurrency=w.concurrency,
-            in_flight=w.in_flight,
-            handled=w.handled,
-            failed=w.failed,
-            started_at=w.started_at,
-            last_seen=w.last_seen,
-            heartbeat=w.heartbeat,
-        )
+        return cls.model_validate({**asdict(w), "queues": queues})
 
 
 class WorkerList(BaseModel):

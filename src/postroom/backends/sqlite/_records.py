@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ...model.message import DeadLetter, Message, from_ms
 from .. import _common
@@ -25,37 +25,38 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 # Messages of one batch share headers and times: convert each distinct value once.
 # The caches are bounded (cleared when full); the values are immutable or copied.
 _CACHE_SIZE = 512
-_headers_json: dict[tuple[tuple[str, str], ...], str] = {}
-_headers_dict: dict[str, dict[str, str]] = {}
-_datetimes: dict[int, datetime] = {}
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Memo(dict[K, V]):
+    """``make(key)`` of each key seen, kept until the memo is full (then cleared)."""
+
+    def __init__(self, make: Callable[[K], V]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key: K) -> V:
+        if len(self) >= _CACHE_SIZE:
+            self.clear()
+        value = self[key] = self.make(key)
+        return value
+
+
+_headers_json: _Memo[tuple[tuple[str, str], ...], str] = _Memo(
+    lambda items: dumps(dict(items))
+)
+_headers_dict: _Memo[str, dict[str, str]] = _Memo(json.loads)
+_from_ms: Callable[[int], datetime] = _Memo(from_ms).__getitem__
 
 
 def _headers_to_json(headers: dict[str, str]) -> str:
-    key = tuple(headers.items())
-    text = _headers_json.get(key)
-    if text is None:
-        if len(_headers_json) >= _CACHE_SIZE:
-            _headers_json.clear()
-        text = _headers_json[key] = dumps(headers)
-    return text
+    return _headers_json[tuple(headers.items())]
 
 
 def _headers_from_json(text: str) -> dict[str, str]:
-    cached = _headers_dict.get(text)
-    if cached is None:
-        if len(_headers_dict) >= _CACHE_SIZE:
-            _headers_dict.clear()
-        cached = _headers_dict[text] = json.loads(text)
-    return dict(cached)
-
-
-def _from_ms(ms: int) -> datetime:
-    dt = _datetimes.get(ms)
-    if dt is None:
-        if len(_datetimes) >= _CACHE_SIZE:
-            _datetimes.clear()
-        dt = _datetimes[ms] = from_ms(ms)
-    return dt
+    return dict(_headers_dict[text])
 
 
 def dumps(value: Any) -> str:
