@@ -88,10 +88,13 @@ def message_from_row(
     row: Sequence[Any],
     headers: dict[str, str],
     at: Callable[[int], datetime] = from_ms,
+    group: str | None = None,
+    priority: int = 0,
 ) -> Message:
     """A Message from the SQL backends' columns ``seq, queue, id, body, headers,
     enqueued_at, available_at, attempts, dedup_key, redrives`` (``headers``
-    decoded by the caller, times turned into datetimes by ``at``)."""
+    decoded by the caller, times turned into datetimes by ``at``), of ``group``
+    with ``priority``."""
     return Message(
         id=row[2],
         queue=row[1],
@@ -102,6 +105,8 @@ def message_from_row(
         attempts=row[7],
         dedup_key=row[8] or None,
         redrives=row[9],
+        group=group,
+        priority=priority,
     )
 
 

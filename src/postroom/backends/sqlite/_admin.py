@@ -114,6 +114,7 @@ def delete_queue(store: Store, queue: str) -> bool:
         existed = conn.execute(Q["delete_queue"], (queue,)).rowcount > 0
         for q in ("purge_messages", "purge_dead", "purge_dedup", "delete_durations"):
             conn.execute(Q[q], (queue,))
+        conn.execute(Q["bucket_delete"], (queue,))
     return existed
 
 

@@ -30,7 +30,7 @@ from ...model.message import (
 from ...model.queries import DeadLetterQuery
 from ...model.settlement import Settlement
 from ...model.stats import DurationHistogram, TopicInfo, duration_cells
-from ..base import Backend, Capabilities
+from ..base import ORDERED, Backend, Capabilities
 from . import _admin, _durations, _workers
 from ._conn import SqliteSettings, backend_error, init_schema, open_connection
 from ._executor import Executor
@@ -45,7 +45,9 @@ T = TypeVar("T")
 class SqliteBackend(Backend):
     """Embedded, durable, multi-process backend on one SQLite file."""
 
-    capabilities = Capabilities(native_wakeups=True, worker_registry=True, samples=True)
+    capabilities = Capabilities(
+        native_wakeups=True, worker_registry=True, samples=True, **ORDERED
+    )
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -94,7 +96,7 @@ class SqliteBackend(Backend):
             raise
         assert self._executor is not None
         self._executor.conn = conn
-        return Store(conn)
+        return Store(conn, self.permit_due_ms)
 
     async def connect(self) -> None:
         """Open the connections, switch to WAL and create the schema (idempotent)."""
@@ -153,7 +155,16 @@ class SqliteBackend(Backend):
             return []
         # An ack lost in a power cut only means a redelivery (at least once): no
         # fsync of its own; the next send, retry or dead letter syncs it.
-        return await self._run(self._s().ack, deliveries, durable=False)
+        lost = await self._run(self._s().ack, deliveries, durable=False)
+        self._next_of_groups(deliveries)
+        return lost
+
+    def _next_of_groups(self, deliveries: Sequence[Delivery]) -> None:
+        """Wake this process's waiters of queues whose group heads just left (the
+        next message of each group may be claimed now)."""
+        grouped = {d.queue for d in deliveries if d.message.group is not None}
+        if grouped:
+            notify(self.path, grouped)
 
     async def settle(self, batch: Settlement) -> tuple[list[Delivery], list[Delivery]]:
         """Every write and the claim in one operation of the backend's thread:
@@ -162,6 +173,7 @@ class SqliteBackend(Backend):
         lost, claimed = await self._run(self._s().settle, batch, durable=durable)
         if batch.reruns:
             notify(self.path, {r.delivery.queue for r in batch.reruns})
+        self._next_of_groups([*batch.acks, *(b.delivery for b in batch.burials)])
         if isinstance(claimed, Exception):
             raise claimed
         return lost, claimed
@@ -176,6 +188,7 @@ class SqliteBackend(Backend):
         self, delivery: Delivery, reason: str, entry: HistoryEntry
     ) -> None:
         await self._run(self._s().dead_letter, delivery, reason, entry)
+        self._next_of_groups([delivery])
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:

@@ -25,8 +25,9 @@ __all__ = [
     "write",
 ]
 
-SCHEMA_VERSION = 4  # 2: postroom_durations, 3: postroom_workers, 4: postroom_samples
-# (an older file gains them on connect)
+# 2: postroom_durations, 3: postroom_workers, 4: postroom_samples, 5: message
+# groups, priorities and rate limits (an older file gains them on connect)
+SCHEMA_VERSION = 5
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 _SYNC_MODES = ("off", "normal", "full", "extra")
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -173,6 +174,12 @@ def init_schema(conn: sqlite3.Connection, path: str) -> None:
     if version == SCHEMA_VERSION:
         return
     with write(conn):
+        (version,) = conn.execute("PRAGMA user_version").fetchone()  # under the lock
+        if version == SCHEMA_VERSION:
+            return
+        if 0 < version < 5:
+            for statement in QUERIES["migrate_5"].split(";\n"):
+                conn.execute(statement)
         for statement in QUERIES["schema"].split(";\n"):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -83,12 +83,16 @@ def message_row(queue: str, m: Message) -> tuple[Any, ...]:
         m.attempts,
         m.dedup_key,
         m.redrives,
+        m.group,
+        m.priority,
     )
 
 
 def message_from_row(row: Sequence[Any]) -> Message:
-    """A Message from a ``messages`` row (see ``_common.message_from_row``)."""
-    return _common.message_from_row(row, _headers_from_json(row[4]), _from_ms)
+    """A Message from a ``messages`` or ``dead`` row (see
+    ``_common.message_from_row``), whose last columns are group_key and priority."""
+    headers = _headers_from_json(row[4])
+    return _common.message_from_row(row, headers, _from_ms, row[-2], row[-1])
 
 
 def dead_from_row(row: Sequence[Any]) -> DeadLetter:

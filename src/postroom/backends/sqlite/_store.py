@@ -27,6 +27,7 @@ from ...model.message import (
 from ...model.settlement import Burial, Rerun, Settlement
 from ...model.stats import COUNTERS
 from .._common import lease_expired_entry, make_receipt, new_token, parse_receipt
+from . import _pace as pace
 from ._conn import QUERIES as Q
 from ._conn import write
 from ._records import dumps, lease_lost, message_from_row, message_row
@@ -43,18 +44,26 @@ class _SomeLost(Exception):
 class Store:
     """Queue and message operations on one connection."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, permit_due_ms: dict[str, int] | None = None
+    ) -> None:
         self.conn = conn
         self._pruned: dict[str, int] = {}
+        # The backend's Backend.permit_due_ms: set by claims of rate-limited queues.
+        self.permit_due_ms = {} if permit_due_ms is None else permit_due_ms
 
     # -- queues --------------------------------------------------------------------
 
     def max_attempts(self, queue: str) -> int:
         """The queue's ``max_attempts``; raises :class:`QueueNotFound`."""
+        return self._queue(queue)[1]
+
+    def _queue(self, queue: str) -> tuple[str, int]:
+        """The queue's policy (JSON) and ``max_attempts``; raises QueueNotFound."""
         row = self.conn.execute(Q["get_queue"], (queue,)).fetchone()
         if row is None:
             raise QueueNotFound(queue)
-        return int(row[1])
+        return str(row[0]), int(row[1])
 
     def declare_queue(
         self, queue: str, policy: QueuePolicy, replace: bool
@@ -128,17 +137,28 @@ class Store:
     def claim(
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
     ) -> list[Delivery]:
-        """Lease up to ``max_messages`` visible messages in one UPDATE ... RETURNING."""
+        """Lease up to ``max_messages`` visible messages in one UPDATE ... RETURNING,
+        as many as the queue's rate limit allows."""
         conn = self.conn
-        max_attempts = self.max_attempts(queue)
+        policy, max_attempts = self._queue(queue)
         now = now_ms()
         args = {"queue": queue, "now": now}
+        rate = pace.rate_limit(policy)
+        if rate is not None:
+            self.permit_due_ms[queue] = now  # a lock-free look at the bucket first
+            ahead = pace.permits(conn, queue, rate, now, max_messages)
+            if not ahead.granted:
+                self.permit_due_ms[queue] = now + ahead.after(0)[1]
+                return []
         if not conn.execute(Q["claimable"], args).fetchone()[0]:
             return []
         token = new_token()
         until = now + lease_ms
         with write(conn):
             self.expire(queue, now, max_attempts)
+            if rate is not None:
+                allowed = pace.permits(conn, queue, rate, now, max_messages)
+                max_messages = allowed.granted
             rows = conn.execute(
                 Q["claim"],
                 {
@@ -149,7 +169,10 @@ class Store:
                     "limit": max_messages,
                 },
             ).fetchall()
-        rows.sort(key=lambda r: r[0])
+            if rate is not None:
+                wait_ms = pace.spend(conn, queue, allowed, len(rows))
+                self.permit_due_ms[queue] = now + wait_ms
+        rows.sort(key=lambda r: (-r[-1], r[0]))  # priority first, then send order
         expires = from_ms(until)
         return [
             Delivery(message_from_row(r), make_receipt(r[2], token), expires, consumer)

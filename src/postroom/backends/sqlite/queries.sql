@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS postroom_messages (
     redrives INTEGER NOT NULL DEFAULT 0,
     token TEXT,
     consumer TEXT NOT NULL DEFAULT '',
-    history TEXT NOT NULL DEFAULT '[]'
+    history TEXT NOT NULL DEFAULT '[]',
+    group_key TEXT,
+    priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS postroom_messages_key
     ON postroom_messages (queue, id);
@@ -39,6 +41,11 @@ CREATE INDEX IF NOT EXISTS postroom_messages_visible
     ON postroom_messages (queue, due, seq) WHERE token IS NULL;
 CREATE INDEX IF NOT EXISTS postroom_messages_leased
     ON postroom_messages (queue, due) WHERE token IS NOT NULL;
+CREATE INDEX IF NOT EXISTS postroom_messages_group
+    ON postroom_messages (queue, group_key, seq) WHERE group_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS postroom_messages_priority
+    ON postroom_messages (queue, priority DESC, due, seq)
+    WHERE token IS NULL AND priority > 0;
 CREATE TABLE IF NOT EXISTS postroom_dead (
     seq INTEGER PRIMARY KEY,
     queue TEXT NOT NULL,
@@ -53,7 +60,9 @@ CREATE TABLE IF NOT EXISTS postroom_dead (
     reason TEXT NOT NULL,
     error TEXT,
     history TEXT NOT NULL,
-    dead_at INTEGER NOT NULL
+    dead_at INTEGER NOT NULL,
+    group_key TEXT,
+    priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS postroom_dead_key ON postroom_dead (queue, id);
 CREATE INDEX IF NOT EXISTS postroom_dead_queue ON postroom_dead (queue);
@@ -91,6 +100,19 @@ CREATE TABLE IF NOT EXISTS postroom_samples (
     record TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS postroom_buckets (
+    queue TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- name: migrate_5
+-- Schema 5 (message groups and priorities): the columns a file of schema 1 to 4
+-- lacks, added before "schema" creates the indexes that use them.
+ALTER TABLE postroom_messages ADD COLUMN group_key TEXT;
+ALTER TABLE postroom_messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE postroom_dead ADD COLUMN group_key TEXT;
+ALTER TABLE postroom_dead ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 
 -- name: get_queue
 -- The stored policy (JSON) and max_attempts of one queue.
@@ -118,8 +140,8 @@ DELETE FROM postroom_queues WHERE name = ?;
 -- try may have committed) stores it once, as every backend does.
 INSERT OR IGNORE INTO postroom_messages
     (queue, id, body, headers, enqueued_at, available_at, due, attempts,
-     dedup_key, redrives)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+     dedup_key, redrives, group_key, priority)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: dedup_get
 -- The first message of a dedup key, when that key's window ends, and whether
@@ -167,17 +189,53 @@ SELECT EXISTS (
 );
 
 -- name: claim
--- Lease up to :limit visible messages, earliest visible first, in one statement.
+-- Lease up to :limit visible messages in one statement: highest priority first,
+-- then earliest visible. A message of a group is claimable only when no message
+-- of its queue and group was stored before it (lower seq), whatever that one's
+-- state. The prioritised messages (priority > 0) have their own small index, so
+-- a queue without them claims exactly as it did before priorities.
 UPDATE postroom_messages
 SET token = :token, due = :until, consumer = :consumer, attempts = attempts + 1
 WHERE seq IN (
-    SELECT seq FROM postroom_messages
-    WHERE queue = :queue AND token IS NULL AND due <= :now
-    ORDER BY due, seq
+    SELECT seq FROM (
+        SELECT * FROM (
+            SELECT seq, priority, due FROM postroom_messages AS m
+            WHERE queue = :queue AND token IS NULL AND priority > 0
+                AND due <= :now
+                AND (group_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM postroom_messages AS e
+                    WHERE e.queue = m.queue AND e.group_key = m.group_key
+                        AND e.seq < m.seq))
+            ORDER BY priority DESC, due, seq
+            LIMIT :limit)
+        UNION ALL
+        SELECT * FROM (
+            SELECT seq, priority, due FROM postroom_messages AS m
+            WHERE queue = :queue AND token IS NULL AND due <= :now
+                AND priority = 0
+                AND (group_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM postroom_messages AS e
+                    WHERE e.queue = m.queue AND e.group_key = m.group_key
+                        AND e.seq < m.seq))
+            ORDER BY due, seq
+            LIMIT :limit)
+    )
+    ORDER BY priority DESC, due, seq
     LIMIT :limit
 )
 RETURNING seq, queue, id, body, headers, enqueued_at, available_at, attempts,
-    dedup_key, redrives;
+    dedup_key, redrives, group_key, priority;
+
+-- name: bucket_get
+-- The rate limit's bucket of a queue: permits left at a time.
+SELECT tokens, at_ms FROM postroom_buckets WHERE queue = ?;
+
+-- name: bucket_put
+INSERT INTO postroom_buckets (queue, tokens, at_ms) VALUES (?, ?, ?)
+ON CONFLICT (queue) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms;
+
+-- name: bucket_delete
+DELETE FROM postroom_buckets WHERE queue = ?;
 
 -- name: expired
 -- Leases that ran out: resolved lazily by claim, stats and dead_letters.
@@ -194,9 +252,10 @@ WHERE seq = ?;
 -- Copy a message into the dead letters with its final history entry.
 INSERT OR REPLACE INTO postroom_dead
     (queue, id, body, headers, enqueued_at, available_at, attempts, dedup_key,
-     redrives, reason, error, history, dead_at)
+     redrives, reason, error, history, dead_at, group_key, priority)
 SELECT queue, id, body, headers, enqueued_at, available_at, attempts, dedup_key,
-    redrives, :reason, :error, json_insert(history, '$[#]', json(:entry)), :now
+    redrives, :reason, :error, json_insert(history, '$[#]', json(:entry)), :now,
+    group_key, priority
 FROM postroom_messages WHERE seq = :seq;
 
 -- name: delete_seq
@@ -224,15 +283,22 @@ WHERE queue = ? AND id = ? AND token = ?;
 UPDATE postroom_messages SET due = ? WHERE queue = ? AND id = ? AND token = ?;
 
 -- name: next_due
--- When the queue next needs a consumer: the earliest visibility or lease end.
+-- When the queue next needs a consumer: the earliest visibility (of a message
+-- not behind an earlier one of its group) or lease end.
 SELECT
-    (SELECT min(due) FROM postroom_messages WHERE queue = :queue AND token IS NULL),
+    (SELECT due FROM postroom_messages AS m
+     WHERE queue = :queue AND token IS NULL
+        AND (group_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM postroom_messages AS e
+            WHERE e.queue = m.queue AND e.group_key = m.group_key
+                AND e.seq < m.seq))
+     ORDER BY due LIMIT 1),
     (SELECT min(due) FROM postroom_messages
      WHERE queue = :queue AND token IS NOT NULL);
 
 -- name: peek
 SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
-    dedup_key, redrives
+    dedup_key, redrives, group_key, priority
 FROM postroom_messages WHERE queue = ? ORDER BY seq LIMIT ?;
 
 -- name: depths
@@ -263,7 +329,7 @@ FROM postroom_queues WHERE name = ?;
 -- Dead letters of a queue in order of death, optionally of one reason and
 -- among some ids (a JSON array, or NULL for all).
 SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
-    dedup_key, redrives, reason, error, history, dead_at
+    dedup_key, redrives, reason, error, history, dead_at, group_key, priority
 FROM postroom_dead
 WHERE queue = :queue
     AND (:reason IS NULL OR reason = :reason)
@@ -276,8 +342,9 @@ LIMIT :limit;
 -- one more redrive, visible now, a fresh history.
 INSERT OR REPLACE INTO postroom_messages
     (queue, id, body, headers, enqueued_at, available_at, due, attempts,
-     dedup_key, redrives)
-SELECT :to, id, body, headers, enqueued_at, :now, :now, 0, dedup_key, redrives + 1
+     dedup_key, redrives, group_key, priority)
+SELECT :to, id, body, headers, enqueued_at, :now, :now, 0, dedup_key, redrives + 1,
+    group_key, priority
 FROM postroom_dead WHERE seq = :seq;
 
 -- name: delete_dead_seq
