@@ -10,7 +10,7 @@ import sqlite3
 from ...model.order import Bucket, Permits, take_permits
 from ._conn import QUERIES as Q
 
-__all__ = ["permits", "rate_limit", "spend"]
+__all__ = ["held_back", "permits", "rate_limit", "spend"]
 
 # The rate limit of each stored policy text seen (policies rarely change).
 _RATES: dict[str, float | None] = {}
@@ -34,6 +34,21 @@ def permits(
     row = conn.execute(Q["bucket_get"], (queue,)).fetchone()
     bucket = None if row is None else Bucket(float(row[0]), int(row[1]))
     return take_permits(rate, bucket, now, wanted)
+
+
+def held_back(
+    conn: sqlite3.Connection,
+    queue: str,
+    rate: float,
+    now: int,
+    wanted: int,
+    due: dict[str, int],
+) -> bool:
+    """A look at the bucket without the write lock: whether it holds back every
+    delivery now; ``due[queue]`` is set to when its next permit comes."""
+    ahead = permits(conn, queue, rate, now, wanted)
+    due[queue] = now + (0 if ahead.granted else ahead.after(0)[1])
+    return not ahead.granted
 
 
 def spend(conn: sqlite3.Connection, queue: str, allowed: Permits, taken: int) -> int:

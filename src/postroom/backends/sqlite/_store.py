@@ -142,34 +142,25 @@ class Store:
         conn = self.conn
         policy, max_attempts = self._queue(queue)
         now = now_ms()
-        args = {"queue": queue, "now": now}
+        token, until = new_token(), now + lease_ms
+        args: dict[str, object] = {"queue": queue, "now": now, "token": token}
+        args |= {"until": until, "consumer": consumer, "limit": max_messages}
         rate = pace.rate_limit(policy)
-        if rate is not None:
-            self.permit_due_ms[queue] = now  # a lock-free look at the bucket first
-            ahead = pace.permits(conn, queue, rate, now, max_messages)
-            if not ahead.granted:
-                self.permit_due_ms[queue] = now + ahead.after(0)[1]
-                return []
+        if rate is not None and pace.held_back(
+            conn, queue, rate, now, max_messages, self.permit_due_ms
+        ):
+            return []
         if not conn.execute(Q["claimable"], args).fetchone()[0]:
             return []
-        token = new_token()
-        until = now + lease_ms
         with write(conn):
             self.expire(queue, now, max_attempts)
-            if rate is not None:
-                allowed = pace.permits(conn, queue, rate, now, max_messages)
-                max_messages = allowed.granted
-            rows = conn.execute(
-                Q["claim"],
-                {
-                    **args,
-                    "token": token,
-                    "until": until,
-                    "consumer": consumer,
-                    "limit": max_messages,
-                },
-            ).fetchall()
-            if rate is not None:
+            allowed = (
+                pace.permits(conn, queue, rate, now, max_messages) if rate else None
+            )
+            if allowed is not None:
+                args["limit"] = allowed.granted
+            rows = conn.execute(Q["claim"], args).fetchall()
+            if allowed is not None:
                 wait_ms = pace.spend(conn, queue, allowed, len(rows))
                 self.permit_due_ms[queue] = now + wait_ms
         rows.sort(key=lambda r: (-r[-1], r[0]))  # priority first, then send order
