@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
@@ -21,14 +22,14 @@ from ...model.message import (
 )
 from ...model.queries import DeadLetterQuery
 from ...model.stats import COUNTERS, DurationHistogram, TopicInfo, duration_cells
-from ._core import RabbitCore
-from ._records import Unpacked, redriven
+from ._leasing import LeaseCore, unpack
+from ._records import Unpacked, redriven, unpack_message
 from ._translate import translated
 
 __all__ = ["AdminMixin"]
 
 
-class AdminMixin(RabbitCore):
+class AdminMixin(LeaseCore):
     """Reading and admin operations (mixed into :class:`RabbitBackend`)."""
 
     # -- depths --------------------------------------------------------------------
@@ -45,6 +46,9 @@ class AdminMixin(RabbitCore):
         now = now_ms()
         out: list[QueueStats] = []
         for name, (ready, delayed) in zip(queues, depths, strict=True):
+            # Messages pushed to a consumer and not yet claimed are still ready.
+            ready += len(self._buffered(name))
+            ready += self.state.pushed(name, now, besides=self.instance)
             others, oldest = self.state.in_flight(name, now, besides=self.instance)
             mine = [
                 lease.delivery
@@ -77,6 +81,10 @@ class AdminMixin(RabbitCore):
             for lease in self._leases.values()
             if lease.delivery.queue == queue
         ]
+        for t in self._buffered(queue):
+            got = unpack(queue, t)
+            attempts = got.message.attempts + got.returns
+            held.append(replace(got.message, attempts=attempts))
         found = [*held]
         sources = [await self._ready(queue)] + [
             await self._delay(queue, b)
@@ -100,7 +108,17 @@ class AdminMixin(RabbitCore):
                 incoming = await source.get(no_ack=False, fail=False)
                 if incoming is None:
                     break
-                got = await self._resolve(queue, policy, incoming)
+                got = await self._resolve(
+                    queue,
+                    policy,
+                    unpack_message(
+                        queue,
+                        str(incoming.message_id),
+                        incoming.headers or {},
+                        incoming.body,
+                    ),
+                    incoming.ack,
+                )
                 if got is not None:
                     taken.append((incoming, got))
             await asyncio.gather(
@@ -141,8 +159,13 @@ class AdminMixin(RabbitCore):
         for token, lease in list(self._leases.items()):
             if lease.delivery.queue == queue:
                 del self._leases[token]
-                await lease.incoming.ack()
+                await lease.taken.ack()
                 count += 1
+        lane = self._lanes.get(queue)
+        if lane is not None:
+            pushed = lane.take(len(lane.buffer))
+            await lane.ack(t.tag for t in pushed)
+            count += len(pushed)
         return count
 
     @translated
@@ -159,6 +182,9 @@ class AdminMixin(RabbitCore):
         for token, lease in list(self._leases.items()):
             if lease.delivery.queue == queue:
                 del self._leases[token]
+        lane = self._lanes.pop(queue, None)
+        if lane is not None and not lane.closed:
+            await lane.channel.close()
         await self._delete_amqp(queue, buckets)
         return True
 

@@ -1,8 +1,10 @@
 """``amqp://``, ``amqps://``: the RabbitMQ (>= 3.10) backend.
 
 Messages live in quorum queues (publisher confirms, durable), delayed ones in
-per-delay TTL quorum queues that dead-letter back (at least once) when due. A
-lease is an unacknowledged AMQP delivery held by the process that claimed it:
+per-delay TTL quorum queues that dead-letter back (at least once) when due.
+Claims take messages that the broker pushed to a consumer with a prefetch window
+(or by ``basic.get``), on a channel per queue (``_lanes``). A lease is an
+unacknowledged AMQP delivery held by the process that claimed it:
 the process ends it at the visibility timeout itself, and the broker ends it
 when the process dies or hangs (connection closed or heartbeats missed), then
 counts the redelivery (``x-delivery-count``). Everything AMQP cannot hold
@@ -18,9 +20,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import replace
 
-from aio_pika.abc import (
-    AbstractIncomingMessage,
-)
+import aiormq.exceptions
 
 from ...model.errors import LeaseLost
 from ...model.message import (
@@ -33,17 +33,13 @@ from ...model.message import (
 )
 from .._common import make_receipt, new_token
 from ._admin import AdminMixin
-from ._core import GETTERS, _Lease
+from ._lanes import Lane, Taken
+from ._leasing import _Lease, unpack
 from ._records import Unpacked
-from ._translate import translated
+from ._translate import DRIVER_ERRORS, translated
 
 __all__ = ["RabbitBackend"]
 
-# A waiting consumer looks at the queue's depth after 5 ms, then twice as long
-# after each look that found nothing, up to every 50 ms: a busy queue is seen
-# within milliseconds, an idle one costs 20 looks a second.
-_WAIT_FIRST_S = 0.005
-_WAIT_MAX_S = 0.05
 _CONFIRMED_KEPT = 100_000  # ids of confirmed sends kept to skip a retried send
 
 
@@ -53,7 +49,6 @@ class RabbitBackend(AdminMixin):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._confirmed: dict[str, None] = {}
-        self._next_getter = 0
 
     @translated
     async def declare_queue(
@@ -91,7 +86,7 @@ class RabbitBackend(AdminMixin):
                 fresh.append(m)
         await asyncio.gather(*(self._send_once(m) for m in fresh))
         if fresh:
-            self._count(queue, sent=len(fresh))
+            self.streams.count(queue, sent=len(fresh))
         return ids
 
     async def _send_once(self, m: Message) -> None:
@@ -126,58 +121,32 @@ class RabbitBackend(AdminMixin):
         policy = await self._policy(queue)
         await self._revive()
         await self._expire_local()
-        # The gauge counts the claim before any message leaves the queue, so a
-        # reader never sees a claimed message in neither ready nor in flight.
-        self._reserved[queue] = self._reserved.get(queue, 0) + max_messages
-        out: list[Delivery] = []
-        try:
-            await self.streams.append(self.names.live, self._gauge())
-            self._last_gauge = {}  # the next flush publishes the gauge after it
-            for getter, incoming in await self._take(queue, max_messages):
-                got = await self._resolve(queue, policy, incoming)
-                if got is not None:
-                    out.append(self._lease(got, incoming, lease_ms, consumer, getter))
-        finally:
-            self._reserved[queue] -= max_messages
-            self._dirty.set()
-        return sorted(out, key=lambda d: d.id)  # oldest first across the getters
-
-    async def _take(
-        self, queue: str, n: int
-    ) -> list[tuple[int, AbstractIncomingMessage]]:
-        """Up to ``n`` messages by ``basic.get``, on up to GETTERS channels at
-        once (one get is one round trip; a channel answers one at a time)."""
-        first = self._next_getter
-        self._next_getter = (first + 1) % GETTERS
-        shares = [n // GETTERS + (1 if i < n % GETTERS else 0) for i in range(GETTERS)]
-        parts = await asyncio.gather(
-            *(
-                self._take_on((first + i) % GETTERS, queue, share)
-                for i, share in enumerate(shares)
-                if share
-            )
-        )
-        return [item for part in parts for item in part]
-
-    async def _take_on(
-        self, getter: int, queue: str, n: int
-    ) -> list[tuple[int, AbstractIncomingMessage]]:
-        source = await self._getter_queue(getter, queue)
-        taken: list[tuple[int, AbstractIncomingMessage]] = []
-        while len(taken) < n:
-            incoming = await source.get(no_ack=False, fail=False)
-            if incoming is None:
+        lane = await self._lane(queue)
+        lane.used_at, lane.demand = now_ms(), max_messages
+        if lane.consuming or max_messages > 1:
+            # A batch claimer (a worker) gets a consumer: the broker pushes the
+            # next messages while these are handled (a wider window when asked
+            # for more). A claim of one alone takes one, by basic.get.
+            await lane.consume(max_messages)
+        taken = lane.take(max_messages)
+        while len(taken) < max_messages:
+            # Pushed messages arrive on this channel before the answer to a
+            # get: a message that was visible is in one or the other.
+            got = await lane.get()
+            if got is not None:
+                taken.append(got)
+            taken += lane.take(max_messages - len(taken))
+            if got is None:
                 break
-            taken.append((getter, incoming))
-        return taken
+        out: list[Delivery] = []
+        for t in taken:
+            got_ = await self._resolve(queue, policy, unpack(queue, t), t.ack)
+            if got_ is not None:
+                out.append(self._lease(got_, t, lease_ms, consumer))
+        return sorted(out, key=lambda d: d.id)  # oldest first
 
     def _lease(
-        self,
-        got: Unpacked,
-        incoming: AbstractIncomingMessage,
-        lease_ms: int,
-        consumer: str,
-        getter: int,
+        self, got: Unpacked, taken: Taken, lease_ms: int, consumer: str
     ) -> Delivery:
         expires = now_ms() + lease_ms
         msg = replace(got.message, attempts=got.message.attempts + 1)
@@ -185,23 +154,34 @@ class RabbitBackend(AdminMixin):
         delivery = Delivery(
             msg, make_receipt(msg.id, token), from_ms(expires), consumer
         )
-        self._leases[token] = _Lease(incoming, delivery, got.history, expires, getter)
+        self._leases[token] = _Lease(taken, delivery, got.history, expires)
+        self._new_leases = True
+        self._dirty.set()
         return delivery
 
-    @translated
     async def wait(self, queue: str, timeout: float) -> None:
-        ready = await self._ready(queue)
-        deadline = asyncio.get_running_loop().time() + timeout
-        pause = _WAIT_FIRST_S
-        while True:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return
-            await asyncio.sleep(min(remaining, pause))
-            pause = min(pause * 2, _WAIT_MAX_S)
-            declared = await ready.declare()
-            if declared.message_count or self._lease_ran_out(queue):
-                return
+        """Returns once the broker pushed a message of ``queue`` to this process
+        (its consumer runs while somebody waits or claims), a lease this process
+        holds on it ran out, or ``timeout``. No polling."""
+        if self._lease_ran_out(queue):
+            return
+        lane = await self._prepare_wait(queue)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        lane.waiters += 1
+        try:
+            while not lane.buffer and lane.consuming:
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self._lease_ran_out(queue):
+                    return
+                lane.arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        lane.arrived.wait(), min(remaining, self._until_expiry(queue))
+                    )
+        finally:
+            lane.waiters -= 1
+            lane.used_at = now_ms()
 
     def _lease_ran_out(self, queue: str) -> bool:
         """Whether a lease this process holds on ``queue`` ran out (a claim
@@ -215,13 +195,26 @@ class RabbitBackend(AdminMixin):
     @translated
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         lost: list[Delivery] = []
+        by_lane: dict[Lane, list[tuple[int, Delivery]]] = {}
         for d in deliveries:
             try:
-                await self._finish(*self._held(d))
+                token, lease = self._held(d)
             except LeaseLost:
                 lost.append(d)
                 continue
-            self._count(d.queue, acked=1)
+            del self._leases[token]
+            by_lane.setdefault(lease.taken.lane, []).append((lease.taken.tag, d))
+        self._dirty.set()
+        for lane, held in by_lane.items():
+            try:
+                if lane.closed:
+                    raise aiormq.exceptions.ChannelInvalidStateError(lane.name)
+                await lane.ack(tag for tag, _ in held)  # one multiple ack at best
+            except DRIVER_ERRORS:
+                lost += [d for _, d in held]
+                continue
+            for _, d in held:
+                self.streams.count(d.queue, acked=1)
         return lost
 
     @translated
@@ -232,7 +225,7 @@ class RabbitBackend(AdminMixin):
         msg = replace(lease.delivery.message, available_at=from_ms(now_ms() + delay_ms))
         await self._publish(msg, attempts=msg.attempts, history=[*lease.history, entry])
         await self._finish(token, lease)
-        self._count(delivery.queue, retried=1)
+        self.streams.count(delivery.queue, retried=1)
 
     @translated
     async def dead_letter(
@@ -242,7 +235,7 @@ class RabbitBackend(AdminMixin):
         self._leases.pop(token, None)
         self._dirty.set()
         msg = lease.delivery.message
-        await self._bury(lease.incoming, msg, [*lease.history, entry], reason)
+        await self._bury(lease.taken.ack, msg, [*lease.history, entry], reason)
 
     @translated
     async def release(self, deliveries: Sequence[Delivery]) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
 
 from ...model.message import (
     DeadLetter,
@@ -66,15 +66,16 @@ class Unpacked:
     returns: int
 
 
-def unpack_message(queue: str, incoming: AbstractIncomingMessage) -> Unpacked:
+def unpack_message(
+    queue: str, message_id: str, headers: Mapping[str, Any], body: bytes
+) -> Unpacked:
     """Inverse of :func:`pack_message`, with the broker's delivery count."""
-    headers = incoming.headers or {}
     raw = headers.get(META_HEADER)
     meta: dict[str, Any] = json.loads(raw if isinstance(raw, (str, bytes)) else "{}")
     msg = Message(
-        id=str(incoming.message_id),
+        id=message_id,
         queue=queue,
-        body=incoming.body,
+        body=body,
         headers=meta.get("h") or {},
         enqueued_at=from_ms(int(meta.get("e", 0))),
         available_at=from_ms(int(meta.get("a", 0))),

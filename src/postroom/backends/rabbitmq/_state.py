@@ -34,6 +34,7 @@ class _Gauge:
     in_flight: dict[str, int]
     oldest: dict[str, int]
     leased: dict[str, list[dict[str, Any]]]
+    pushed: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -70,6 +71,11 @@ class State:
             if o and (not oldest or o < oldest):
                 oldest = o
         return total, oldest
+
+    def pushed(self, queue: str, now: int, *, besides: str) -> int:
+        """Messages of ``queue`` pushed to the consumers of live processes other
+        than ``besides`` and not claimed yet (still ready)."""
+        return sum(g.pushed.get(queue, 0) for g in _live(self, now, besides))
 
     def leased(self, queue: str, now: int, *, besides: str) -> list[Message]:
         """Messages of ``queue`` that live processes other than ``besides``
@@ -174,7 +180,11 @@ def _dedup(s: State, rec: dict[str, Any]) -> None:
 
 def _gauge(s: State, rec: dict[str, Any]) -> None:
     s.gauges[rec["i"]] = _Gauge(
-        int(rec["at"]), rec["n"], rec.get("o") or {}, rec.get("l") or {}
+        int(rec["at"]),
+        rec["n"],
+        rec.get("o") or {},
+        rec.get("l") or {},
+        rec.get("b") or {},
     )
 
 
