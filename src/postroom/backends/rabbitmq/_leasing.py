@@ -17,14 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...model.errors import BackendError, LeaseLost
-from ...model.message import (
-    Delivery,
-    HistoryEntry,
-    Message,
-    from_ms,
-    now_ms,
-    to_ms_dt,
-)
+from ...model.message import Delivery, HistoryEntry, Message, from_ms, now_ms, to_ms_dt
 from .._common import lease_expired_entry, parse_receipt
 from ._core import RabbitCore
 from ._lanes import Lane, Taken
