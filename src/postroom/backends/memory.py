@@ -146,13 +146,21 @@ class MemoryBackend(MemoryBase):
             self._wake()
         return lost
 
+    def _attempt_ended(
+        self, delivery: Delivery, entry: HistoryEntry
+    ) -> tuple[QueueState, Record]:
+        """The queue and the held record of ``delivery``, with ``entry`` added to
+        its history (called under the lock)."""
+        q = self._q(delivery.queue)
+        rec = self._held(q, delivery)
+        rec.history.append(entry)
+        return q, rec
+
     async def retry(
         self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
     ) -> None:
         with self._s.lock:
-            q = self._q(delivery.queue)
-            rec = self._held(q, delivery)
-            rec.history.append(entry)
+            q, rec = self._attempt_ended(delivery, entry)
             q.counters["retried"] += 1
             rec.token = None
             rec.available_ms = now_ms() + delay_ms
@@ -162,9 +170,7 @@ class MemoryBackend(MemoryBase):
         self, delivery: Delivery, reason: str, entry: HistoryEntry
     ) -> None:
         with self._s.lock:
-            q = self._q(delivery.queue)
-            rec = self._held(q, delivery)
-            rec.history.append(entry)
+            q, rec = self._attempt_ended(delivery, entry)
             self._bury(q, rec, reason, now_ms())
         self._wake()
 
