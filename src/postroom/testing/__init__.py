@@ -21,7 +21,8 @@ and one test module per part of the contract::
     from postroom.testing.topics import *  # noqa: F403
 
 The parts: :mod:`~postroom.testing.queues` (leases, retries, dead letters,
-redrive, dedup, long polls, counters), :mod:`~postroom.testing.admin` (deleting
+redrive, dedup, long polls, counters), :mod:`~postroom.testing.settle` (several
+deliveries settled in one call), :mod:`~postroom.testing.admin` (deleting
 queues, policy attributes), :mod:`~postroom.testing.input` (careless and hostile
 arguments refused before the backend is touched), :mod:`~postroom.testing.topics`
 (fan-out, filters, subscriptions), :mod:`~postroom.testing.workers` (the worker

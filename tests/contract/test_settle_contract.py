@@ -1,0 +1,3 @@
+"""``postroom.testing.settle``, run on every backend of ``BACKENDS``."""
+
+from postroom.testing.settle import *  # noqa: F403
