@@ -148,6 +148,16 @@ class Backend(KeptRecords, ABC):
         the first send) the first message's id, and that message is not stored.
         """
 
+    def enqueue_blocking(
+        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        """:meth:`enqueue`, blocking, from a thread that runs no event loop (the
+        sync client's ``send``), where a blocking call of the driver costs less
+        than an event loop's round trip. Optional: the default raises
+        :class:`NotSupported` and the sync client goes through :meth:`enqueue`.
+        """
+        raise NotSupported(f"{type(self).__name__} has no blocking enqueue")
+
     @abstractmethod
     async def claim(
         self, queue: str, max_messages: int, lease_ms: int, consumer: str

@@ -57,6 +57,9 @@ class ClientBase:
         self._connected = False
         self._connect_lock: anyio.Lock | None = None
         self._policies: dict[str, tuple[QueuePolicy, float]] = {}
+        # The backend cannot store from a thread without the loop (see
+        # AsyncClient._send_blocking).
+        self._no_blocking_send = False
 
     @property
     def capabilities(self) -> Capabilities:

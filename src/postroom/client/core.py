@@ -25,6 +25,7 @@ from ..model.errors import (
     BackendError,
     DeadLetterNotFound,
     LeaseLost,
+    NotSupported,
     QueueNotFound,
 )
 from ..model.message import (
@@ -193,9 +194,21 @@ class AsyncClient(Settling, DeadLetters, Topics, WorkerRegistry, Inspection, Sam
         """What :meth:`send` stores, without storing it: the queue is created if
         missing, the message built (id, encoded body, times). Used to store it
         another way, e.g. inside your own database transaction."""
+        options = {"delay": delay, "headers": headers, "dedup_key": dedup_key}
+        # Built before the queue is created: a refused body changes nothing.
+        msg = self._build(queue, body, group=group, priority=priority, **options)
+        policy = await self.ensure_queue(queue)
+        return PreparedSend(msg, round(policy.dedup_window * 1000))
+
+    def _build(self, queue: str, body: Any, **options: Any) -> Message:
+        """The message :meth:`send` stores, its arguments checked (``options``:
+        the keyword arguments of :meth:`send`)."""
+        delay, headers = options.get("delay"), options.get("headers")
+        dedup_key, group = options.get("dedup_key"), options.get("group")
+        priority = options.get("priority", 0)
         check.check_send(queue, delay, headers, dedup_key)
         require_order(self.backend, group=group, priority=priority)
-        msg = build_message(
+        return build_message(
             queue,
             body,
             now=now_ms(),
@@ -204,9 +217,36 @@ class AsyncClient(Settling, DeadLetters, Topics, WorkerRegistry, Inspection, Sam
             dedup_key=dedup_key,
             group=group,
             priority=priority,
-        )  # before the queue is created: a refused body changes nothing
-        policy = await self.ensure_queue(queue)
-        return PreparedSend(msg, round(policy.dedup_window * 1000))
+        )
+
+    def _send_blocking(self, queue: str, body: Any, **options: Any) -> str | None:
+        """:meth:`send`, blocking, without the event loop (the sync client's
+        send): when the backend stores from the caller's thread
+        (:meth:`Backend.enqueue_blocking`) and the queue's policy is known;
+        otherwise ``None``, storing nothing."""
+        policy = self._cached_policy(queue) if self._connected else None
+        if policy is None or self._no_blocking_send:
+            return None
+        window = round(policy.dedup_window * 1000)
+        with tracing.producer_span(queue, "send") as span:
+            msgs = [self._build(queue, body, **options)]
+            try:
+                [mid] = self._store_blocking(queue, msgs, window)
+            except NotSupported:
+                self._no_blocking_send = True
+                return None
+            if span is not None:
+                span.set_attribute("messaging.message.id", mid)
+        return mid
+
+    def _store_blocking(
+        self, queue: str, msgs: list[Message], window: int
+    ) -> list[str]:
+        """:meth:`_store`, blocking."""
+        try:
+            return self.backend.enqueue_blocking(queue, msgs, dedup_window_ms=window)
+        except BackendError:
+            return self.backend.enqueue_blocking(queue, msgs, dedup_window_ms=window)
 
     async def send_many(
         self,

@@ -46,6 +46,25 @@ def _blocking(
     return call
 
 
+def _sent_directly(
+    method: Callable[Concatenate[AsyncClient, str, Any, P], Coroutine[Any, Any, str]],
+) -> Callable[Concatenate[Client, str, Any, P], str]:
+    """:func:`_blocking` for ``send``: stored from the caller's thread where the
+    backend can (``AsyncClient._send_blocking``), through the loop otherwise."""
+
+    def call(
+        client: Client, queue: str, body: Any, /, *args: P.args, **kwargs: P.kwargs
+    ) -> str:
+        mid = client.aclient._send_blocking(queue, body, *args, **kwargs)
+        if mid is not None:
+            return mid
+        return client._call(method, client.aclient, queue, body, *args, **kwargs)
+
+    functools.update_wrapper(call, method)  # name, docstring, signature
+    call.__module__, call.__qualname__ = __name__, f"Client.{call.__name__}"
+    return call
+
+
 class Client:
     """The sync client; ``postroom.connect()`` builds one.
 
@@ -113,7 +132,7 @@ class Client:
 
     # -- sending -------------------------------------------------------------------
 
-    send = _blocking(AsyncClient.send)
+    send = _sent_directly(AsyncClient.send)
     send_many = _blocking(AsyncClient.send_many)
 
     # -- receiving -----------------------------------------------------------------

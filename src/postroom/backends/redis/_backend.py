@@ -17,7 +17,7 @@ import anyio.lowlevel
 
 import redis.exceptions
 
-from ...model.errors import QueueNotFound
+from ...model.errors import NotSupported, QueueNotFound
 from ...model.message import (
     Delivery,
     HistoryEntry,
@@ -38,7 +38,7 @@ from ._records import (
 from ._scripts import Call
 from ._settle import BURY, ack_calls, fail_calls, lost_of, receipt_args
 from ._topics import TopicsMixin
-from ._translate import translated
+from ._translate import backend_error, translated
 
 __all__ = ["RedisBackend"]
 
@@ -77,6 +77,23 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
                 raise QueueNotFound(queue) from None
             raise
         return [mid.decode() for chunk in results for mid in chunk]
+
+    def enqueue_blocking(
+        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        """:meth:`enqueue` from the caller's thread: the same script call down a
+        blocking connection (not on a Redis Cluster)."""
+        if self.cluster or self._scripts is None or len(messages) > _SEND_CHUNK:
+            raise NotSupported("no blocking send here: use the event loop")
+        name, keys, args = self._enqueue_call(queue, messages, dedup_window_ms, "send")
+        sha, source = self.scripts.script(name)
+        try:
+            ids = self.direct.evalsha(sha, source, keys, args)
+        except redis.exceptions.ResponseError as exc:
+            if _no_queue(exc):
+                raise QueueNotFound(queue) from None
+            raise backend_error(exc, self.where) from exc
+        return [mid.decode() for mid in ids]
 
     @translated
     async def fan_out(self, topic: str, copies: Sequence[Message]) -> int:

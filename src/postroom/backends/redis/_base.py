@@ -13,6 +13,7 @@ from redis.backoff import ExponentialBackoff
 
 from ...model.errors import BackendError, ConfigurationError
 from ..base import Backend
+from ._direct import DirectCalls
 from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys, queue_tag
 from ._prefetch import Prefetched
 from ._records import as_text
@@ -48,6 +49,7 @@ class RedisBase(Backend):
         self._tags: dict[str, list[str]] = {}
         self._due: dict[str, int] = {}
         self._ahead = Prefetched()
+        self.direct = DirectCalls(self._redis_url, self.where)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class RedisBase(Backend):
                 await self.release(ahead)
             except BackendError as exc:
                 log.warning("could not give back %d messages: %s", len(ahead), exc)
+        self.direct.close()
         r, scripts = self._r, self._scripts
         self._r, self._scripts = None, None
         if r is not None and scripts is not None:

@@ -281,6 +281,10 @@ class Scripts:
                     results[i] = exc
         return results
 
+    def script(self, name: str) -> tuple[str, str]:
+        """The digest and the source of script ``name``."""
+        return self._scripts[name].sha, _SOURCES[name]
+
     def _evalsha_command(self, call: Call) -> tuple[Any, ...]:
         name, keys, args = call
         return ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)

@@ -1,0 +1,104 @@
+"""Script calls from the caller's own thread: the sync client's single sends.
+
+An asyncio round trip costs this machine's client about twice a blocking one
+(the event loop's wake-ups, its task and future per call), so a ``send`` of the
+sync client goes down a blocking redis-py connection instead, running the same
+enqueue script with the same arguments as the async path. The connections are
+opened on first use; redis-py's pool serves every thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+import redis.exceptions
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from ._translate import backend_error
+
+__all__ = ["DirectCalls"]
+
+_pack_command: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _pack_command
+except ImportError:  # hiredis is optional: redis-py packs then
+    _pack_command = None
+
+
+def _pack(conn: Any, command: tuple[Any, ...]) -> list[bytes]:
+    if _pack_command is None:
+        return list(conn.pack_command(*command))
+    return [_pack_command(command)]
+
+
+class DirectCalls:
+    """Blocking EVALSHA calls on a Redis server, for threads without a loop."""
+
+    def __init__(self, url: str, where: str) -> None:
+        self._url = url
+        self.where = where
+        self._client: redis.Redis | None = None
+        self._lock = threading.Lock()
+
+    def _redis(self) -> redis.Redis:
+        with self._lock:
+            if self._client is None:
+                # A connection the server closed is reopened and the call sent
+                # again (every script sent this way stores an id only once).
+                self._client = redis.Redis.from_url(
+                    self._url,
+                    decode_responses=False,
+                    retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+                    retry_on_error=[
+                        redis.exceptions.ConnectionError,
+                        redis.exceptions.TimeoutError,
+                    ],
+                )
+            return self._client
+
+    def evalsha(
+        self, sha: str, source: str, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        """Run a script by its digest (loading it first when the server lost
+        it); an error reply is raised as redis-py's ``ResponseError``, any other
+        driver error as :class:`~postroom.BackendError`."""
+        command = ("EVALSHA", sha, len(keys), *keys, *args)
+        try:
+            try:
+                return self._call(command)
+            except redis.exceptions.NoScriptError:
+                self._call(("SCRIPT", "LOAD", source))
+                return self._call(command)
+        except redis.exceptions.ResponseError:
+            raise
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise backend_error(exc, self.where) from exc
+
+    def _call(self, command: tuple[Any, ...]) -> Any:
+        """One command down a pooled connection, packed by hiredis when it is
+        installed (redis-py's own command path costs several times more); sent
+        once more on a new connection when the first one broke."""
+        pool = self._redis().connection_pool
+        for again in (False, True):
+            conn: Any = pool.get_connection()
+            try:
+                conn.send_packed_command(_pack(conn, command), check_health=again)
+                return conn.read_response()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                conn.disconnect()
+                if again:
+                    raise
+            finally:
+                pool.release(conn)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close the connections (opened again on the next call)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
