@@ -48,6 +48,18 @@ def test_send_prints_the_new_id(url: str, client: postroom.Client) -> None:
     assert msg.headers["trace"] == "a=b"
 
 
+def test_send_takes_a_group_and_a_priority(url: str, client: postroom.Client) -> None:
+    low = ok(["send", "--url", url, "jobs", "low"]).strip()
+    high = ok(["send", "--url", url, "jobs", "high", "--priority", "9"]).strip()
+    g1 = ok(["send", "--url", url, "jobs", "g1", "--group", "acct-1"]).strip()
+    ok(["send", "--url", url, "jobs", "g2", "--group", "acct-1"])
+    got = client.receive("jobs", max_messages=10)
+    assert [d.id for d in got] == [high, low, g1]
+    assert (got[0].message.priority, got[2].message.group) == (9, "acct-1")
+    bad = run_cli(["send", "--url", url, "jobs", "x", "--priority", "10"])
+    assert bad.code != 0 and "priority" in bad.stderr.lower()
+
+
 @pytest.mark.parametrize(
     ("arg", "expected"),
     [

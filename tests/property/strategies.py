@@ -231,3 +231,22 @@ dedup_windows = st.one_of(
     _valid(st.sampled_from([0, 1.5, 300, 14 * 86400, timedelta(minutes=5)])),
     _either(st.sampled_from([14 * 86400 + 1, *HOSTILE_NUMBERS])),
 )
+
+# -- order (groups, priorities, rate limits) ---------------------------------------
+
+groups = st.one_of(
+    _valid(st.none()),
+    _valid(GOOD_NAMES),
+    _either(HOSTILE_NAMES),
+    _either(NOT_STRINGS.filter(lambda v: v is not None)),
+)
+priorities = st.one_of(
+    _valid(st.integers(min_value=0, max_value=9)),
+    _either(st.sampled_from([-1, 10, 2**63, 1.0, 5.5, math.nan, "9", None, True])),
+)
+rate_limits = st.one_of(
+    _valid(st.none()),
+    _valid(st.floats(min_value=0.001, max_value=1_000_000.0)),
+    _either(st.sampled_from([0, 0.0009, -1.0, math.nan, math.inf, 1e7, "5", True])),
+    _either(st.just(timedelta(seconds=1))),
+)

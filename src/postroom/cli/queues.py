@@ -148,6 +148,16 @@ def send(
         str | None,
         typer.Option("--dedup-key", help="Send at most once per key (dedup window)."),
     ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group", help="FIFO group: its messages go one at a time, in order."
+        ),
+    ] = None,
+    priority: Annotated[
+        int,
+        typer.Option("--priority", min=0, max=9, help="0 to 9; 9 is delivered first."),
+    ] = 0,
     url: Url = None,
 ) -> None:
     """Put one message on QUEUE and print its id."""
@@ -160,6 +170,8 @@ def send(
             delay=delay,
             headers=headers,
             dedup_key=dedup_key,
+            group=group,
+            priority=priority,
         )
     typer.echo(safe(mid))
 

@@ -89,7 +89,7 @@ def check_send(queue: Any, delay: Any, headers: Any, dedup_key: Any) -> None:
 
 def check_order(group: Any, priority: Any) -> None:
     """A send's ``group`` and ``priority``."""
-    v.group(group)
+    v.optional_name(group, "group")  # a group key follows the rules of names
     v.priority(priority)
 
 

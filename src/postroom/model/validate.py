@@ -21,7 +21,8 @@ delays, backoff, ``dedup_window``     0 to 14 days
 ``max_attempts``                      1 to 1,000
 ``max_messages``, ``concurrency``     1 to 10,000
 limits (peek, dead letters, redrive)  1 to 1,000,000 (``None`` where it means all)
-``rate``, ``rate_limit``              above 0, at most 1,000,000 per second
+``rate``                              above 0, at most 1,000,000 per second
+``rate_limit``                        0.001 to 1,000,000 deliveries per second
 ``group``                             as names (1-200 UTF-8 bytes, ...)
 ``priority``                          a whole number from 0 to 9 (9 first)
 backoff ``factor``                    1 to 100
@@ -55,12 +56,12 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "MAX_WAIT_SECONDS",
     "MIN_LEASE_SECONDS",
+    "MIN_RATE_LIMIT",
     "attempts",
     "count",
     "delay",
     "factor",
     "flag",
-    "group",
     "headers",
     "ids",
     "lease",
@@ -94,6 +95,7 @@ MAX_RATE = 1_000_000.0
 MAX_TEXT_CHARS = 1024
 MAX_FACTOR = 100.0
 MAX_PRIORITY = 9
+MIN_RATE_LIMIT = 0.001
 
 # Unicode categories refused in names: control, format (bidi overrides, zero
 # width), surrogate and private use characters.
@@ -254,15 +256,16 @@ def rate(value: Any, arg: str = "rate") -> float | None:
 
 
 def rate_limit(value: Any, arg: str = "rate_limit") -> float | None:
-    """``None`` (no limit) or deliveries per second: above 0, at most 1,000,000."""
-    if isinstance(value, timedelta):
-        raise InvalidArgument(f"{arg} must be deliveries per second, not a timedelta")
-    return rate(value, arg)
-
-
-def group(value: Any, arg: str = "group") -> str | None:
-    """``None`` or a message group key, under the rules of names."""
-    return optional_name(value, arg)
+    """``None`` (no limit) or deliveries per second: 0.001 to 1,000,000."""
+    if value is None:
+        return None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and MIN_RATE_LIMIT <= value <= MAX_RATE):
+        raise InvalidArgument(
+            f"{arg} must be from {MIN_RATE_LIMIT} to {MAX_RATE:,.0f} deliveries per "
+            f"second, got a {_type_name(value)} ({_show(value)})"
+        )
+    return float(value)
 
 
 def priority(value: Any, arg: str = "priority") -> int:

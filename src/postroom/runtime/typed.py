@@ -86,16 +86,25 @@ class Handler(Generic[B, R]):
         delay: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
         dedup_key: str | None = None,
+        group: str | None = None,
+        priority: int = 0,
     ) -> str:
         """Check ``body`` and send it to the handler's queue (publish it to the
-        subscriber's topic); return the message id."""
+        subscriber's topic); return the message id. ``group`` and ``priority``
+        as in :meth:`AsyncClient.send <postroom.AsyncClient.send>`."""
         value = self._checked(body)
         client = self.app.client()
         if self.topic is not None:
-            _only_headers(delay, dedup_key)
+            _only_headers(delay, dedup_key, group, priority)
             return client.publish(self.topic, value, headers=headers)
+        order: dict[str, Any] = {"group": group, "priority": priority}
         return client.send(
-            self.queue, value, delay=delay, headers=headers, dedup_key=dedup_key
+            self.queue,
+            value,
+            delay=delay,
+            headers=headers,
+            dedup_key=dedup_key,
+            **order,
         )
 
     async def send_async(
@@ -105,21 +114,29 @@ class Handler(Generic[B, R]):
         delay: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
         dedup_key: str | None = None,
+        group: str | None = None,
+        priority: int = 0,
     ) -> str:
         """:meth:`send` through the App's :class:`~postroom.AsyncClient`."""
         value = self._checked(body)
         client = self.app.async_client()
         if self.topic is not None:
-            _only_headers(delay, dedup_key)
+            _only_headers(delay, dedup_key, group, priority)
             return await client.publish(self.topic, value, headers=headers)
+        order: dict[str, Any] = {"group": group, "priority": priority}
         return await client.send(
-            self.queue, value, delay=delay, headers=headers, dedup_key=dedup_key
+            self.queue,
+            value,
+            delay=delay,
+            headers=headers,
+            dedup_key=dedup_key,
+            **order,
         )
 
 
-def _only_headers(delay: Any, dedup_key: Any) -> None:
-    if delay is not None or dedup_key is not None:
+def _only_headers(delay: Any, dedup_key: Any, group: Any, priority: Any) -> None:
+    if delay is not None or dedup_key is not None or group is not None or priority:
         raise InvalidArgument(
             "a subscriber's send publishes to its topic, which takes headers only: "
-            "drop delay and dedup_key"
+            "drop delay, dedup_key, group and priority"
         )

@@ -77,6 +77,7 @@ def _policy_model(p: QueuePolicy) -> PolicyModel:
         backoff=BackoffModel(**p.backoff.to_dict()),
         dead_letter=p.dead_letter,
         dedup_window=p.dedup_window,
+        rate_limit=p.rate_limit,
     )
 
 
@@ -108,6 +109,7 @@ async def declare_queue(ctx: Ctx, req: DeclareQueueRequest) -> QueueDetail:
         backoff=Backoff(initial=b.initial, factor=b.factor, max=b.max, jitter=b.jitter),
         dead_letter=req.dead_letter,
         dedup_window=req.dedup_window,
+        rate_limit=req.rate_limit,
     )
     return await get_queue(ctx, None)
 
@@ -124,6 +126,8 @@ async def send(ctx: Ctx, req: SendRequest) -> SendResponse:
         delay=req.delay,
         headers=req.headers,
         dedup_key=req.dedup_key,
+        group=req.group,
+        priority=req.priority,
     )
     return SendResponse(id=mid)
 
@@ -145,6 +149,8 @@ async def send_batch(ctx: Ctx, req: BatchSendRequest) -> BatchSendResponse:
         [m.payload() for m in req.messages],
         delay=req.delay,
         headers=req.headers,
+        group=req.group,
+        priority=req.priority,
     )
     return BatchSendResponse(ids=ids)
 

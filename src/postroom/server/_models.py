@@ -12,7 +12,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..model.validate import MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
+from ..model.validate import (
+    MAX_LEASE_SECONDS,
+    MAX_PRIORITY,
+    MAX_RATE,
+    MIN_LEASE_SECONDS,
+    MIN_RATE_LIMIT,
+)
 from ._types import (
     B64_PATTERN,
     NUMBER,
@@ -79,20 +85,29 @@ Headers = Annotated[
 ]
 
 
+Priority = Annotated[int, Field(ge=0, le=MAX_PRIORITY), NUMBER]
+
+
 class SendRequest(Body):
-    """One message to send."""
+    """One message to send; ``group``: its FIFO group, ``priority``: 0 to 9 (9 is
+    delivered first)."""
 
     headers: Headers | None = None
     delay: Annotated[float, Field(ge=0, le=MAX_DELAY), NUMBER] | None = None
     dedup_key: Text | None = None
+    group: Name | None = None
+    priority: Priority = 0
 
 
 class BatchSendRequest(_In):
-    """Several messages sent in one call, sharing ``headers`` and ``delay``."""
+    """Several messages sent in one call, sharing ``headers``, ``delay``,
+    ``group`` (they join it in order) and ``priority``."""
 
     messages: list[Body] = Field(min_length=1)
     headers: Headers | None = None
     delay: Annotated[float, Field(ge=0, le=MAX_DELAY), NUMBER] | None = None
+    group: Name | None = None
+    priority: Priority = 0
 
 
 class ReceiveRequest(_In):
@@ -173,6 +188,9 @@ class DeclareQueueRequest(_In):
     backoff: BackoffModel | None = None
     dead_letter: Name | None = None
     dedup_window: Annotated[float, Field(ge=0, le=MAX_DELAY), NUMBER] = 300.0
+    rate_limit: (
+        Annotated[float, Field(ge=MIN_RATE_LIMIT, le=MAX_RATE), NUMBER] | None
+    ) = None
 
 
 class RedriveRequest(_In):

@@ -73,6 +73,8 @@ class MessageModel(BaseModel):
     redrives: int
     enqueued_at: datetime
     available_at: datetime
+    group: str | None = None
+    priority: int = 0
 
     @classmethod
     def of(cls, m: Message, **more: Any) -> Self:
@@ -83,6 +85,8 @@ class MessageModel(BaseModel):
             headers=m.headers,
             attempts=m.attempts,
             redrives=m.redrives,
+            group=m.group,
+            priority=m.priority,
             enqueued_at=m.enqueued_at,
             available_at=m.available_at,
             **body_fields(m),
@@ -168,6 +172,7 @@ class PolicyModel(BaseModel):
     backoff: BackoffModel
     dead_letter: str | None
     dedup_window: float
+    rate_limit: float | None = None
 
 
 class QueueDetail(QueueStatsModel):

@@ -33,6 +33,7 @@ __all__ = [
     "test_rate_limit_holds_back_claims_and_says_when_to_come_back",
     "test_rate_limit_is_held_by_two_worker_processes",
     "test_rate_limit_is_stored_with_the_queue_policy",
+    "test_typed_send_passes_group_and_priority",
 ]
 
 NO_BACKOFF = postroom.Backoff(initial=0.0, jitter=False)
@@ -296,3 +297,24 @@ def test_rate_limit_holds_back_claims_and_says_when_to_come_back(
     client.declare_queue("fast", rate_limit=100)  # a burst of 10 permits
     client.send_many("fast", list(range(30)))
     assert len(client.receive("fast", max_messages=30)) == 10
+
+
+def test_typed_send_passes_group_and_priority(client: Client, url: str) -> None:
+    app = postroom.App(url)
+
+    @app.handler("typed")
+    def handle(n: int) -> None:
+        del n
+
+    try:
+        if refused(client, "groups") or refused(client, "priorities"):
+            with pytest.raises(postroom.NotSupported, match="group"):
+                handle.send(1, group="g")
+            return
+        mid = handle.send(5, group="g", priority=7)
+        with pytest.raises(postroom.InvalidArgument, match="priority"):
+            handle.send(5, priority=11)
+    finally:
+        app.close()
+    [message] = client.peek("typed", 10)
+    assert (message.id, message.group, message.priority) == (mid, "g", 7)
