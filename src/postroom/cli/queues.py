@@ -150,9 +150,7 @@ def send(
     ] = None,
     group: Annotated[
         str | None,
-        typer.Option(
-            "--group", help="FIFO group: its messages go one at a time, in order."
-        ),
+        typer.Option("--group", help="FIFO group: one at a time, in send order."),
     ] = None,
     priority: Annotated[
         int,
