@@ -18,6 +18,7 @@ from ...model.message import (
     now_ms,
 )
 from ._conn import translated
+from ._held import Held
 from ._leases import (
     GRACE_MS,
     Lease,
@@ -47,15 +48,15 @@ class Messages(Settling):
     """The message half of the backend: enqueue, claim, ack, retry, release..."""
 
     _moved_at: dict[str, float]
-    _last_claim: dict[str, tuple[int, str]]
-    _ahead: dict[str, tuple[list[Msg], int, int, str]]
+    _last_claim: dict[str, tuple[int, str, int]]
+    _held: dict[str, Held]
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._moved_at = {}
-        self._last_claim = {}  # queue -> (lease_ms, consumer) of its last claim
-        self._ahead = {}  # queue -> (messages, pull sent ms, lease_ms, consumer)
-        self._draining: set[asyncio.Future[list[Msg]]] = set()
+        # queue -> (lease_ms, consumer, how many more it could have taken)
+        self._last_claim = {}
+        self._held = {}  # queue -> its held pull request (see wait)
 
     # -- claiming ------------------------------------------------------------------
 
@@ -90,15 +91,18 @@ class Messages(Settling):
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
     ) -> list[Delivery]:
         policy = await self.policy(queue)
-        self._last_claim[queue] = (lease_ms, consumer)
         # Leases of this process that ended a moment ago: NAKed (and processed)
         # before the pull, so that the claim finds those messages visible.
         await self.mark_ended(self.leases.take_ended(self.names.stream(queue)))
-        ahead = self._ahead.pop(queue, None)
-        if ahead is not None:
-            got = await self._hand_out(queue, policy, ahead, max_messages, lease_ms)
-            if got is not None:
-                return got
+        got = await self._hand_out(queue, policy, max_messages, lease_ms, consumer)
+        if got is None:
+            msgs, sent = await self._pull(queue, max_messages)
+            got = await self._deliver_all(queue, policy, msgs, sent, lease_ms, consumer)
+        self._last_claim[queue] = (lease_ms, consumer, max_messages - len(got))
+        return got
+
+    async def _pull(self, queue: str, max_messages: int) -> tuple[list[Msg], int]:
+        """Messages of the queue, and when their pull was sent."""
         # Delayed messages are looked at once per interval, not on every claim
         # of a busy worker: a due message waits at most that much longer.
         moved_at = self._moved_at.get(queue, 0.0)
@@ -126,27 +130,44 @@ class Messages(Settling):
             if not msgs and moved:
                 sent = now_ms()
                 msgs = await self.jet.pull(stream, CONSUMER, max_messages, hold=_HOLD)
-        return await self._deliver_all(queue, policy, msgs, sent, lease_ms, consumer)
+        return msgs, sent
 
     async def _hand_out(
         self,
         queue: str,
         policy: QueuePolicy,
-        ahead: tuple[list[Msg], int, int, str],
         max_messages: int,
         lease_ms: int,
+        consumer: str,
     ) -> list[Delivery] | None:
-        """Hand out what a wait claimed ahead, when its lease and consumer are the
-        claim's (``None`` after giving it back otherwise)."""
-        msgs, sent, ahead_lease, consumer = ahead
-        if (ahead_lease, consumer) != (lease_ms, self._last_claim[queue][1]):
-            await self._give_back(queue, policy, ahead)
+        """Hand out what the queue's held pull request brought; ``None`` when it
+        is over and brought nothing left (or for another lease or consumer: that
+        is given back).
+
+        While the request is open, the server gives it what is stored first: a
+        claim that finds nothing yet waits up to :data:`_HOLD` for it, as a
+        pull of its own would."""
+        held = self._held.get(queue)
+        if held is None:
             return None
-        got = await self._deliver_all(queue, policy, msgs, sent, lease_ms, consumer)
-        # The server said more were waiting: take them in this claim too, so that
-        # a burst after a quiet spell goes in batches again.
-        more = max_messages - len(msgs)
-        if more > 0 and pending_of(msgs[-1].reply) > 0:
+        if (held.lease_ms, held.consumer) != (lease_ms, consumer):
+            items = held.take(len(held.items))
+            self._forget(queue, held)
+            await self._give_back(queue, policy, held, items)
+            return None
+        if not held.items and held.active:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_HOLD):
+                    await held.arrived.wait()
+        items = held.take(max_messages)
+        self._forget(queue, held)
+        if not items:
+            return [] if held.active else None
+        got = await self._deliver_items(queue, policy, items, lease_ms, consumer)
+        # The server said more were waiting (and the request cannot take them):
+        # take them in this claim too, so that a burst goes in batches again.
+        more = max_messages - len(items)
+        if more > 0 and not held.active and pending_of(items[-1][0].reply) > 0:
             sent = now_ms()
             extra = await self.jet.pull(
                 self.names.stream(queue), CONSUMER, more, hold=_HOLD
@@ -155,6 +176,11 @@ class Messages(Settling):
                 queue, policy, extra, sent, lease_ms, consumer
             )
         return got
+
+    def _forget(self, queue: str, held: Held) -> None:
+        """Drop a held request that is over and has nothing left."""
+        if not held.active and not held.items and self._held.get(queue) is held:
+            del self._held[queue]
 
     async def _deliver_all(
         self,
@@ -165,31 +191,50 @@ class Messages(Settling):
         lease_ms: int,
         consumer: str,
     ) -> list[Delivery]:
-        await self.unmark([m.reply for m in msgs if delivered_count(m.reply) > 1])
+        items = [(m, sent) for m in msgs]
+        return await self._deliver_items(queue, policy, items, lease_ms, consumer)
+
+    async def _deliver_items(
+        self,
+        queue: str,
+        policy: QueuePolicy,
+        items: list[tuple[Msg, int]],
+        lease_ms: int,
+        consumer: str,
+    ) -> list[Delivery]:
+        """Deliveries of pulled messages, each with its pull's sending time."""
+        await self.unmark([m.reply for m, _ in items if delivered_count(m.reply) > 1])
         out: list[Delivery] = []
-        for msg in msgs:
+        for msg, sent in items:
             d = await self._deliver(queue, policy, msg, sent, lease_ms, consumer)
             if d is not None:
                 out.append(d)
         return out
 
     async def _give_back(
-        self, queue: str, policy: QueuePolicy, ahead: tuple[list[Msg], int, int, str]
+        self,
+        queue: str,
+        policy: QueuePolicy,
+        held: Held,
+        items: list[tuple[Msg, int]],
     ) -> None:
-        """Release messages claimed ahead that no claim took, without counting
-        the attempt."""
-        msgs, sent, lease_ms, consumer = ahead
-        got = await self._deliver_all(queue, policy, msgs, sent, lease_ms, consumer)
+        """Release messages a held request brought that no claim took, without
+        counting the attempt."""
+        got = await self._deliver_items(
+            queue, policy, items, held.lease_ms, held.consumer
+        )
         await self.release(got)
 
     async def give_back_all(self) -> None:
-        """Release every message claimed ahead (the backend closes)."""
-        if self._draining:
-            await asyncio.wait(list(self._draining), timeout=2.0)
-        while self._ahead:
-            queue, ahead = self._ahead.popitem()
+        """Release every message held requests brought (the backend closes)."""
+        tasks = [h.task for h in self._held.values() if h.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        while self._held:
+            queue, held = self._held.popitem()
             with contextlib.suppress(Exception):
-                await self._give_back(queue, await self.policy(queue), ahead)
+                policy = await self.policy(queue)
+                await self._give_back(queue, policy, held, held.take(len(held.items)))
 
     async def _deliver(
         self,
@@ -228,31 +273,39 @@ class Messages(Settling):
         """Until a message may be visible on the queue, or at most 0.1 s.
 
         After a claim, the wait is a pull request the server holds (``expires``)
-        for one message, which the next claim of the queue with the same lease
-        and consumer hands out (any other gives it back without counting an
-        attempt): a woken consumer has its message without another round trip.
-        Lease expiries and due delayed messages are found by the next claim."""
+        until it has messages, for as many as that claim could have taken more;
+        it is read on (a task) until it ends, each message kept for the next
+        claims of the queue with the same lease and consumer (any other gives
+        them back without counting an attempt): a woken consumer has its
+        messages without another round trip. Lease expiries and due delayed
+        messages are found by the next claim."""
         wait = max(0.0, min(timeout, 0.1))
+        held = self._held.get(queue)
+        if held is not None and held.items:
+            return
         last = self._last_claim.get(queue)
-        if last is None or queue in self._ahead or wait < 0.01:
+        if last is None or wait < 0.01:
             await self._woken(queue, wait)
             return
-        sent = now_ms()
-        pull = asyncio.ensure_future(
-            self.jet.pull(self.names.stream(queue), CONSUMER, 1, wait=wait)
-        )
-
-        def keep(done: asyncio.Future[list[Msg]]) -> None:
-            self._draining.discard(done)
-            if not done.cancelled() and done.exception() is None and done.result():
-                msgs, *_ = self._ahead.pop(queue, ([],))
-                self._ahead[queue] = ([*msgs, *done.result()], sent, *last)
-
-        pull.add_done_callback(keep)
-        self._draining.add(pull)
+        lease_ms, consumer, want = last
+        if held is None or not held.active:
+            held = self._held[queue] = Held(lease_ms, consumer, now_ms())
+            held.task = asyncio.ensure_future(
+                self._read_held(queue, held, max(1, want), wait)
+            )
         # Cancelled (a worker stopping), the request is still read to its end by
         # the task, and what it brings is given back by the next claim or aclose.
-        await asyncio.shield(pull)
+        await held.arrived.wait()
+
+    async def _read_held(self, queue: str, held: Held, batch: int, wait: float) -> None:
+        try:
+            await self.jet.pull(
+                self.names.stream(queue), CONSUMER, batch, hold=wait, each=held.add
+            )
+        except Exception as exc:  # the next claim pulls, and raises, by itself
+            log.debug("a held pull request on %r failed: %s", queue, exc)
+        finally:
+            held.arrived.set()
 
     async def _woken(self, queue: str, wait: float) -> None:
         """Until a message is published to the queue, or ``wait`` seconds."""
