@@ -1,0 +1,142 @@
+"""Throughput of an ordinary queue, the same with message groups, and with
+priorities, on one backend, in one interleaved run.
+
+    python benchmarks/bench_order.py [--url URL] [--messages N] [--rounds R]
+
+Each round, for each workload, a fresh queue gets N no-op messages, then one
+``postroom worker`` process (handler concurrency 100) drains it; the figure is N
+over the time from the worker's start until the last ack (polled every 10 ms),
+worker start-up included, so compare the workloads with each other rather than
+with ``postroom bench``'s drain rate. Workloads:
+
+- ``plain``: no group, no priority (today's queue);
+- ``groups``: the messages spread over 100 groups (message i in group i % 100,
+  sent one by one: the groups interleave in the queue);
+- ``group-runs``: 100 groups again, each group's messages sent together (the
+  first N/100 in group 0, and so on): a claim walks past a whole run of its
+  group's waiting messages to find the next group's head;
+- ``priorities``: priorities 0 to 9 (message i has priority i % 10, sent one by
+  one).
+
+The send rate is of ``send_many`` calls of up to 500 messages where consecutive
+messages share their options, so it mostly counts calls for the workloads that
+send one by one.
+
+The workloads alternate within each round, so a change of the machine's load
+hits them alike; the table gives the median of the rounds and the 1-minute load
+average before and after. Without ``--url``: a temporary SQLite file. A backend
+without groups or priorities (``NotSupported``) has that workload skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import postroom
+
+APP = """
+import postroom
+
+app = postroom.App()
+
+for name in ("plain", "groups", "group-runs", "priorities"):
+    for rnd in range({rounds}):
+        @app.handler(f"{{name}}-{{rnd}}", concurrency=100)
+        async def noop(body: bytes) -> None:
+            pass
+"""
+
+# Message i's (group, priority) in each workload, sent in the order of i.
+WORKLOADS: dict[str, Callable[[int, int], tuple[str | None, int]]] = {
+    "plain": lambda i, n: (None, 0),
+    "groups": lambda i, n: (f"g{i % 100}", 0),
+    "group-runs": lambda i, n: (f"g{i * 100 // n}", 0),
+    "priorities": lambda i, n: (None, i % 10),
+}
+
+
+def fill(client: postroom.Client, queue: str, n: int, workload: str) -> float:
+    """Send ``n`` messages of ``workload`` to ``queue`` in the order of i, a
+    ``send_many`` per run of equal options (at most 500); return messages/s."""
+    order = WORKLOADS[workload]
+    runs: list[tuple[tuple[str | None, int], list[int]]] = []
+    for i in range(n):
+        key = order(i, n)
+        if runs and runs[-1][0] == key and len(runs[-1][1]) < 500:
+            runs[-1][1].append(i)
+        else:
+            runs.append((key, [i]))
+    started = time.perf_counter()
+    for (group, priority), bodies in runs:
+        client.send_many(queue, bodies, group=group, priority=priority)
+    return n / (time.perf_counter() - started)
+
+
+def drain(client: postroom.Client, url: str, folder: Path, queue: str, n: int) -> float:
+    """Start one worker process; return ``n`` over the time until all are acked."""
+    env = {**os.environ}
+    env.pop("POSTROOM_URL", None)
+    cmd = [sys.executable, "-m", "postroom", "worker", "order_app:app", "--url", url]
+    cmd += ["--processes", "1", "--queues", queue]
+    started = time.perf_counter()
+    worker = subprocess.Popen(cmd, cwd=folder, env=env, stderr=subprocess.DEVNULL)
+    try:
+        while client.counters([queue])[queue]["acked"] < n:
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"{queue}: not drained in 10 minutes")
+            time.sleep(0.01)
+        return n / (time.perf_counter() - started)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="backend URL (default: a temporary SQLite file)")
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="postroom-bench-order-") as tmp:
+        folder = Path(tmp)
+        (folder / "order_app.py").write_text(APP.format(rounds=args.rounds))
+        url = args.url or f"sqlite:///{folder}/bench.db"
+        load_before = os.getloadavg()[0]
+        sends: dict[str, list[float]] = {w: [] for w in WORKLOADS}
+        drains: dict[str, list[float]] = {w: [] for w in WORKLOADS}
+        with postroom.connect(url) as client:
+            for rnd in range(args.rounds):
+                for workload in WORKLOADS:
+                    queue = f"{workload}-{rnd}"
+                    try:
+                        sends[workload].append(
+                            fill(client, queue, args.messages, workload)
+                        )
+                    except postroom.NotSupported:
+                        continue
+                    drains[workload].append(
+                        drain(client, url, folder, queue, args.messages)
+                    )
+        load_after = os.getloadavg()[0]
+    print(f"{url.split(':')[0]}, {args.messages} messages, {args.rounds} rounds")
+    print(f"{'workload':<12} {'send_many msg/s':>16} {'drain msg/s':>12}")
+    for workload in WORKLOADS:
+        if not drains[workload]:
+            print(f"{workload:<12} {'not supported':>16}")
+            continue
+        send = statistics.median(sends[workload])
+        rate = statistics.median(drains[workload])
+        print(f"{workload:<12} {send:>16,.0f} {rate:>12,.0f}")
+    print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
+
+
+if __name__ == "__main__":
+    main()
