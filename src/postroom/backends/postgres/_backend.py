@@ -159,23 +159,30 @@ class PostgresBackend(PostgresBase):
             rows = await fetch(conn, self.sql, "ack", params)
         return _lost(deliveries, keys, rows)
 
+    async def _on_lease(
+        self, delivery: Delivery, name: str, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of statement ``name`` on the lease of ``delivery``; none back
+        means the lease was not held: ``LeaseLost`` (``QueueNotFound`` first)."""
+        async with self._conn() as conn:
+            rows = await fetch(conn, self.sql, name, params)
+            if not rows:
+                raise await lost(conn, self.sql, delivery.queue, delivery.id)
+        return rows
+
     @translated
     async def retry(
         self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
     ) -> None:
         params = _rerun_params(Rerun(delivery, delay_ms, entry))
-        async with self._conn() as conn:
-            if not await fetch(conn, self.sql, "retry", params):
-                raise await lost(conn, self.sql, delivery.queue, params["id"])
+        await self._on_lease(delivery, "retry", params)
 
     @translated
     async def dead_letter(
         self, delivery: Delivery, reason: str, entry: HistoryEntry
     ) -> None:
         params = _bury_params(Burial(delivery, reason, entry))
-        async with self._conn() as conn:
-            if not await fetch(conn, self.sql, "bury", params):
-                raise await lost(conn, self.sql, delivery.queue, delivery.id)
+        await self._on_lease(delivery, "bury", params)
 
     @translated
     async def release(self, deliveries: Sequence[Delivery]) -> None:
@@ -194,10 +201,7 @@ class PostgresBackend(PostgresBase):
     @translated
     async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
         params = {**_held(delivery), "due": now_ms() + lease_ms}
-        async with self._conn() as conn:
-            rows = await fetch(conn, self.sql, "extend", params)
-            if not rows:
-                raise await lost(conn, self.sql, delivery.queue, params["id"])
+        rows = await self._on_lease(delivery, "extend", params)
         return replace(delivery, lease_expires_at=from_ms(rows[0][0]))
 
 
