@@ -6,8 +6,6 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 import postroom
 from postroom.model.workers import WorkerInfo
 from tests.conftest import require_service
@@ -45,18 +43,26 @@ def test_workers_lists_heartbeats_for_admins(secured: Server) -> None:
         assert sender.get("/v1/workers").status_code == 403
 
 
-def test_workers_is_501_on_a_backend_without_a_registry(tmp_path: Path) -> None:
+def test_workers_on_rabbitmq_are_seen_by_every_process(tmp_path: Path) -> None:
+    """RabbitMQ keeps the registry in its live stream: the server (another
+    process) lists a worker this process registered, until it is deleted."""
     require_service("rabbitmq", "127.0.0.1", 5672)
     prefix = "w" + uuid.uuid4().hex[:12]
     url = f"amqp://guest:guest@127.0.0.1:5672/?prefix={prefix}"
     srv = start_server(tmp_path, url=url)
     try:
-        with srv.client() as http:
+        now = datetime.now(UTC)
+        info = WorkerInfo(
+            "host-r:1", "host-r", 7, ("jobs",), 4, 0, 3, 0, now, now, 30.0
+        )
+        with postroom.connect(url) as client, srv.client() as http:
+            client.put_worker(info)
             resp = http.get("/v1/workers")
-        assert resp.status_code == 501, resp.text
-        assert "keeps no worker registry" in resp.json()["detail"]
-        with postroom.connect(url) as client, pytest.raises(postroom.NotSupported):
-            client.workers()
+            assert resp.status_code == 200, resp.text
+            [seen] = resp.json()["workers"]
+            assert (seen["id"], seen["pid"], seen["handled"]) == ("host-r:1", 7, 3)
+            client.delete_worker("host-r:1")
+            assert http.get("/v1/workers").json()["workers"] == []
     finally:
         stop_server(srv)
         from tests.rabbitmq import delete_prefixes

@@ -330,6 +330,24 @@ class AdminMixin(LeaseCore):
             for t, c in sorted(self.state.topics.items())
         ]
 
+    # -- worker registry -----------------------------------------------------------
+
+    @translated
+    async def put_worker(self, worker_id: str, record: str, expires_ms: int) -> None:
+        """A heartbeat record in the live stream (read 30 s back by a process
+        that starts: a worker beating less often shows up at its next beat)."""
+        rec = {"t": "worker", "id": worker_id, "r": record, "x": expires_ms}
+        await self.streams.append(self.names.live, rec)
+
+    @translated
+    async def list_workers(self, now_ms: int) -> list[str]:
+        await self.streams.sync(meta=False)
+        return self.state.live_workers(now_ms)
+
+    @translated
+    async def delete_worker(self, worker_id: str) -> None:
+        await self.streams.append(self.names.live, {"t": "unworker", "id": worker_id})
+
     @translated
     async def sweep(self, queue: str) -> None:
         if queue not in self.state.policies:

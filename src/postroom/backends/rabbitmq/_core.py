@@ -45,7 +45,7 @@ Ack = Callable[[], Awaitable[None]]
 class RabbitCore(Backend):
     """Connection, lease bookkeeping and the queues of the RabbitMQ backend."""
 
-    capabilities = Capabilities(durable=True, cross_process=True)
+    capabilities = Capabilities(native_wakeups=True, worker_registry=True)
 
     def __init__(self, url: str) -> None:
         super().__init__(url)

@@ -3,7 +3,8 @@
 ``<prefix>.meta`` (kept for ever, read from its start) holds queue policies,
 subscriptions, topic and lifetime counters, handler durations, delay buckets in
 use and dead letters. ``<prefix>.dedup`` (read an hour back) holds dedup keys,
-``<prefix>.live`` (read 30 s back) each process's lease gauges. Every process
+``<prefix>.live`` (read 30 s back) each process's lease gauges and the worker
+registry's heartbeats. Every process
 applies each record in stream order, so every process reaches the same state; a
 decision that must be the same everywhere (which of two sends with one dedup key
 won, whether a queue existed) is read from the state after the deciding record
@@ -50,6 +51,7 @@ class State:
     dead: dict[str, dict[str, DeadLetter]] = field(default_factory=dict)
     dedup: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     gauges: dict[str, _Gauge] = field(default_factory=dict)
+    workers: dict[str, tuple[str, int]] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
 
     def apply(self, rec: dict[str, Any]) -> None:
@@ -85,6 +87,12 @@ class State:
             for g in _live(self, now, besides)
             for m in g.leased.get(queue, [])
         ]
+
+    def live_workers(self, now: int) -> list[str]:
+        """The worker records not expired at ``now`` (the expired are dropped)."""
+        for wid in [w for w, (_, until) in self.workers.items() if until <= now]:
+            del self.workers[wid]
+        return [record for record, _ in self.workers.values()]
 
 
 def _live(s: State, now: int, besides: str) -> list[_Gauge]:
@@ -188,6 +196,14 @@ def _gauge(s: State, rec: dict[str, Any]) -> None:
     )
 
 
+def _worker(s: State, rec: dict[str, Any]) -> None:
+    s.workers[rec["id"]] = (rec["r"], int(rec["x"]))
+
+
+def _unworker(s: State, rec: dict[str, Any]) -> None:
+    s.workers.pop(rec["id"], None)
+
+
 _HANDLERS: dict[str, Callable[[State, dict[str, Any]], None]] = {
     "policy": _policy,
     "drop": _drop,
@@ -201,4 +217,6 @@ _HANDLERS: dict[str, Callable[[State, dict[str, Any]], None]] = {
     "undead": _undead,
     "dedup": _dedup,
     "gauge": _gauge,
+    "worker": _worker,
+    "unworker": _unworker,
 }
