@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..model.errors import MissingDependency
+from ..model.errors import InvalidArgument, MissingDependency
 from ._common import PushAllow, Url, err_console, fail
 
 if TYPE_CHECKING:
     from ..server import Token
 
 __all__ = ["register"]
+
+# uvicorn's log levels.
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def _tokens(tokens_file: Path | None) -> list[Token]:
@@ -38,7 +41,7 @@ def _env_hosts() -> list[str]:
 def serve(
     url: Url = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
     tokens_file: Annotated[
         Path | None,
         typer.Option(
@@ -61,11 +64,19 @@ def serve(
         ),
     ] = None,
     max_body: Annotated[
-        int, typer.Option("--max-body", help="Largest request body in bytes.")
+        int,
+        typer.Option("--max-body", min=1, help="Largest request body in bytes."),
     ] = 256 * 1024,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn log level: " + ", ".join(_LOG_LEVELS) + ".")
+    ] = "info",
 ) -> None:
     """Serve the HTTP API, SQS-compatible endpoint, dashboard, /metrics, /healthz."""
+    if log_level.lower() not in _LOG_LEVELS:
+        raise InvalidArgument(
+            f"--log-level {log_level!r} is not a log level: use one of "
+            + ", ".join(_LOG_LEVELS)
+        )
     try:
         import uvicorn
 
@@ -94,7 +105,7 @@ def serve(
         app,
         host=host,
         port=port,
-        log_level=log_level,
+        log_level=log_level.lower(),
         timeout_graceful_shutdown=5,
         proxy_headers=False,
     )

@@ -16,7 +16,9 @@ from typing import Annotated
 import typer
 
 from ..client.core import AsyncClient
-from ..model.errors import ConfigurationError
+from ..model import arguments as check
+from ..model import validate
+from ..model.errors import ConfigurationError, InvalidArgument
 from ..runtime.app import App
 from ..runtime.egress import ALLOW_ENV, EgressPolicy
 from ..runtime.outcomes import JsonFormatter
@@ -36,6 +38,8 @@ _CHILD_CODE = "from postroom.cli import main; main()"
 # Most worker processes started when --processes is not given (one per CPU up to
 # this): beyond a few, processes mostly contend for the backend's locks.
 MAX_DEFAULT_PROCESSES = 8
+# Most worker processes --processes may ask for.
+MAX_PROCESSES = 256
 
 
 def default_processes(client: AsyncClient) -> int:
@@ -173,6 +177,7 @@ class _Supervisor:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.stopping = False
         self.forwarded: set[int] = set()
+        self.signalled: set[int] = set()
 
     def _start(self) -> subprocess.Popen[bytes]:
         # A session of its own: a terminal's Ctrl-C reaches the children only once,
@@ -185,6 +190,17 @@ class _Supervisor:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signum)
+                self.signalled.add(proc.pid)
+
+    def _start_all(self) -> None:
+        """Start the children one by one; a signal meanwhile stops the starting
+        and reaches every child started, the one being started included."""
+        while len(self.procs) < self.count and not self.stopping:
+            proc = self._start()
+            self.procs.append(proc)
+            if self.stopping and proc.pid not in self.signalled:
+                self.signalled.add(proc.pid)
+                proc.send_signal(max(self.forwarded))
 
     def _check(self, i: int) -> int | None:
         code = self.procs[i].poll()
@@ -202,7 +218,7 @@ class _Supervisor:
         """Start the children, watch them, return the exit code."""
         signal.signal(signal.SIGTERM, self._forward)
         signal.signal(signal.SIGINT, self._forward)
-        self.procs = [self._start() for _ in range(self.count)]
+        self._start_all()
         code = 0
         while not self.stopping:
             for i in range(len(self.procs)):
@@ -295,8 +311,16 @@ def worker(
     startup = StartupSignals.install()
     if push_allow:
         _export_push_allow(push_allow)
+    check.check_worker(concurrency, grace)  # in the parent: one error, not one each
+    if processes is not None:
+        validate.count(processes, "processes", 1, MAX_PROCESSES)
     app = load_app(target)  # also in the parent: a bad target fails once, early
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    if queues is not None and not names:
+        raise InvalidArgument(
+            f"--queues {queues!r} names no queue: give comma-separated queue names, "
+            "e.g. --queues images.resize,images.delete"
+        )
     select_handlers(app, names, allow_none=push)  # unknown queue names fail here
     client = AsyncClient(url or app.url)  # a malformed URL fails once, not per child
     if startup.stopping:
