@@ -28,12 +28,13 @@ from ...model.message import (
 )
 from ...model.settlement import Burial, Rerun, Settlement
 from .._common import lease_lost, new_token, parse_receipt
-from ..base import Capabilities
+from ..base import ORDERED, Capabilities
 from ._dead import DeadLettersMixin
 from ._inspect import RedisInspect
 from ._records import (
     deliveries_from,
     encode_message,
+    order_args,
 )
 from ._scripts import Call
 from ._settle import BURY, ack_calls, fail_calls, lost_of, receipt_args
@@ -52,7 +53,9 @@ _CLAIM_MAX = 1000
 class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
     """Queues, dead letters and topics in Redis or Valkey, one Lua script per step."""
 
-    capabilities = Capabilities(native_wakeups=True, worker_registry=True, samples=True)
+    capabilities = Capabilities(
+        native_wakeups=True, worker_registry=True, samples=True, **ORDERED
+    )
 
     # -- messages ------------------------------------------------------------------
 
@@ -122,6 +125,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
                 to_ms_dt(m.available_at),
                 to_ms_dt(m.enqueued_at),
                 m.dedup_key or "",
+                *order_args(m.priority, m.group),
                 encode_message(m),
             )
         return ("enqueue", self.script_keys(queue), args)
@@ -150,7 +154,13 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
     def _claimed(
         self, queue: str, reply: list[Any], token: str, consumer: str
     ) -> list[Delivery]:
-        """Deliveries of a claim reply; remember when the queue is next due."""
+        """Deliveries of a claim reply; remember when the queue is next due and
+        when its rate limit grants the next delivery."""
+        permit = int(reply[-1])
+        if permit >= 0:
+            self.permit_due_ms[queue] = permit
+        elif self.permit_due_ms:
+            self.permit_due_ms.pop(queue, None)
         if not reply[1]:
             self._due[queue] = int(reply[0])
             return []

@@ -8,7 +8,13 @@ from typing import Any
 from ...model.message import DeadLetter, now_ms
 from ...model.queries import DeadLetterQuery
 from ._base import RedisBase
-from ._records import as_text, dead_letter_from, rewrite_for_redrive
+from ._records import (
+    Redriven,
+    as_text,
+    dead_letter_from,
+    order_args,
+    rewrite_for_redrive,
+)
 from ._translate import translated
 
 __all__ = ["DeadLettersMixin"]
@@ -88,24 +94,23 @@ class DeadLettersMixin(RedisBase):
         # Another queue may live on another Cluster slot: copy, then remove. An
         # interruption in between leaves the message in both places (at least once).
         taken = await self.scripts.run("redrive", self.script_keys(queue), args)
-        payloads: list[tuple[str, bytes, int]] = []
-        for i in range(0, len(taken), 2):
-            payload, enqueued = rewrite_for_redrive(taken[i + 1], now)
-            payloads.append((taken[i].decode(), payload, enqueued))
+        payloads = {
+            taken[i].decode(): rewrite_for_redrive(taken[i + 1], now)
+            for i in range(0, len(taken), 2)
+        }
         if not payloads:
             return []
         await self._store_redriven(to, payloads, now)
         dropped = await self.scripts.run(
-            "redrive",
-            self.script_keys(queue),
-            [now, "drop", limit, *(p[0] for p in payloads)],
+            "redrive", self.script_keys(queue), [now, "drop", limit, *payloads]
         )
         return [m.decode() for m in dropped]
 
     async def _store_redriven(
-        self, to: str, payloads: list[tuple[str, bytes, int]], now: int
+        self, to: str, payloads: dict[str, Redriven], now: int
     ) -> None:
         args: list[Any] = [now, 0, "redrive"]
-        for mid, payload, enqueued in payloads:
-            args += (mid, now, enqueued, "", payload)
+        for mid, r in payloads.items():
+            args += (mid, now, r.enqueued_ms, "", *order_args(r.priority, r.group))
+            args.append(r.payload)
         await self.scripts.run("enqueue", self.script_keys(to), args)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from ...model.message import Message, QueuePolicy, QueueStats, now_ms
+from ...model.order import burst
 from ...model.stats import COUNTERS, DurationHistogram, duration_cells
 from . import _durations, _workers
 from ._base import RedisBase
@@ -31,8 +32,23 @@ class RedisInspect(RedisBase):
             pipe.set(self.key(queue, "policy"), data, nx=not replace)
             pipe.get(self.key(queue, "policy"))
             pipe.sadd(self.glob.queues, queue)
-            _, stored, _ = await pipe.execute()
-        return QueuePolicy.from_dict(json.loads(stored)) if stored else policy
+            if replace and policy.rate_limit is None:
+                pipe.delete(self.key(queue, "bucket"))
+            _, stored, *_ = await pipe.execute()
+        kept = QueuePolicy.from_dict(json.loads(stored)) if stored else policy
+        if kept.rate_limit is not None:
+            await self._keep_bucket(queue, kept.rate_limit)
+        return kept
+
+    async def _keep_bucket(self, queue: str, rate_limit: float) -> None:
+        """Give a rate-limited queue its token bucket (a new one is full, an
+        existing one keeps its tokens; claims cap them at the burst)."""
+        full = burst(rate_limit)
+        key = self.key(queue, "bucket")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"rate": repr(rate_limit), "burst": repr(full)})
+            pipe.hsetnx(key, "tokens", repr(full))
+            await pipe.execute()
 
     @translated
     async def get_policy(self, queue: str) -> QueuePolicy | None:

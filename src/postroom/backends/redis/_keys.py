@@ -31,6 +31,11 @@ QUEUE_KEY_KINDS = (
     "notify",  # list: wake-up tokens for blocked consumers
     "dedup",  # hash: dedup key -> "id|window end ms"
     "dedupx",  # zset: dedup key -> window end ms (garbage collection)
+    "pq",  # zset: id -> available_at ms - priority * 2^42 (priorities 1..9)
+    "ord",  # hash: id -> "priority|available_at|-" or "...|g<group>"
+    "gnext",  # hash: id -> the id sent next in its group
+    "gtail",  # hash: group -> the id sent last in it
+    "bucket",  # hash: rate, burst, tokens, at (a rate-limited queue's bucket)
 )
 
 _EXAMPLE = "redis://localhost:6379/0"

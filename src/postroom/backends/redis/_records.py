@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...model.message import (
     DeadLetter,
@@ -15,13 +15,24 @@ from ...model.message import (
 )
 
 __all__ = [
+    "Redriven",
     "as_text",
     "dead_letter_from",
     "decode_message",
     "deliveries_from",
     "encode_message",
+    "order_args",
     "rewrite_for_redrive",
 ]
+
+
+class Redriven(NamedTuple):
+    """A dead letter's payload rewritten for a redrive to another queue."""
+
+    payload: bytes
+    enqueued_ms: int
+    priority: int
+    group: str | None
 
 
 # One encoder for every payload (json.dumps with options builds one per call).
@@ -32,15 +43,20 @@ def encode_message(m: Message) -> bytes:
     """The stored payload: compact meta JSON, a newline, the raw body.
 
     JSON never contains a raw newline, so the first one ends the meta part. The
-    queue is not stored (it is the key's), nor are attempts (kept apart).
+    queue is not stored (it is the key's), nor are attempts (kept apart); a group
+    and a priority only when the message has them.
     """
-    meta = {
+    meta: dict[str, Any] = {
         "h": m.headers,
         "e": to_ms_dt(m.enqueued_at),
         "a": to_ms_dt(m.available_at),
         "k": m.dedup_key,
         "r": m.redrives,
     }
+    if m.group is not None:
+        meta["g"] = m.group
+    if m.priority:
+        meta["p"] = m.priority
     return _ENCODE(meta).encode() + b"\n" + m.body
 
 
@@ -58,17 +74,29 @@ def decode_message(mid: str, queue: str, payload: bytes, attempts: int) -> Messa
         attempts=attempts,
         dedup_key=meta.get("k"),
         redrives=int(meta.get("r") or 0),
+        group=meta.get("g"),
+        priority=int(meta.get("p") or 0),
     )
 
 
-def rewrite_for_redrive(payload: bytes, now: int) -> tuple[bytes, int]:
-    """The payload of a redriven copy (``redrives + 1``, visible ``now``) and its
-    enqueue time."""
+def rewrite_for_redrive(payload: bytes, now: int) -> Redriven:
+    """The payload of a redriven copy (``redrives + 1``, visible ``now``) with
+    its enqueue time, priority and group."""
     head, _, body = payload.partition(b"\n")
     meta = json.loads(head)
     meta["r"] = int(meta.get("r") or 0) + 1
     meta["a"] = now
-    return _ENCODE(meta).encode() + b"\n" + body, int(meta["e"])
+    return Redriven(
+        _ENCODE(meta).encode() + b"\n" + body,
+        int(meta["e"]),
+        int(meta.get("p") or 0),
+        meta.get("g"),
+    )
+
+
+def order_args(priority: int, group: str | None) -> tuple[int, str]:
+    """A message's priority and group as the enqueue script takes them."""
+    return priority, "-" if group is None else "g" + group
 
 
 def deliveries_from(

@@ -18,6 +18,9 @@ for i = 2, #ARGV, 2 do
   end
 end
 if #done > 0 then
+  if any_ordered() then
+    for _, id in ipairs(done) do leave(id) end
+  end
   each_slice('ZREM', K_LEASED, done)
   each_slice('ZREM', K_LIVE, done)
   forget(done)

@@ -1,6 +1,7 @@
 -- enqueue(now, dedup_window_ms, mode, [id, available_ms, enqueued_ms, dedup_key,
--- payload]...): store messages; returns one id per message (the first message's id
--- for a known dedup key). mode 'send' counts `sent`; mode 'redrive' is the second
+-- priority, group, payload]...): store messages; returns one id per message (the
+-- first message's id for a known dedup key). `group` is '-' for none, else 'g'
+-- and the group's name. mode 'send' counts `sent`; mode 'redrive' is the second
 -- step of a redrive to another queue. Either way an id already live is skipped, so
 -- a repeat (a send retried after its reply was lost) is harmless.
 -- Fails with NOQUEUE when the queue was never declared (or was deleted).
@@ -34,7 +35,7 @@ local function known_duplicate(key)
 end
 
 local out, added, swept = {}, 0, false
-for i = 4, #ARGV, 5 do
+for i = 4, #ARGV, 7 do
   local id, key = ARGV[i], ARGV[i + 3]
   local dup = nil
   if key ~= '' then
@@ -52,8 +53,10 @@ for i = 4, #ARGV, 5 do
   if dup then
     out[#out + 1] = dup
   else
-    redis.call('HSET', K_MSG, id, ARGV[i + 4])
-    redis.call('ZADD', K_QUEUED, ARGV[i + 1], id)
+    redis.call('HSET', K_MSG, id, ARGV[i + 6])
+    local group = nil
+    if ARGV[i + 5] ~= '-' then group = string.sub(ARGV[i + 5], 2) end
+    enter(id, tonumber(ARGV[i + 1]), tonumber(ARGV[i + 4]), group)
     redis.call('ZADD', K_LIVE, ARGV[i + 2], id)
     if mode == 'redrive' then
       redis.call('HDEL', K_ATT, id)

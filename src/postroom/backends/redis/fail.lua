@@ -14,7 +14,7 @@ for i = 2, #ARGV, 5 do
       bury(id, ARGV[i + 3], now)
     else
       unlease(id)
-      redis.call('ZADD', K_QUEUED, now + delay, id)
+      requeue(id, now + delay)
       retried = retried + 1
     end
   else

@@ -8,8 +8,86 @@ local K_LEASE, K_ATT, K_MSG, K_HIST = TAG .. ':lease', TAG .. ':att', TAG .. ':m
 local K_LIVE, K_DEAD, K_DINFO = TAG .. ':live', TAG .. ':dead', TAG .. ':dinfo'
 local K_COUNTERS, K_NOTIFY = TAG .. ':counters', TAG .. ':notify'
 local K_DEDUP, K_DEDUPX = TAG .. ':dedup', TAG .. ':dedupx'
+local K_PQ, K_ORD, K_BUCKET = TAG .. ':pq', TAG .. ':ord', TAG .. ':bucket'
+local K_GNEXT, K_GTAIL = TAG .. ':gnext', TAG .. ':gtail'
 local TOKEN_LEN = 16
 local MAX_WAKE = 16
+-- Messages of priority p (1..9) wait in K_PQ, not K_QUEUED, scored
+-- available_at - p * BAND: each priority has its own band of scores, the higher
+-- priorities lower. 2^42 ms is about 139 years, and 9 bands stay exact in a double.
+local BAND = 4398046511104
+
+-- Whether the queue holds messages with a priority or a group (their K_ORD
+-- entries); read once per call: plain queues skip the lookups below.
+local ordered_known = nil
+local function any_ordered()
+  if ordered_known == nil then ordered_known = redis.call('EXISTS', K_ORD) == 1 end
+  return ordered_known
+end
+
+-- The priority, send-time availability and group of a message with a priority or
+-- a group (K_ORD: "p|available_at|-" or "p|available_at|g<group>"); nil otherwise.
+local function order_of(id)
+  if not any_ordered() then return nil end
+  local v = redis.call('HGET', K_ORD, id)
+  if not v then return nil end
+  local bar = string.find(v, '|', 3, true)
+  local group = nil
+  if string.sub(v, bar + 1, bar + 1) == 'g' then group = string.sub(v, bar + 2) end
+  return tonumber(string.sub(v, 1, 1)), tonumber(string.sub(v, 3, bar - 1)), group
+end
+
+-- Make `id` (priority p) claimable from time `at` on.
+local function wait_in_line(id, at, p)
+  if p and p > 0 then
+    redis.call('ZADD', K_PQ, string.format('%d', at - p * BAND), id)
+  else
+    redis.call('ZADD', K_QUEUED, string.format('%d', at), id)
+  end
+end
+
+-- Make a message that was claimed claimable again from `at` on (its group, if
+-- any, is still its to lead).
+local function requeue(id, at)
+  wait_in_line(id, at, order_of(id))
+end
+
+-- A new message (or a redriven one) joins the queue, available from `at`: a
+-- grouped one joins the end of its group and waits in line only at its head.
+local function enter(id, at, p, group)
+  if p > 0 or group then
+    local kind = '-'
+    if group then kind = 'g' .. group end
+    redis.call('HSET', K_ORD, id, string.format('%d|%d|', p, at) .. kind)
+    ordered_known = true
+  end
+  if group then
+    local tail = redis.call('HGET', K_GTAIL, group)
+    redis.call('HSET', K_GTAIL, group, id)
+    if tail then
+      redis.call('HSET', K_GNEXT, tail, id)
+      return
+    end
+  end
+  wait_in_line(id, at, p)
+end
+
+-- A message leaves the queue for good (acked or dead): the next of its group, if
+-- any, waits in line from its own available time on.
+local function leave(id)
+  if not any_ordered() then return end
+  local _, _, group = order_of(id)
+  redis.call('HDEL', K_ORD, id)
+  if not group then return end
+  local nxt = redis.call('HGET', K_GNEXT, id)
+  if nxt then
+    redis.call('HDEL', K_GNEXT, id)
+    local np, navail = order_of(nxt)
+    wait_in_line(nxt, navail, np)
+  elseif redis.call('HGET', K_GTAIL, group) == id then
+    redis.call('HDEL', K_GTAIL, group)
+  end
+end
 
 -- Wake up to n consumers blocked on the notification list (bounded, never grows).
 local function notify(n)
@@ -48,6 +126,10 @@ end
 local function bury(id, reason, now)
   unlease(id)
   redis.call('ZREM', K_QUEUED, id)
+  if any_ordered() then
+    redis.call('ZREM', K_PQ, id)
+    leave(id)
+  end
   redis.call('ZREM', K_LIVE, id)
   redis.call('ZADD', K_DEAD, now, id)
   redis.call('HSET', K_DINFO, id, reason)
@@ -84,7 +166,7 @@ local function sweep(now, budget)
       bury(id, 'lease_expired', now)
     else
       unlease(id)
-      redis.call('ZADD', K_QUEUED, now, id)
+      requeue(id, now)
       revived = revived + 1
     end
   end
@@ -96,6 +178,16 @@ local function next_due()
   local due = -1
   local q = redis.call('ZRANGE', K_QUEUED, 0, 0, 'WITHSCORES')
   if #q > 0 then due = tonumber(q[2]) end
+  if redis.call('EXISTS', K_PQ) == 1 then
+    for p = 9, 1, -1 do
+      local f = redis.call('ZRANGEBYSCORE', K_PQ, string.format('%d', -p * BAND),
+        string.format('(%d', (1 - p) * BAND), 'WITHSCORES', 'LIMIT', 0, 1)
+      if #f > 0 then
+        local at = tonumber(f[2]) + p * BAND
+        if due < 0 or at < due then due = at end
+      end
+    end
+  end
   local l = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
   if #l > 0 and (due < 0 or tonumber(l[2]) < due) then due = tonumber(l[2]) end
   return due

@@ -1,6 +1,7 @@
 -- redrive(now, mode, limit, ids...): one redrive step on the source queue.
 --   'here': atomically move dead letters back onto this same queue: attempts reset,
---           redrives + 1, visible now, history cleared. Returns the moved ids.
+--           redrives + 1, visible now (at the end of their group), history
+--           cleared. Returns the moved ids.
 --   'take': read dead letters for a move to another queue: {id, payload, ...}.
 --   'drop': after they were stored on the target, remove those still dead here.
 -- Without ids, the oldest `limit` dead letters are taken.
@@ -31,7 +32,9 @@ for _, id in ipairs(ids) do
         meta.a = now
         redis.call('HSET', K_MSG, id, cjson.encode(meta) .. string.sub(payload, nl))
         redis.call('HSET', K_ATT, id, 0)
-        redis.call('ZADD', K_QUEUED, now, id)
+        local group = meta.g
+        if type(group) ~= 'string' then group = nil end
+        enter(id, now, tonumber(meta.p or 0), group)
         redis.call('ZADD', K_LIVE, meta.e, id)
       else
         redis.call('HDEL', K_MSG, id)

@@ -6,7 +6,7 @@ for i = 2, #ARGV, 2 do
   local id = ARGV[i]
   if holds(id, ARGV[i + 1]) then
     unlease(id)
-    redis.call('ZADD', K_QUEUED, now, id)
+    requeue(id, now)
     if redis.call('HINCRBY', K_ATT, id, -1) < 0 then redis.call('HSET', K_ATT, id, 0) end
     n = n + 1
   end
