@@ -225,6 +225,24 @@ def test_dlq_redrive_with_nothing_dead_asks_nothing(url: str) -> None:
     assert "no dead letters" in ok(["dlq", "redrive", "--url", url, "jobs"])
 
 
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--rate", "-1"], "rate must be above 0"),
+        (["--rate", "0"], "rate must be above 0"),
+        (["--to", ""], "to '' is empty"),
+    ],
+)
+def test_dlq_redrive_refuses_a_bad_option_with_nothing_dead(
+    url: str, option: list[str], expected: str
+) -> None:
+    ok(["send", "--url", url, "jobs", "{}"])
+    result = run_cli(["dlq", "redrive", "--url", url, "jobs", "--yes", *option])
+    assert result.code == 1
+    assert expected in result.err
+    assert "Traceback" not in result.stderr
+
+
 def test_destructive_commands_refuse_without_yes(
     url: str, client: postroom.Client
 ) -> None:

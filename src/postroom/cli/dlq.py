@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..client.sync import Client
+from ..model import arguments as check
 from ..model.codec import body_to_json
 from ..model.message import DEAD_REASONS, DeadLetter, ErrorInfo, Message
 from ._bodies import dead_letter_json
@@ -208,6 +209,8 @@ def dlq_redrive(
 ) -> None:
     """Move dead letters of QUEUE back to it (or to --to) to be processed again."""
     id_list = _split_ids(ids) if ids is not None else None
+    # before anything is counted: a bad option fails even with nothing to move
+    check.check_redrive(queue, id_list, to, limit, rate, dry_run)
     target = to or queue
     with open_client(url) as client:
         if dry_run:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError
+from .errors import InvalidArgument
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -98,29 +98,28 @@ def verify_signature(
     return any([hmac.compare_digest(expected, d) for d in digests])
 
 
-def validate_endpoint(url: str) -> str:
+def validate_endpoint(url: str, arg: str = "push_endpoint") -> str:
     """Check a push endpoint is an absolute http(s) URL; return it.
 
-    Raises :class:`~postroom.ConfigurationError` saying what is wrong otherwise.
+    Raises :class:`~postroom.InvalidArgument` naming ``arg`` and saying what is
+    wrong otherwise.
     """
     if not isinstance(url, str) or not url.strip():
-        raise ConfigurationError("push endpoint must be a non-empty http(s) URL")
+        raise InvalidArgument(f"{arg} must be a non-empty http(s) URL")
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise ConfigurationError(
-            f"push endpoint {url!r} contains whitespace or control characters"
+        raise InvalidArgument(
+            f"{arg} {url!r} contains whitespace or control characters"
         )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise ConfigurationError(
-            f"push endpoint {url!r} is not a valid URL: {exc}"
-        ) from exc
+        raise InvalidArgument(f"{arg} {url!r} is not a valid URL: {exc}") from exc
     if parts.scheme not in ("http", "https"):
-        raise ConfigurationError(
-            f"push endpoint {url!r} must be an http:// or https:// URL, "
+        raise InvalidArgument(
+            f"{arg} {url!r} must be an http:// or https:// URL, "
             "e.g. https://example.com/hooks/postroom"
         )
     if not parts.hostname:
-        raise ConfigurationError(f"push endpoint {url!r} has no host name")
+        raise InvalidArgument(f"{arg} {url!r} has no host name")
     return url

@@ -179,7 +179,7 @@ def test_create_subscription_is_idempotent_and_keeps_the_secret(
     "endpoint", ["ftp://example.com/x", "example.com/hook", "http://", "file:///etc"]
 )
 def test_push_endpoint_must_be_http(client: Client, endpoint: str) -> None:
-    with pytest.raises(postroom.ConfigurationError, match="push endpoint"):
+    with pytest.raises(postroom.InvalidArgument, match="push_endpoint"):
         client.create_subscription("t", "bad", push_endpoint=endpoint)
     assert client.subscriptions("t") == []
 
