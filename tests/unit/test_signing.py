@@ -6,6 +6,8 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import postroom
 from postroom.model.signing import (
@@ -138,3 +140,27 @@ def test_documented_test_vector() -> None:
     assert sign("whsec_example", 1764198001, b'{"image":"cat.png"}') == (
         "4322208b638628a2e795b2c5bcd3f733efd988b838969b96246e2f4dcae1bbd2"
     )
+
+
+NOW = 1_764_198_001
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"t={NOW},v1=\u00e9\u00e9",  # non-ASCII digest (headers decode as Latin-1)
+        f"t={NOW},v1=\ud800",  # a lone surrogate
+        f"t={10**400},v1=ab",  # a timestamp no float holds
+        f"t=-{10**400},v1=ab",
+    ],
+)
+def test_verify_signature_refuses_a_hostile_header(value: str) -> None:
+    headers = {"Postroom-Signature": value}
+    assert postroom.verify_signature("s", headers, b"x", now=NOW) is False
+
+
+@given(st.text(max_size=200))
+def test_verify_signature_answers_false_for_any_header_text(value: str) -> None:
+    headers = {"Postroom-Signature": f"t={NOW},v1={value}"}
+    assert postroom.verify_signature("s", headers, b"x", now=NOW) is False
+    assert postroom.verify_signature("s", {"Postroom-Signature": value}, b"x") is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,22 @@ def test_worker_and_handler_options_are_checked() -> None:
             postroom.Worker(app, grace=grace)
     with pytest.raises(InvalidArgument, match="concurrency"):
         postroom.Worker(app, concurrency=10**9)
+
+
+@pytest.mark.parametrize("url", [5, b"sqlite:///x.db", ["memory://"]])
+def test_a_url_that_is_not_a_string_is_an_invalid_argument(url: Any) -> None:
+    import postroom
+
+    for build in (postroom.connect, postroom.connect_async, postroom.App):
+        with pytest.raises(InvalidArgument, match="url must be a string"):
+            build(url)
+
+
+def test_a_handler_that_is_not_a_function_is_an_invalid_argument() -> None:
+    import postroom
+
+    app = postroom.App("memory://")
+    not_a_function: Any = 5
+    with pytest.raises(InvalidArgument, match="a handler must be a function"):
+        app.handler("jobs")(not_a_function)
+    assert app.handlers == {}

@@ -91,11 +91,14 @@ def verify_signature(
     if timestamp is None or not digests:
         return False
     current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance:
+    # compared, not subtracted: a huge timestamp would overflow a float
+    if not current - tolerance <= timestamp <= current + tolerance:
         return False
-    expected = sign(secret, timestamp, bytes(body))
+    expected = sign(secret, timestamp, bytes(body)).encode()
+    # as bytes: a hostile digest may hold any character (str needs ASCII)
+    candidates = [d.encode("utf-8", "surrogatepass") for d in digests]
     # compare every candidate (no early exit) so timing says nothing about which
-    return any([hmac.compare_digest(expected, d) for d in digests])
+    return any([hmac.compare_digest(expected, d) for d in candidates])
 
 
 def validate_endpoint(url: str, arg: str = "push_endpoint") -> str:

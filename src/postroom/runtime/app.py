@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from ..client.config import resolve_url
 from ..model import arguments as check
-from ..model.errors import ConfigurationError
+from ..model.errors import ConfigurationError, InvalidArgument
 from ..model.names import subscription_queue_name
 from ..model.retry import seconds
 from ..model.schedule import Schedule, make_schedule
@@ -162,6 +162,11 @@ class App:
         subscription: str | None = None,
     ) -> Handler[B, R]:
         """Register ``func`` as the handler of ``queue``; its typed :class:`Handler`."""
+        if not callable(func):
+            raise InvalidArgument(
+                f"a handler must be a function (def or async def), got a "
+                f"{type(func).__name__}: decorate it with @app.handler({queue!r})"
+            )
         body_type = _body_type(func)
         self._register(
             HandlerSpec(
