@@ -13,7 +13,7 @@ from ...model.errors import QueueNotFound
 from ...model.message import DeadLetter, Message, QueueStats, Subscription, now_ms
 from ...model.queries import DeadLetterQuery
 from ...model.stats import COUNTERS, TopicInfo
-from ._ops import Conn, Sql, expire, fetch, require_queue, run
+from ._ops import Conn, Sql, expire, fetch, fetch_grouped, require_queue, run
 from ._records import dead_from_row, message_columns
 
 __all__ = [
@@ -102,14 +102,15 @@ async def redrive(
             "ids": None if ids is None else list(ids),
             "limit": limit if ids is None else None,
         }
-        found = [r[0] for r in await fetch(conn, sql, "redrive_pick", args)]
+        picked = dict(await fetch(conn, sql, "redrive_pick", args))
+        found = list(picked)
         if ids is not None:
-            present = set(found)
-            found = [mid for mid in dict.fromkeys(ids) if mid in present]
+            found = [mid for mid in dict.fromkeys(ids) if mid in picked]
         moved = found[:limit]
         if moved:
             params = {"queue": queue, "ids": moved, "to": to, "now": now_ms()}
-            await fetch(conn, sql, "redrive_move", params)
+            groups = [(to, picked[mid]) for mid in moved]
+            await fetch_grouped(conn, sql, ("redrive_move", params, groups))
     return moved
 
 

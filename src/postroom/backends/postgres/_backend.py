@@ -26,11 +26,19 @@ from ...model.message import (
 )
 from ...model.settlement import Burial, Rerun, Settlement
 from .._common import make_receipt, new_token, parse_receipt
-from ..base import Capabilities
+from ..base import ORDERED, Capabilities
 from . import _outbox, _send
 from ._base import PostgresBase
 from ._conn import translated
-from ._ops import Conn, expire, fetch, lost
+from ._ops import (
+    Conn,
+    Grouped,
+    execute_grouped,
+    expire,
+    fetch,
+    fetch_grouped,
+    lost,
+)
 from ._records import dumps, message_from_row
 
 __all__ = ["PostgresBackend"]
@@ -44,6 +52,7 @@ class PostgresBackend(PostgresBase):
         transactional_send=True,
         worker_registry=True,
         samples=True,
+        **ORDERED,
     )
 
     # -- sending -------------------------------------------------------------------
@@ -91,8 +100,13 @@ class PostgresBackend(PostgresBase):
                 await expire(conn, self.sql, queue, params["now"], max_attempts)
                 again = {**params, "resolved": True}
                 rows = await fetch(conn, self.sql, "claim", again)
-        rows = [r[2:] for r in rows if r[2] is not None]
-        rows.sort(key=lambda r: r[0])
+        permit = rows[0][2]
+        if permit is not None:
+            self.permit_due_ms[queue] = permit
+        elif self.permit_due_ms:
+            self.permit_due_ms.pop(queue, None)
+        rows = [r[3:] for r in rows if r[3] is not None]
+        rows.sort(key=_delivery_order)
         token, consumer = params["token"], params["consumer"]
         expires = from_ms(params["until"])
         return [
@@ -107,20 +121,18 @@ class PostgresBackend(PostgresBase):
         writes commit whatever the claim finds)."""
         c = batch.claim
         keys, ack_params = _ack_params(batch.acks)
-        writes: list[tuple[str, dict[str, Any]]] = [("ack", ack_params)]
-        writes += [("retry", _rerun_params(r)) for r in batch.reruns]
-        writes += [("bury", _bury_params(b)) for b in batch.burials]
+        writes: list[Grouped] = [("ack", ack_params, _groups(batch.acks))]
+        writes += [("retry", _rerun_params(r), []) for r in batch.reruns]
+        writes += [
+            ("bury", _bury_params(b), _groups([b.delivery])) for b in batch.burials
+        ]
         params: dict[str, Any] = {}
         if c is not None:
             params = _claim_params(c.queue, c.max_messages, c.lease_ms, c.consumer)
-            writes.append(("claim", params))
-        channel = {"channel": self.sql.channel}
+            writes.append(("claim", params, []))
         async with self._conn() as conn:
             async with conn.pipeline():
-                curs = [
-                    await conn.execute(self.sql[name], {**channel, **p})
-                    for name, p in writes
-                ]
+                curs = [await execute_grouped(conn, self.sql, w) for w in writes]
             lost = _lost(batch.acks, keys, await curs[0].fetchall())
             failed = [r.delivery for r in batch.reruns]
             failed += [b.delivery for b in batch.burials]
@@ -156,16 +168,25 @@ class PostgresBackend(PostgresBase):
             return []
         keys, params = _ack_params(deliveries)
         async with self._conn() as conn:
-            rows = await fetch(conn, self.sql, "ack", params)
+            rows = await fetch_grouped(
+                conn, self.sql, ("ack", params, _groups(deliveries))
+            )
         return _lost(deliveries, keys, rows)
 
     async def _on_lease(
-        self, delivery: Delivery, name: str, params: dict[str, Any]
+        self,
+        delivery: Delivery,
+        name: str,
+        params: dict[str, Any],
+        *,
+        grouped: bool = False,
     ) -> list[tuple[Any, ...]]:
-        """The rows of statement ``name`` on the lease of ``delivery``; none back
-        means the lease was not held: ``LeaseLost`` (``QueueNotFound`` first)."""
+        """The rows of statement ``name`` on the lease of ``delivery`` (``grouped``:
+        a statement that may change its group); none back means the lease was not
+        held: ``LeaseLost`` (``QueueNotFound`` first)."""
+        groups = _groups([delivery]) if grouped else []
         async with self._conn() as conn:
-            rows = await fetch(conn, self.sql, name, params)
+            rows = await fetch_grouped(conn, self.sql, (name, params, groups))
             if not rows:
                 raise await lost(conn, self.sql, delivery.queue, delivery.id)
         return rows
@@ -182,7 +203,7 @@ class PostgresBackend(PostgresBase):
         self, delivery: Delivery, reason: str, entry: HistoryEntry
     ) -> None:
         params = _bury_params(Burial(delivery, reason, entry))
-        await self._on_lease(delivery, "bury", params)
+        await self._on_lease(delivery, "bury", params, grouped=True)
 
     @translated
     async def release(self, deliveries: Sequence[Delivery]) -> None:
@@ -245,6 +266,16 @@ def _bury_params(b: Burial) -> dict[str, Any]:
     }
 
 
+def _delivery_order(row: tuple[Any, ...]) -> tuple[int, int]:
+    """A claimed row's place in the claim's answer: priority, then send order."""
+    return -row[11], row[0]
+
+
+def _groups(deliveries: Sequence[Delivery]) -> list[tuple[str, str | None]]:
+    """The (queue, group) of each delivery."""
+    return [(d.queue, d.message.group) for d in deliveries]
+
+
 def _ack_params(
     deliveries: Sequence[Delivery],
 ) -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
@@ -263,7 +294,7 @@ def _lost(
     rows: list[tuple[Any, ...]],
 ) -> list[Delivery]:
     """The deliveries an ack did not delete (its rows are the deleted ones)."""
-    gone = Counter((q, mid) for q, mid in rows)
+    gone = Counter((r[0], r[1]) for r in rows)
     lost_ones: list[Delivery] = []
     for d, (q, mid, _) in zip(deliveries, keys, strict=True):
         if gone[q, mid] > 0:

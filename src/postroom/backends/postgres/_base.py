@@ -19,6 +19,7 @@ from ...model.message import (
     Subscription,
     now_ms,
 )
+from ...model.order import burst
 from ...model.queries import DeadLetterQuery
 from ...model.stats import DurationHistogram, TopicInfo, duration_cells
 from ..base import Backend
@@ -101,10 +102,13 @@ class PostgresBase(Backend):
     async def declare_queue(
         self, queue: str, policy: QueuePolicy, *, replace: bool = True
     ) -> QueuePolicy:
+        rate = policy.rate_limit
         params = {
             "queue": queue,
             "policy": Jsonb(policy.to_dict()),
             "max_attempts": policy.max_attempts,
+            "rate": rate,
+            "burst": None if rate is None else burst(rate),
         }
         async with self._conn() as conn:
             name = "upsert_queue" if replace else "insert_queue"

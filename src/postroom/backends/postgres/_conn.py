@@ -123,7 +123,7 @@ async def init_schema(
             f"{version // 10000}.{version % 10000}: upgrade it"
         )
     ready = queries["schema_ready"]
-    table = {"table": f'"{schema}".samples'}  # the schema's last table
+    table = {"table": f'"{schema}".rates'}  # the schema's last table
     row = await (await conn.execute(ready, table)).fetchone()
     if row is not None and row[0]:
         return

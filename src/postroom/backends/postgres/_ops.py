@@ -6,6 +6,7 @@ statement is its own transaction) and the backend's :class:`Sql`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +16,24 @@ from ...model.errors import QueueNotFound
 from .._common import lease_expired_entry
 from ._records import dumps, lease_lost
 
-__all__ = ["Conn", "Sql", "expire", "fetch", "lost", "require_queue", "run"]
+__all__ = [
+    "Conn",
+    "Grouped",
+    "Sql",
+    "execute_grouped",
+    "expire",
+    "fetch",
+    "fetch_grouped",
+    "lost",
+    "require_queue",
+    "run",
+]
 
 Conn = psycopg.AsyncConnection[Any]
+Cursor = psycopg.AsyncCursor[Any]
+# A statement that changes messages of groups: its name, its parameters and the
+# (queue, group) of each message it changes (group None: none).
+Grouped = tuple[str, dict[str, Any], Sequence[tuple[str, str | None]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +52,38 @@ async def fetch(
 ) -> list[tuple[Any, ...]]:
     """Run query ``name``; return its rows."""
     cur = await conn.execute(sql[name], {"channel": sql.channel, **params})
+    return await cur.fetchall()
+
+
+async def execute_grouped(conn: Conn, sql: Sql, call: Grouped) -> Cursor:
+    """Execute a send, ack, dead letter or redrive: ``(query name, params, the
+    (queue, group) of each message it changes)``. With groups, in a transaction
+    that locks them first (so that it sees every change made to them before) and
+    then unblocks their heads (see ``unblock_heads`` in queries.sql). Returns the
+    query's cursor: in a pipeline, its rows come once the pipeline is synced."""
+    name, params, groups = call
+    pairs = dict.fromkeys((q, g) for q, g in groups if g is not None)
+    full = {"channel": sql.channel, **params}
+    if not pairs:
+        return await conn.execute(sql[name], full)
+    locks = {
+        "channel": sql.channel,
+        "queues": [q for q, _ in pairs],
+        "groups": [g for _, g in pairs],
+    }
+    async with conn.transaction():
+        await conn.execute(sql["group_locks"], locks)
+        cur = await conn.execute(sql[name], full)
+        await conn.execute(sql["unblock_heads"], locks)
+    return cur
+
+
+async def fetch_grouped(conn: Conn, sql: Sql, call: Grouped) -> list[tuple[Any, ...]]:
+    """:func:`execute_grouped` in one round trip; the query's rows."""
+    if all(g is None for _, g in call[2]):
+        return await fetch(conn, sql, call[0], call[1])
+    async with conn.pipeline():
+        cur = await execute_grouped(conn, sql, call)
     return await cur.fetchall()
 
 
@@ -63,11 +111,14 @@ async def expire(conn: Conn, sql: Sql, queue: str, now: int, max_attempts: int) 
     rows = await fetch(conn, sql, "expired", {"queue": queue, "now": now})
     requeue: tuple[list[str], list[str]] = ([], [])
     bury: tuple[list[str], list[str]] = ([], [])
-    for mid, attempts, consumer in rows:
+    groups: list[tuple[str, str | None]] = []
+    for mid, attempts, consumer, group in rows:
         entry = dumps(lease_expired_entry(now, consumer).to_dict())
         target = bury if attempts >= max_attempts else requeue
         target[0].append(mid)
         target[1].append(entry)
+        if target is bury:
+            groups.append((queue, group))
     base = {"queue": queue, "now": now}
     if requeue[0]:
         await fetch(
@@ -77,15 +128,11 @@ async def expire(conn: Conn, sql: Sql, queue: str, now: int, max_attempts: int) 
             {**base, "ids": requeue[0], "entries": requeue[1]},
         )
     if bury[0]:
-        await fetch(
-            conn,
-            sql,
-            "bury",
-            {
-                **base,
-                "ids": bury[0],
-                "entries": bury[1],
-                "token": None,
-                "reason": "lease_expired",
-            },
-        )
+        params = {
+            **base,
+            "ids": bury[0],
+            "entries": bury[1],
+            "token": None,
+            "reason": "lease_expired",
+        }
+        await fetch_grouped(conn, sql, ("bury", params, groups))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ __all__ = [
     "lease_lost",
     "message_columns",
     "message_from_row",
+    "order_columns",
+    "ordered",
     "to_ms",
 ]
 
@@ -67,12 +70,31 @@ def message_columns(messages: Sequence[Message]) -> dict[str, list[Any]]:
     return cols
 
 
-def message_from_row(row: Sequence[Any]) -> Message:
-    """A Message from a ``messages`` row (see ``_common.message_from_row``)."""
-    return _common.message_from_row(row, dict(row[4]))
+def ordered(messages: Sequence[Message]) -> bool:
+    """Whether some of ``messages`` has a group or a priority."""
+    return any(m.group is not None or m.priority for m in messages)
+
+
+def order_columns(messages: Sequence[Message]) -> dict[str, list[Any]]:
+    """The group and priority arrays that ``enqueue_ordered`` unnests."""
+    return {
+        "groups": [m.group for m in messages],
+        "priorities": [m.priority for m in messages],
+    }
+
+
+def message_from_row(row: Sequence[Any], order_at: int = 10) -> Message:
+    """A Message from a ``messages`` row (see ``_common.message_from_row``) whose
+    group and priority are at ``order_at`` and the next column."""
+    message = _common.message_from_row(row, dict(row[4]))
+    group, priority = row[order_at], row[order_at + 1]
+    if group is None and not priority:
+        return message
+    return replace(message, group=group, priority=priority)
 
 
 def dead_from_row(row: Sequence[Any]) -> DeadLetter:
-    """A DeadLetter from a ``dead_letters`` row (see ``_common.dead_from_row``)."""
-    message = message_from_row(row)
+    """A DeadLetter from a ``dead_letters`` row (see ``_common.dead_from_row``;
+    group and priority last)."""
+    message = message_from_row(row, order_at=14)
     return _common.dead_from_row(row, message, row[11], row[12])

@@ -7,8 +7,8 @@ from typing import Any
 
 from ...model.errors import QueueNotFound
 from ...model.message import Message, now_ms
-from ._ops import Conn, Sql, fetch, require_queue, run
-from ._records import message_columns
+from ._ops import Conn, Sql, fetch, fetch_grouped, require_queue, run
+from ._records import message_columns, order_columns, ordered
 
 __all__ = ["enqueue_dedup", "insert"]
 
@@ -16,9 +16,16 @@ _PRUNE_EVERY_MS = 60_000
 
 
 async def insert(conn: Conn, sql: Sql, queue: str, messages: Sequence[Message]) -> None:
-    """Store ``messages`` on ``queue`` in one statement, count and announce them."""
+    """Store ``messages`` on ``queue`` in one statement, count and announce them
+    (with groups, after locking them: one transaction)."""
     params = {**message_columns(messages), "queue": queue, "n": len(messages)}
-    if not await fetch(conn, sql, "enqueue", params):
+    if ordered(messages):
+        params.update(order_columns(messages))
+        groups = [(queue, m.group) for m in messages]
+        rows = await fetch_grouped(conn, sql, ("enqueue_ordered", params, groups))
+    else:
+        rows = await fetch(conn, sql, "enqueue", params)
+    if not rows:
         raise QueueNotFound(queue)
 
 

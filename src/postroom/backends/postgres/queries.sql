@@ -37,10 +37,24 @@ CREATE TABLE IF NOT EXISTS {schema}.messages (
     token text,
     consumer text NOT NULL DEFAULT '',
     history jsonb NOT NULL DEFAULT '[]',
+    grp text,
+    priority smallint NOT NULL DEFAULT 0,
+    blocked boolean NOT NULL DEFAULT false,
     PRIMARY KEY (queue, id)
 );
-CREATE INDEX IF NOT EXISTS messages_visible
-    ON {schema}.messages (queue, due, seq) WHERE token IS NULL;
+-- A schema made before groups and priorities gets their columns: a message of a
+-- group is "blocked" while another message of its group was sent before it.
+ALTER TABLE {schema}.messages ADD COLUMN IF NOT EXISTS grp text;
+ALTER TABLE {schema}.messages
+    ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 0;
+ALTER TABLE {schema}.messages
+    ADD COLUMN IF NOT EXISTS blocked boolean NOT NULL DEFAULT false;
+DROP INDEX IF EXISTS {schema}.messages_visible;
+CREATE INDEX IF NOT EXISTS messages_ready
+    ON {schema}.messages (queue, priority DESC, due, seq)
+    WHERE token IS NULL AND NOT blocked;
+CREATE INDEX IF NOT EXISTS messages_group
+    ON {schema}.messages (queue, grp, seq) WHERE grp IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_leased
     ON {schema}.messages (queue, due) WHERE token IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_order ON {schema}.messages (queue, seq);
@@ -59,8 +73,12 @@ CREATE TABLE IF NOT EXISTS {schema}.dead (
     error jsonb,
     history jsonb NOT NULL,
     dead_at bigint NOT NULL,
+    grp text,
+    priority smallint NOT NULL DEFAULT 0,
     PRIMARY KEY (queue, id)
 );
+ALTER TABLE {schema}.dead ADD COLUMN IF NOT EXISTS grp text;
+ALTER TABLE {schema}.dead ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS dead_order ON {schema}.dead (queue, seq);
 CREATE TABLE IF NOT EXISTS {schema}.dedup (
     queue text NOT NULL,
@@ -96,6 +114,14 @@ CREATE TABLE IF NOT EXISTS {schema}.samples (
     record text NOT NULL,
     expires_at bigint NOT NULL
 );
+-- The token bucket of each rate-limited queue: `tokens` left at time `at`.
+CREATE TABLE IF NOT EXISTS {schema}.rates (
+    queue text PRIMARY KEY,
+    rate double precision NOT NULL,
+    burst double precision NOT NULL,
+    tokens double precision NOT NULL,
+    at bigint NOT NULL
+);
 
 -- name: schema_ready
 -- Whether the last table of the schema exists (the schema is created in one
@@ -109,12 +135,26 @@ SELECT pg_advisory_xact_lock(hashtext(%(key)s));
 SELECT policy, max_attempts FROM {schema}.queues WHERE name = %(queue)s;
 
 -- name: upsert_queue
--- Create a queue or replace its policy, keeping its counters.
-INSERT INTO {schema}.queues (name, policy, max_attempts)
-VALUES (%(queue)s, %(policy)s, %(max_attempts)s)
-ON CONFLICT (name) DO UPDATE
-SET policy = excluded.policy, max_attempts = excluded.max_attempts
-RETURNING policy;
+-- Create a queue or replace its policy, keeping its counters; a rate limit gets
+-- (or keeps) a token bucket, full when new.
+WITH q AS (
+    INSERT INTO {schema}.queues (name, policy, max_attempts)
+    VALUES (%(queue)s, %(policy)s, %(max_attempts)s)
+    ON CONFLICT (name) DO UPDATE
+    SET policy = excluded.policy, max_attempts = excluded.max_attempts
+    RETURNING policy
+), unlimited AS (
+    DELETE FROM {schema}.rates
+    WHERE queue = %(queue)s AND %(rate)s::float8 IS NULL
+), limited AS (
+    INSERT INTO {schema}.rates AS r (queue, rate, burst, tokens, at)
+    SELECT %(queue)s, %(rate)s, %(burst)s, %(burst)s, 0
+    WHERE %(rate)s::float8 IS NOT NULL
+    ON CONFLICT (queue) DO UPDATE
+    SET rate = excluded.rate, burst = excluded.burst,
+        tokens = least(r.tokens, excluded.burst)
+)
+SELECT policy FROM q;
 
 -- name: insert_queue
 -- Create a queue unless it exists (send to an unknown name); the stored policy.
@@ -123,6 +163,11 @@ WITH ins AS (
     VALUES (%(queue)s, %(policy)s, %(max_attempts)s)
     ON CONFLICT (name) DO NOTHING
     RETURNING policy
+), limited AS (
+    INSERT INTO {schema}.rates (queue, rate, burst, tokens, at)
+    SELECT %(queue)s, %(rate)s, %(burst)s, %(burst)s, 0 FROM ins
+    WHERE %(rate)s::float8 IS NOT NULL
+    ON CONFLICT (queue) DO NOTHING
 )
 SELECT policy FROM ins
 UNION ALL
@@ -160,6 +205,36 @@ WITH q AS (
 )
 SELECT pg_notify(%(channel)s, name) FROM q;
 
+-- name: enqueue_ordered
+-- As enqueue, for messages with a group or a priority. A grouped message is
+-- stored blocked (between group_locks and unblock_heads, which unblocks it if
+-- it heads its group).
+WITH q AS (
+    UPDATE {schema}.queues SET sent = sent + %(n)s
+    WHERE name = %(queue)s
+    RETURNING name
+), u AS (
+    SELECT * FROM unnest(%(ids)b::text[], %(bodies)b::bytea[], %(headers)b::text[],
+        %(enqueued)b::bigint[], %(available)b::bigint[], %(attempts)b::int[],
+        %(dedup)b::text[], %(redrives)b::int[], %(groups)b::text[],
+        %(priorities)b::smallint[])
+        WITH ORDINALITY
+        AS u(id, body, headers, enqueued_at, available_at, attempts, dedup_key,
+             redrives, grp, priority, ord)
+), ins AS (
+    INSERT INTO {schema}.messages
+        (queue, id, body, headers, enqueued_at, available_at, due, attempts,
+         dedup_key, redrives, grp, priority, blocked)
+    SELECT q.name, u.id, u.body, u.headers::jsonb, u.enqueued_at, u.available_at,
+        u.available_at, u.attempts, u.dedup_key, u.redrives, u.grp, u.priority,
+        u.grp IS NOT NULL
+    FROM q, u
+    ORDER BY u.ord
+    ON CONFLICT (queue, id) DO NOTHING
+    RETURNING 1
+)
+SELECT pg_notify(%(channel)s, name) FROM q;
+
 -- name: dedup_claim
 -- Take a dedup key that nobody holds; a row back means it was free.
 INSERT INTO {schema}.dedup (queue, key, id, expires_at)
@@ -188,38 +263,60 @@ WHERE d.queue = %(queue)s AND d.expires_at <= %(now)s AND NOT EXISTS (
 );
 
 -- name: claim
--- Lease up to %(limit)s visible messages, earliest visible first, in one
--- statement; rows another claim holds are skipped, never waited for. One row
--- per leased message, each with the queue's max_attempts and whether some lease
--- ran out; one row of NULL message columns when nothing was leased; none for an
--- unknown queue. While a lease that ran out is unresolved, nothing is leased
--- (unless %(resolved)s): the caller resolves it first, then claims again.
+-- Lease up to %(limit)s visible messages, highest priority first, then earliest
+-- visible, in one statement; rows another claim holds are skipped, never waited
+-- for, and so are messages waiting behind the head of their group (blocked). A
+-- rate-limited queue's bucket (locked until commit) is refilled and grants at
+-- most its whole tokens. One row per leased message, each with the queue's
+-- max_attempts, whether some lease ran out and (rate limited) when the bucket
+-- next has a token; one row of NULL message columns when nothing was leased;
+-- none for an unknown queue. While a lease that ran out is unresolved, nothing
+-- is leased (unless %(resolved)s): the caller resolves it first, then claims
+-- again.
 WITH q AS (
     SELECT q.max_attempts, EXISTS (
         SELECT 1 FROM {schema}.messages AS m
         WHERE m.queue = q.name AND m.token IS NOT NULL AND m.due <= %(now)s
     ) AS expired
     FROM {schema}.queues AS q WHERE q.name = %(queue)s
+), b AS (
+    SELECT rate, greatest(at, %(now)s) AS at,
+        least(burst, tokens + greatest(0, %(now)s - at) * rate / 1000) AS tokens
+    FROM {schema}.rates WHERE queue = %(queue)s
+    FOR UPDATE
 ), c AS (
     UPDATE {schema}.messages
     SET token = %(token)s, due = %(until)s, consumer = %(consumer)s,
         attempts = attempts + 1
     WHERE (queue, id) IN (
-        SELECT queue, id FROM {schema}.messages
-        WHERE queue = %(queue)s AND token IS NULL AND due <= %(now)s
-            AND (%(resolved)s OR NOT (SELECT expired FROM q))
-        ORDER BY due, seq
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
+        SELECT queue, id FROM (
+            SELECT queue, id FROM {schema}.messages
+            WHERE queue = %(queue)s AND token IS NULL AND NOT blocked
+                AND due <= %(now)s
+                AND (%(resolved)s OR NOT (SELECT expired FROM q))
+            ORDER BY priority DESC, due, seq
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        ) AS ready
+        -- The bucket's whole tokens (NULL, no bucket: no limit); rows are
+        -- locked only as this takes them.
+        LIMIT (SELECT floor(tokens)::int FROM b)
     )
     RETURNING seq, queue, id, body, headers, enqueued_at, available_at, attempts,
-        dedup_key, redrives
+        dedup_key, redrives, grp, priority
+), spent AS (
+    UPDATE {schema}.rates AS r
+    SET tokens = b.tokens - (SELECT count(*) FROM c), at = b.at
+    FROM b WHERE r.queue = %(queue)s
+    RETURNING CASE WHEN r.tokens >= 1 THEN r.at
+        ELSE r.at + ceil((1 - r.tokens) * 1000 / r.rate)::bigint END AS permit
 )
-SELECT q.max_attempts, q.expired, c.* FROM q LEFT JOIN c ON true;
+SELECT q.max_attempts, q.expired, (SELECT permit FROM spent), c.*
+FROM q LEFT JOIN c ON true;
 
 -- name: expired
 -- Leases that ran out, locked for resolution (rows others hold are skipped).
-SELECT id, attempts, consumer FROM {schema}.messages
+SELECT id, attempts, consumer, grp FROM {schema}.messages
 WHERE queue = %(queue)s AND token IS NOT NULL AND due <= %(now)s
 ORDER BY seq
 FOR UPDATE SKIP LOCKED;
@@ -253,10 +350,10 @@ WITH u AS (
 ), ins AS (
     INSERT INTO {schema}.dead
         (queue, id, body, headers, enqueued_at, available_at, attempts, dedup_key,
-         redrives, reason, error, history, dead_at)
+         redrives, reason, error, history, dead_at, grp, priority)
     SELECT queue, id, body, headers, enqueued_at, available_at, attempts, dedup_key,
         redrives, %(reason)s, nullif(entry -> 'error', 'null'::jsonb),
-        history || jsonb_build_array(entry), %(now)s
+        history || jsonb_build_array(entry), %(now)s, grp, priority
     FROM gone ORDER BY seq
     ON CONFLICT (queue, id) DO UPDATE
     SET body = excluded.body, headers = excluded.headers,
@@ -264,13 +361,49 @@ WITH u AS (
         attempts = excluded.attempts, dedup_key = excluded.dedup_key,
         redrives = excluded.redrives, reason = excluded.reason,
         error = excluded.error, history = excluded.history,
-        dead_at = excluded.dead_at
+        dead_at = excluded.dead_at, grp = excluded.grp, priority = excluded.priority
 ), counted AS (
     UPDATE {schema}.queues
     SET dead_lettered = dead_lettered + (SELECT count(*) FROM gone)
     WHERE name = %(queue)s AND EXISTS (SELECT 1 FROM gone)
 )
 SELECT id FROM gone;
+
+-- name: group_locks
+-- Lock the groups (queue, group) that a send, ack, dead letter or redrive
+-- changes, until commit, in one order (so that two of them never wait for each
+-- other): run first in their transaction, so that their statements see every
+-- change made to those groups before.
+SELECT pg_advisory_xact_lock(hashtext(k.queue), hashtext(k.grp))
+FROM (
+    SELECT DISTINCT queue, grp
+    FROM unnest(%(queues)b::text[], %(groups)b::text[]) AS u(queue, grp)
+    ORDER BY queue, grp
+) AS k;
+
+-- name: unblock_heads
+-- Run last in the transaction of group_locks: the first message of each of
+-- those groups, in send order, is claimable (not blocked) whatever its state,
+-- and wakes consumers; the others stay blocked. A grouped message is stored
+-- blocked, so this makes the head of every group its statement changed.
+WITH heads AS (
+    SELECT h.queue, h.seq
+    FROM (
+        SELECT DISTINCT queue, grp
+        FROM unnest(%(queues)b::text[], %(groups)b::text[]) AS u(queue, grp)
+    ) AS k,
+    LATERAL (
+        SELECT n.queue, n.seq, n.blocked FROM {schema}.messages AS n
+        WHERE n.queue = k.queue AND n.grp = k.grp
+        ORDER BY n.seq LIMIT 1
+    ) AS h
+    WHERE h.blocked
+), done AS (
+    UPDATE {schema}.messages AS m SET blocked = false
+    FROM heads WHERE m.queue = heads.queue AND m.seq = heads.seq
+    RETURNING m.queue
+)
+SELECT pg_notify(%(channel)s, d.queue) FROM (SELECT DISTINCT queue FROM done) AS d;
 
 -- name: ack
 -- Delete leased messages (any queues) whose lease has the receipt's token, and
@@ -325,12 +458,13 @@ RETURNING due;
 SELECT 1 FROM {schema}.queues WHERE name = %(queue)s;
 
 -- name: next_due
--- When the queue next needs a consumer: the earliest visibility or lease end.
-SELECT min(due) FROM {schema}.messages WHERE queue = %(queue)s;
+-- When the queue next needs a consumer: the earliest visibility or lease end
+-- (messages behind the head of their group wait for it, not for a time).
+SELECT min(due) FROM {schema}.messages WHERE queue = %(queue)s AND NOT blocked;
 
 -- name: peek
 SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
-    dedup_key, redrives
+    dedup_key, redrives, grp, priority
 FROM {schema}.messages WHERE queue = %(queue)s ORDER BY seq LIMIT %(limit)s;
 
 -- name: expired_queues
@@ -375,7 +509,7 @@ FROM {schema}.queues WHERE name = ANY(%(queues)b::text[]);
 -- Dead letters of a queue in order of death, optionally of one reason and
 -- among some ids (NULL: all); %(limit)s NULL means no limit.
 SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
-    dedup_key, redrives, reason, error, history, dead_at
+    dedup_key, redrives, reason, error, history, dead_at, grp, priority
 FROM {schema}.dead
 WHERE queue = %(queue)s
     AND (%(reason)s::text IS NULL OR reason = %(reason)s::text)
@@ -384,8 +518,9 @@ ORDER BY seq
 LIMIT %(limit)s;
 
 -- name: redrive_pick
--- The dead letters a redrive may move, in order of death, locked until commit.
-SELECT id FROM {schema}.dead
+-- The dead letters a redrive may move, in order of death, locked until commit,
+-- with their groups.
+SELECT id, grp FROM {schema}.dead
 WHERE queue = %(queue)s
     AND (%(ids)b::text[] IS NULL OR id = ANY(%(ids)b::text[]))
 ORDER BY seq
@@ -393,8 +528,9 @@ LIMIT %(limit)s
 FOR UPDATE;
 
 -- name: redrive_move
--- Put dead letters back on a queue: same id, body and headers, attempts reset,
--- one more redrive, visible now, a fresh history; counted on the source queue.
+-- Put dead letters back on a queue: same id, body, headers, group and priority,
+-- attempts reset, one more redrive, visible now (at the end of their group,
+-- blocked: see unblock_heads), a fresh history; counted on the source queue.
 WITH gone AS (
     DELETE FROM {schema}.dead
     WHERE queue = %(queue)s AND id = ANY(%(ids)b::text[])
@@ -402,15 +538,16 @@ WITH gone AS (
 ), ins AS (
     INSERT INTO {schema}.messages
         (queue, id, body, headers, enqueued_at, available_at, due, attempts,
-         dedup_key, redrives)
+         dedup_key, redrives, grp, priority, blocked)
     SELECT %(to)s, id, body, headers, enqueued_at, %(now)s, %(now)s, 0, dedup_key,
-        redrives + 1
+        redrives + 1, grp, priority, grp IS NOT NULL
     FROM gone ORDER BY array_position(%(ids)b::text[], id)
     ON CONFLICT (queue, id) DO UPDATE
     SET body = excluded.body, headers = excluded.headers,
         enqueued_at = excluded.enqueued_at, available_at = excluded.available_at,
         due = excluded.due, attempts = 0, dedup_key = excluded.dedup_key,
-        redrives = excluded.redrives, token = NULL, consumer = '', history = '[]'
+        redrives = excluded.redrives, token = NULL, consumer = '', history = '[]',
+        grp = excluded.grp, priority = excluded.priority, blocked = excluded.blocked
 ), counted AS (
     UPDATE {schema}.queues SET redriven = redriven + (SELECT count(*) FROM gone)
     WHERE name = %(queue)s

@@ -1,0 +1,94 @@
+"""PostgreSQL specifics of groups, priorities and rate limits: a schema made before
+them is migrated on connect, and sends racing the acks of their group's head never
+leave a group stuck nor two of its messages in flight."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import anyio
+import psycopg
+import pytest
+
+import postroom
+from tests.conftest import require_service
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+# What connect() added to a schema made before groups, priorities and rate limits.
+_BEFORE = """
+DROP TABLE "{s}".rates;
+DROP INDEX "{s}".messages_ready;
+DROP INDEX "{s}".messages_group;
+ALTER TABLE "{s}".messages DROP COLUMN grp, DROP COLUMN priority, DROP COLUMN blocked;
+ALTER TABLE "{s}".dead DROP COLUMN grp, DROP COLUMN priority;
+CREATE INDEX messages_visible ON "{s}".messages (queue, due, seq) WHERE token IS NULL;
+"""
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    require_service("postgresql", "127.0.0.1", 5432)
+    name = "pg" + uuid.uuid4().hex[:12]
+    yield name
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_postgres_schema_from_before_groups_is_migrated_on_connect(
+    schema: str,
+) -> None:
+    url = f"{ADMIN}?schema={schema}"
+    async with postroom.connect_async(url) as c:
+        old = await c.send("jobs", {"n": 1})
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(_BEFORE.format(s=schema).encode())
+    async with postroom.connect_async(url) as c:
+        await c.declare_queue("jobs", rate_limit=100.0)
+        late = await c.send("jobs", {"n": 2}, priority=9)
+        grouped = await c.send_many("jobs", [3, 4], group="g")
+        first = await c.receive("jobs", max_messages=10)
+        assert [d.id for d in first] == [late, old, grouped[0]]
+        await c.ack_many(first)
+        [last] = await c.receive("jobs", max_messages=10)
+        assert last.id == grouped[1] and last.message.group == "g"
+
+
+@pytest.mark.anyio
+async def test_postgres_sends_racing_acks_of_the_group_head_keep_the_group_moving(
+    schema: str,
+) -> None:
+    url = f"{ADMIN}?schema={schema}"
+    n = 60
+    sent: list[str] = []
+    got: list[str] = []
+    async with (
+        postroom.connect_async(url) as producer,
+        postroom.connect_async(url) as consumer,
+    ):
+        await producer.declare_queue("jobs")
+
+        async def produce() -> None:
+            for i in range(n):
+                sent.append(await producer.send("jobs", i, group="g"))
+
+        async def consume() -> None:
+            while len(got) < n:
+                batch = await consumer.receive("jobs", max_messages=10, wait=5)
+                assert len(batch) <= 1  # one message of a group in flight
+                for d in batch:
+                    got.append(d.id)
+                    await consumer.ack(d)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(produce)
+                tg.start_soon(consume)
+    assert got == sent
