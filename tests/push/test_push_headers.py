@@ -85,3 +85,11 @@ def test_push_headers_default_content_type_and_no_secret() -> None:
     assert headers["content-type"] == "application/octet-stream"
     assert headers["ce-source"] == "postroom/a%20b%25c"
     assert "Postroom-Signature" not in headers
+
+
+def test_push_headers_never_carry_a_content_type_that_is_no_http_value() -> None:
+    # a published header may hold CR LF; h11 refuses such a request outright, so
+    # the event could never be delivered: it goes as bytes instead
+    headers = push_headers(SUB, message({"content-type": "a\r\nX-Evil: 1"}))
+    assert headers["content-type"] == "application/octet-stream"
+    assert "X-Evil" not in headers

@@ -109,9 +109,12 @@ def push_headers(
     ``Postroom-Attempt`` name the subscription and the attempt number.
     """
     headers = {k: v for k, v in message.headers.items() if _passes_through(k, v)}
+    content_type = message.headers.get(CONTENT_TYPE, BYTES_TYPE)
+    if not _VALUE.match(content_type):  # e.g. a CR LF: no valid HTTP header
+        content_type = BYTES_TYPE
     headers.update(
         {
-            "content-type": message.headers.get(CONTENT_TYPE, BYTES_TYPE),
+            "content-type": content_type,
             "ce-specversion": "1.0",
             "ce-id": _ce(message.id),
             "ce-source": _ce(f"postroom/{subscription.topic}"),
