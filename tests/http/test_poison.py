@@ -235,3 +235,14 @@ def test_poison_stored_through_another_path_never_breaks_reads(
     assert http.get(f"/ui/queues/{queue}").status_code == 200
     page = http.get(f"/ui/queues/{queue}/dead/{bad}")
     assert page.status_code == 200 and "NaN" in page.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/ui/queues/%00", "/ui/queues/a%20b", "/ui/queues/q/dead/%00"]
+)
+def test_dashboard_pages_answer_a_bad_name_with_400(
+    http: httpx.Client, path: str
+) -> None:
+    resp = http.get(path)
+    assert resp.status_code == 400, resp.text
+    assert "contains" in resp.json()["detail"]

@@ -21,7 +21,12 @@ from starlette.routing import BaseRoute, Route
 from starlette.templating import Jinja2Templates
 
 from ..client.core import AsyncClient
-from ..model.errors import DeadLetterNotFound, NotSupported, QueueNotFound
+from ..model.errors import (
+    DeadLetterNotFound,
+    InvalidArgument,
+    NotSupported,
+    QueueNotFound,
+)
 from ..model.message import DEAD_REASONS, DeadLetter, Message
 from ..model.workers import HEARTBEAT_SECONDS
 from . import _json
@@ -246,6 +251,8 @@ def _guard(
             raise HttpProblem(401, "sign in with an admin token") from None
         except (QueueNotFound, DeadLetterNotFound) as exc:
             raise HttpProblem(404, str(exc)) from exc
+        except InvalidArgument as exc:  # e.g. a control character in the path
+            raise HttpProblem(400, str(exc)) from exc
         return response
 
     return guarded
