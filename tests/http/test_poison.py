@@ -246,3 +246,13 @@ def test_dashboard_pages_answer_a_bad_name_with_400(
     resp = http.get(path)
     assert resp.status_code == 400, resp.text
     assert "contains" in resp.json()["detail"]
+
+
+def test_dashboard_delete_of_an_unknown_subscription_is_404(
+    server: Server, http: httpx.Client
+) -> None:
+    resp = http.post(
+        "/ui/topics/t/subscriptions/nope/delete", headers={"origin": server.base}
+    )
+    assert resp.status_code == 404, resp.text
+    assert "subscription 'nope' of topic 't' does not exist" in resp.json()["detail"]

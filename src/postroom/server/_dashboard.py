@@ -26,6 +26,7 @@ from ..model.errors import (
     InvalidArgument,
     NotSupported,
     QueueNotFound,
+    SubscriptionNotFound,
 )
 from ..model.message import DEAD_REASONS, DeadLetter, Message
 from ..model.workers import HEARTBEAT_SECONDS
@@ -249,7 +250,7 @@ def _guard(
             if request.method == "GET" and not request.url.path.endswith(".json"):
                 return RedirectResponse("/ui/login", 303)
             raise HttpProblem(401, "sign in with an admin token") from None
-        except (QueueNotFound, DeadLetterNotFound) as exc:
+        except (QueueNotFound, DeadLetterNotFound, SubscriptionNotFound) as exc:
             raise HttpProblem(404, str(exc)) from exc
         except InvalidArgument as exc:  # e.g. a control character in the path
             raise HttpProblem(400, str(exc)) from exc
