@@ -324,3 +324,14 @@ def test_subscriptions_get_what_is_published_or_refuse(
         harness.queues.discard(sub.queue)
     finally:
         harness.settle()
+
+
+@given(url=st.one_of(st.integers(), st.binary(), st.floats(), st.lists(st.text())))
+def test_connect_refuses_a_url_that_is_not_a_string(url: Any) -> None:
+    for build in (postroom.connect, postroom.connect_async, postroom.App):
+        try:
+            build(url)
+        except postroom.InvalidArgument as exc:
+            assert "url must be a string" in str(exc)
+        else:
+            raise AssertionError(f"{build.__name__}({url!r}) was accepted")
