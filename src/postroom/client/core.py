@@ -224,8 +224,10 @@ class AsyncClient(Settling, DeadLetters, Topics, WorkerRegistry, Inspection, Sam
         send): when the backend stores from the caller's thread
         (:meth:`Backend.enqueue_blocking`) and the queue's policy is known;
         otherwise ``None``, storing nothing."""
-        policy = self._cached_policy(queue) if self._connected else None
-        if policy is None or self._no_blocking_send:
+        if not self._connected or self._no_blocking_send or not isinstance(queue, str):
+            return None  # a name that is no str is refused on the loop's path
+        policy = self._cached_policy(queue)
+        if policy is None:
             return None
         window = round(policy.dedup_window * 1000)
         with tracing.producer_span(queue, "send") as span:
