@@ -157,4 +157,6 @@ def test_a_handler_that_is_not_a_function_is_an_invalid_argument() -> None:
     not_a_function: Any = 5
     with pytest.raises(InvalidArgument, match="a handler must be a function"):
         app.handler("jobs")(not_a_function)
+    with pytest.raises(InvalidArgument, match="has no readable signature"):
+        app.handler("jobs")(dict)
     assert app.handlers == {}

@@ -73,7 +73,13 @@ class HandlerSpec:
 
 
 def _body_type(func: Callable[..., Any]) -> Any:
-    params = list(inspect.signature(func).parameters.values())
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError) as exc:  # e.g. a builtin class
+        raise InvalidArgument(
+            f"handler {func!r} has no readable signature ({exc}): use a def or "
+            "async def function taking the message body"
+        ) from exc
     if len(params) != 1:
         raise ConfigurationError(
             f"handler {func.__qualname__} must take exactly one parameter (the "
