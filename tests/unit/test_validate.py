@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from postroom import ErrorInfo, InvalidArgument
 from postroom.cli._common import safe
 from postroom.model import validate as v
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
 
 
 def test_invalid_argument_is_a_configuration_and_value_error() -> None:
@@ -160,3 +164,26 @@ def test_a_handler_that_is_not_a_function_is_an_invalid_argument() -> None:
     with pytest.raises(InvalidArgument, match="has no readable signature"):
         app.handler("jobs")(dict)
     assert app.handlers == {}
+
+
+@dataclass
+class _Job:
+    n: int
+
+
+def test_a_handler_body_type_resolves_alone_or_is_refused() -> None:
+    import postroom
+
+    app = postroom.App("memory://")
+
+    # the return annotation names a type imported only for type checkers
+    @app.handler("ok")
+    def ok(job: _Job) -> Awaitable[None]: ...
+
+    assert app.handlers["ok"].body_type is _Job
+    with pytest.raises(InvalidArgument, match="'NoSuchType' of handler"):
+
+        @app.handler("bad")
+        def bad(job: NoSuchType) -> None: ...  # noqa: F821
+
+    assert "bad" not in app.handlers

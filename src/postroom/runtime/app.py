@@ -87,10 +87,28 @@ def _body_type(func: Callable[..., Any]) -> Any:
         )
     try:
         hints = get_type_hints(func)
-    except Exception:  # unresolvable annotations: fall back to the raw one
-        hints = {}
+    except Exception:  # another annotation (e.g. the return type) does not resolve
+        hints = _parameter_hint(func, params[0])
     annotation = hints.get(params[0].name, params[0].annotation)
     return None if annotation is inspect.Parameter.empty else annotation
+
+
+def _parameter_hint(func: Callable[..., Any], param: inspect.Parameter) -> Any:
+    """The body parameter's annotation resolved alone; a name that resolves to
+    nothing is refused here rather than failing every delivery later."""
+    if not isinstance(param.annotation, str):
+        return {}
+
+    def probe() -> None: ...
+
+    probe.__annotations__ = {param.name: param.annotation}
+    try:
+        return get_type_hints(probe, getattr(func, "__globals__", None))
+    except Exception as exc:
+        raise InvalidArgument(
+            f"the body type {param.annotation!r} of handler {func.__qualname__} "
+            f"cannot be resolved ({exc}): define or import it before the handler"
+        ) from exc
 
 
 def _concurrency(given: int | None, func: Callable[..., Any]) -> int:
