@@ -106,3 +106,11 @@ def test_send_of_a_body_over_256_kib_is_a_clear_error(url: str) -> None:
     assert "at most 262,144 bytes (256 KiB)" in result.err
     assert "Traceback" not in result.stderr
     assert run_cli(["peek", "jobs", "--url", url]).code == 1  # nothing was created
+
+
+def test_a_multi_line_driver_error_is_printed_on_one_line() -> None:
+    # libpq's "connection refused" spans two lines
+    result = run_cli(["queues", "--url", "postgresql://nobody@127.0.0.1:1/x"])
+    assert result.code == 1
+    assert result.stderr.startswith("error: PostgreSQL at 127.0.0.1:1/x")
+    assert result.stderr.strip().count("\n") == 0, result.stderr

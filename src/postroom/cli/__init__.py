@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     except PostroomError as exc:
         if state.debug:
             traceback.print_exc()
-        message = escape(safe(str(exc), lines=True))
+        # one line: a driver's message may span several (libpq's does)
+        message = escape(safe(" ".join(str(exc).split())))
         err_console.print(f"[bold red]error:[/] {message}", markup=True)
         sys.exit(1)
     except KeyboardInterrupt:
