@@ -20,7 +20,7 @@ from tests.integration.test_redis_restart import RedisServer, _free_port
 
 pytestmark = pytest.mark.anyio
 
-WARNING_LOGGER = "postroom.backends.redis._backend"
+WARNING_LOGGER = "postroom.backends.redis._base"
 
 
 @pytest.fixture
