@@ -223,10 +223,9 @@ class AsyncClient(Settling, DeadLetters, Topics, WorkerRegistry, Inspection, Sam
         """:meth:`send`, blocking, without the event loop (the sync client's
         send): when the backend stores from the caller's thread
         (:meth:`Backend.enqueue_blocking`) and the queue's policy is known;
-        otherwise ``None``, storing nothing."""
-        if not self._connected or self._no_blocking_send or not isinstance(queue, str):
-            return None  # a name that is no str is refused on the loop's path
-        policy = self._cached_policy(queue)
+        otherwise (a name that is no str too) ``None``, storing nothing."""
+        ok = self._connected and not self._no_blocking_send and isinstance(queue, str)
+        policy = self._cached_policy(queue) if ok else None
         if policy is None:
             return None
         window = round(policy.dedup_window * 1000)
