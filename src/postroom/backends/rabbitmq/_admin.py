@@ -28,6 +28,9 @@ from ._translate import translated
 
 __all__ = ["AdminMixin"]
 
+# Counts of a queue taken again at most (pushes stop once the window is full).
+_RECOUNTS = 8
+
 
 class AdminMixin(LeaseCore):
     """Reading and admin operations (mixed into :class:`RabbitBackend`)."""
@@ -46,8 +49,6 @@ class AdminMixin(LeaseCore):
         now = now_ms()
         out: list[QueueStats] = []
         for name, (ready, delayed) in zip(queues, depths, strict=True):
-            # Messages pushed to a consumer and not yet claimed are still ready.
-            ready += len(self._buffered(name))
             ready += self.state.pushed(name, now, besides=self.instance)
             others, oldest = self.state.in_flight(name, now, besides=self.instance)
             mine = [
@@ -64,12 +65,32 @@ class AdminMixin(LeaseCore):
         return out
 
     async def _depths(self, queue: str) -> tuple[int, int]:
-        ready = (await (await self._ready(queue)).declare()).message_count or 0
+        """Ready messages (with those pushed to this process and not claimed
+        yet) and delayed ones."""
+        async with self._moving:
+            ready = await self._ready_depth(queue)
         delayed = 0
         for bucket in sorted(self.state.buckets.get(queue, ())):
             q = await self._delay(queue, bucket)
             delayed += (await q.declare()).message_count or 0
         return ready, delayed
+
+    async def _ready_depth(self, queue: str) -> int:
+        """The queue's ready count plus this process's buffer, counted again
+        while a push arrived meanwhile: such a message may be in both (ready
+        when counted, then pushed). The barrier makes every push made before
+        the count arrive before the buffer is read."""
+        lane, ready = self._lanes.get(queue), 0
+        for _ in range(_RECOUNTS):
+            before = lane.arrivals if lane is not None else 0
+            declared = await (await self._ready(queue)).declare()
+            if lane is None or lane.closed:
+                return declared.message_count or 0
+            await lane.barrier()
+            ready = (declared.message_count or 0) + len(lane.buffer)
+            if lane.arrivals == before:
+                break
+        return ready
 
     @translated
     async def peek(self, queue: str, limit: int) -> list[Message]:

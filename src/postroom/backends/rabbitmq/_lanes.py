@@ -60,6 +60,7 @@ class Lane:
         self.demand = 1  # messages the last claim asked for: the window to push
         self.used_at = now_ms()  # the last claim or wait
         self.waiters = 0
+        self.arrivals = 0  # messages the broker pushed so far
         self._tag: str | None = None  # the consumer's, while it consumes
         self._unacked: set[int] = set()
         self._on_change = on_change
@@ -103,6 +104,7 @@ class Lane:
 
     async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
         self.buffer.append(self._taken(message))
+        self.arrivals += 1
         self.arrived.set()
         self._on_change(self)
 
@@ -133,6 +135,12 @@ class Lane:
         self._tag, self.prefetch = ok.consumer_tag, prefetch
         if old is not None:
             await self.channel.basic_cancel(old)
+
+    async def barrier(self) -> None:
+        """Returns once every message the broker pushed before it is buffered
+        (a round trip on the channel: deliveries come first)."""
+        if self.consuming:
+            await self.channel.basic_qos(prefetch_count=self.prefetch)
 
     async def stop(self) -> list[Taken]:
         """Stop the consumer; return the pushed messages nobody took (still

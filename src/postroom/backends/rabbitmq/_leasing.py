@@ -75,6 +75,9 @@ class LeaseCore(RabbitCore):
         super().__init__(url)
         self._lanes: dict[str, Lane] = {}
         self._lane_lock = asyncio.Lock()
+        # Held while pushed messages are given back and while stats counts
+        # (a message between its buffer and its copy would be counted nowhere).
+        self._moving = asyncio.Lock()
         self._leases: dict[str, _Lease] = {}
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,7 +163,8 @@ class LeaseCore(RabbitCore):
         for queue, lane in list(self._lanes.items()):
             idle = not lane.waiters and now - lane.used_at >= LANE_IDLE_MS
             if lane.consuming and idle:
-                await self._give_back(queue, await lane.stop())
+                async with self._moving:
+                    await self._give_back(queue, await lane.stop())
 
     def _buffered(self, queue: str) -> list[Taken]:
         lane = self._lanes.get(queue)
