@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -37,12 +38,19 @@ class FileWatch:
         os.close(self.fd)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # Looked up once: find_library runs ldconfig in a subprocess (about 10 ms,
+    # paid by every idle wait that starts a watch before this was cached).
+    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+
 def watch_file(path: str) -> FileWatch | None:
     """Watch ``path`` for writes, or ``None`` where inotify is not available."""
     if not sys.platform.startswith("linux") or not os.path.exists(path):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = _libc()
         fd = int(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
     except (OSError, AttributeError):
         return None

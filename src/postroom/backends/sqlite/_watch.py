@@ -175,6 +175,8 @@ class Watcher:
         """The log was written: look now, then poll fast until the commit shows."""
         assert poller.watch is not None
         poller.watch.drain()
+        if not poller.waiters:
+            return
         before = poller.version
         version = self._check(poller)
         window = FAST_WINDOW if version == before else SHORT_WINDOW
@@ -197,7 +199,8 @@ class Watcher:
             poller.timer.cancel()
             poller.timer = None
         if poller.watch is not None:
-            poller.loop.remove_reader(poller.watch.fd)
+            if not poller.loop.is_closed():
+                poller.loop.remove_reader(poller.watch.fd)
             poller.watch.close()
             poller.watch = None
         if self._pollers.get(poller.loop) is poller:
@@ -205,6 +208,8 @@ class Watcher:
 
     def _join(self, waiter: _Waiter) -> _Poller:
         """Register a waiter; take its baseline version before it reads the queue."""
+        for gone in [p for p in self._pollers.values() if p.loop.is_closed()]:
+            self._stop(gone)
         poller = self._pollers.get(waiter.loop) or self._start(waiter.loop)
         version = self._read_version()
         if version is None or version != poller.version:
@@ -221,8 +226,11 @@ class Watcher:
 
     def _leave(self, poller: _Poller, waiter: _Waiter) -> None:
         poller.waiters.discard(waiter)
-        if not poller.waiters:
-            self._stop(poller)
+        if not poller.waiters and poller.timer is not None:
+            # The watch stays until the backend closes: closing an inotify
+            # descriptor waits for the kernel (about 10 ms of the loop's time).
+            poller.timer.cancel()
+            poller.timer = None
         with _registry_lock:
             waiters = _registry.get(self.path)
             if waiters is not None:
