@@ -97,14 +97,14 @@ class Handler(Generic[B, R]):
         if self.topic is not None:
             _only_headers(delay, dedup_key, group, priority)
             return client.publish(self.topic, value, headers=headers)
-        order: dict[str, Any] = {"group": group, "priority": priority}
         return client.send(
             self.queue,
             value,
             delay=delay,
             headers=headers,
             dedup_key=dedup_key,
-            **order,
+            group=group,
+            priority=priority,
         )
 
     async def send_async(
@@ -123,14 +123,14 @@ class Handler(Generic[B, R]):
         if self.topic is not None:
             _only_headers(delay, dedup_key, group, priority)
             return await client.publish(self.topic, value, headers=headers)
-        order: dict[str, Any] = {"group": group, "priority": priority}
         return await client.send(
             self.queue,
             value,
             delay=delay,
             headers=headers,
             dedup_key=dedup_key,
-            **order,
+            group=group,
+            priority=priority,
         )
 
 
