@@ -36,6 +36,7 @@ from ._dashboard import dashboard_routes
 from ._guard import Guard, default_hosts
 from ._metrics import CONTENT_TYPE, Metrics
 from ._openapi import openapi_document
+from ._paths import EncodedSlashes
 from ._responses import AsciiJSONResponse
 from ._routing import HttpProblem, Settings, authenticate, problem_response
 
@@ -220,6 +221,7 @@ def create_app(
             Middleware(Guard, hosts=_hosts(allowed_hosts, settings)),
             Middleware(BodyLimit, limit=max_body_bytes),
             Middleware(TraceContext),
+            Middleware(EncodedSlashes),
         ],
         exception_handlers={HTTPException: _http_error, HttpProblem: _http_error},
     )

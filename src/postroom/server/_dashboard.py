@@ -35,6 +35,7 @@ from ._api import queue_stats
 from ._auth import find_token
 from ._charts import charts
 from ._format import when
+from ._paths import path_params
 from ._routing import Ctx, HttpProblem, Settings, bearer, same_origin
 from ._tracebacks import fold_traceback
 from ._workers import visible_workers
@@ -84,7 +85,7 @@ def dashboard_ctx(request: Request) -> Ctx:
         token = find_token(settings.tokens, presented) if presented else None
         if token is None or not token.allows("admin", None):
             raise _Login()
-    params = {k: str(v) for k, v in request.path_params.items()}
+    params = path_params(request)
     ctx = Ctx(request.app.state.client, settings, token, params, request.app.state)
     queue = params.get("queue")
     if queue is not None and not ctx.visible(queue):

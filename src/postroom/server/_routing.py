@@ -36,6 +36,7 @@ from ..model.errors import (
 )
 from . import _json
 from ._auth import Token, find_token
+from ._paths import path_params
 from ._receipts import InvalidReceipt
 from ._responses import AsciiJSONResponse
 
@@ -350,7 +351,7 @@ async def _serve(op: Operation, request: Request) -> Response:
     app_state = request.app.state
     settings: Settings = app_state.settings
     token = None if op.scope == "public" else authenticate(request, settings)
-    params = {k: str(v) for k, v in request.path_params.items()}
+    params = path_params(request)
     authorize(token, op.scope, params.get(op.resource) if op.resource else None)
     check_cross_site(request, settings)
     arg: BaseModel | None = None
