@@ -123,6 +123,10 @@ class RabbitBackend(AdminMixin):
         await self._expire_local()
         lane = await self._lane(queue)
         lane.used_at, lane.demand = now_ms(), max_messages
+        if policy.rate_limit is not None:
+            max_messages = self._likely_permits(queue, policy.rate_limit, max_messages)
+            if not max_messages:
+                return []
         if lane.consuming or max_messages > 1:
             # A batch claimer (a worker) gets a consumer: the broker pushes the
             # next messages while these are handled (a wider window when asked
@@ -138,6 +142,10 @@ class RabbitBackend(AdminMixin):
             taken += lane.take(max_messages - len(taken))
             if got is None:
                 break
+        if policy.rate_limit is not None and taken:
+            granted = await self._permits(queue, policy.rate_limit, len(taken))
+            lane.put_back(taken[granted:])
+            taken = taken[:granted]
         out: list[Delivery] = []
         for t in taken:
             got_ = await self._resolve(queue, policy, unpack(queue, t), t.ack)

@@ -45,16 +45,18 @@ Ack = Callable[[], Awaitable[None]]
 class RabbitCore(Backend):
     """Connection, lease bookkeeping and the queues of the RabbitMQ backend."""
 
-    capabilities = Capabilities(native_wakeups=True, worker_registry=True)
+    capabilities = Capabilities(
+        native_wakeups=True, worker_registry=True, rate_limits=True
+    )
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.settings = parse_url(url)
         self.names = Names(self.settings.prefix)
         self.where = url.split("@")[-1]
-        self.state = State()
-        self.streams = Streams(self.names, self.state)
         self.instance = os.urandom(6).hex()
+        self.state = State(me=self.instance)
+        self.streams = Streams(self.names, self.state)
         self._conn: AbstractRobustConnection | None = None
         self._ch: AbstractChannel | None = None
         self._queues: dict[str, AbstractQueue] = {}

@@ -124,6 +124,14 @@ class Lane:
             self._on_change(self)
         return out
 
+    def put_back(self, taken: list[Taken]) -> None:
+        """Return messages taken from this lane and not handed out to the front
+        of its buffer (still unacknowledged: the next claim takes them first)."""
+        if taken:
+            self.buffer.extendleft(reversed(taken))
+            self.arrived.set()
+            self._on_change(self)
+
     async def consume(self, prefetch: int) -> None:
         """Have the broker push up to ``prefetch`` unacknowledged messages (a
         running consumer with a smaller window is replaced)."""

@@ -21,6 +21,7 @@ from ...model.message import Delivery, HistoryEntry, Message, from_ms, now_ms, t
 from .._common import lease_expired_entry, parse_receipt
 from ._core import RabbitCore
 from ._lanes import Lane, Taken
+from ._rate import estimate, permit_record
 from ._records import Unpacked, message_dict, unpack_message
 from ._state import GAUGE_BEAT_MS
 from ._translate import DRIVER_ERRORS, translated
@@ -162,9 +163,27 @@ class LeaseCore(RabbitCore):
         now = now_ms()
         for queue, lane in list(self._lanes.items()):
             idle = not lane.waiters and now - lane.used_at >= LANE_IDLE_MS
-            if lane.consuming and idle:
+            if (lane.consuming or lane.buffer) and idle:
                 async with self._moving:
                     await self._give_back(queue, await lane.stop())
+
+    def _likely_permits(self, queue: str, limit: float, wanted: int) -> int:
+        """At most ``wanted``: the permits this process's fold says a claim of
+        ``queue`` would get now (none: the claim asks for none and returns)."""
+        now = now_ms()
+        likely, due = estimate(self.state.rates.get(queue), limit, now, wanted)
+        if not likely:
+            self.permit_due_ms[queue] = due
+        return likely
+
+    async def _permits(self, queue: str, limit: float, wanted: int) -> int:
+        """Ask for ``wanted`` permits of ``queue`` in the live stream; how many
+        the fold granted (``_rate``). Sets when the next one is due."""
+        rec = permit_record(queue, wanted, limit, now_ms(), self.instance)
+        await self.streams.append(self.names.live, rec, applied=True)
+        granted, due = self.state.grants.pop(rec["g"], (0, now_ms()))
+        self.permit_due_ms[queue] = due
+        return granted
 
     def _buffered(self, queue: str) -> list[Taken]:
         lane = self._lanes.get(queue)

@@ -3,8 +3,8 @@
 ``<prefix>.meta`` (kept for ever, read from its start) holds queue policies,
 subscriptions, topic and lifetime counters, handler durations, delay buckets in
 use and dead letters. ``<prefix>.dedup`` (read an hour back) holds dedup keys,
-``<prefix>.live`` (read 30 s back) each process's lease gauges and the worker
-registry's heartbeats. Every process
+``<prefix>.live`` (read 30 s back) each process's lease gauges, the worker
+registry's heartbeats and rate-limit permits (``_rate``). Every process
 applies each record in stream order, so every process reaches the same state; a
 decision that must be the same everywhere (which of two sends with one dedup key
 won, whether a queue existed) is read from the state after the deciding record
@@ -19,6 +19,7 @@ from typing import Any
 
 from ...model.message import DeadLetter, Message, QueuePolicy, Subscription
 from ...model.stats import COUNTERS
+from ._rate import Rate, fold_permit
 from ._records import dead_from_record, message_from_dict
 
 __all__ = ["GAUGE_STALE_MS", "State"]
@@ -53,6 +54,10 @@ class State:
     gauges: dict[str, _Gauge] = field(default_factory=dict)
     workers: dict[str, tuple[str, int]] = field(default_factory=dict)
     dropped: dict[str, int] = field(default_factory=dict)
+    rates: dict[str, Rate] = field(default_factory=dict)
+    grants: dict[str, tuple[int, int]] = field(default_factory=dict)
+    me: str = ""  # this process's instance id (its own permit records)
+    live_from: int = 0  # when the live stream is read from (ms)
 
     def apply(self, rec: dict[str, Any]) -> None:
         """Apply one record (unknown kinds are ignored: a newer writer's)."""
@@ -204,6 +209,10 @@ def _unworker(s: State, rec: dict[str, Any]) -> None:
     s.workers.pop(rec["id"], None)
 
 
+def _permit(s: State, rec: dict[str, Any]) -> None:
+    fold_permit(s.rates, s.grants, s.me, s.live_from, rec)
+
+
 _HANDLERS: dict[str, Callable[[State, dict[str, Any]], None]] = {
     "policy": _policy,
     "drop": _drop,
@@ -219,4 +228,5 @@ _HANDLERS: dict[str, Callable[[State, dict[str, Any]], None]] = {
     "gauge": _gauge,
     "worker": _worker,
     "unworker": _unworker,
+    "permit": _permit,
 }

@@ -75,6 +75,7 @@ class Streams:
                 },
             )
         now = datetime.now(UTC)
+        self.state.live_from = int((now - LIVE_WINDOW).timestamp() * 1000)
         self._starts = {
             self.names.meta: "first",
             self.names.dedup: now - DEDUP_WINDOW,
