@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 
+from ...model.errors import QueueNotFound
 from ...model.message import Message, QueuePolicy, QueueStats, now_ms
 from ..base import COUNTERS, DurationHistogram, duration_cells
 from ._conn import translated
 from ._core import NatsCore
-from ._names import CONSUMER, token, untoken
+from ._names import CONSUMER, LEVELS, level_consumer, token, untoken
 from ._records import meta_of
 
 __all__ = ["Admin"]
@@ -23,14 +25,21 @@ class Admin(NatsCore):
     ) -> QueuePolicy:
         key = self.policy_key(queue)
         got = await self.meta.get(key)
+        lanes = got is not None and bool(got[0].get("p"))
         if got is not None and not replace:
             stored = QueuePolicy.from_dict(got[0]["policy"])
             self.remember(queue, stored)
+            self.lanes[queue] = lanes
             return stored
         # Streams first: a stored policy always has its streams.
         await self.create_streams(queue, policy)
-        await self.meta.put(key, {"name": queue, "policy": policy.to_dict()})
+        record: dict[str, object] = {"name": queue, "policy": policy.to_dict()}
+        if lanes:  # the priority stream's consumers take the new lease too
+            await self.create_lanes(queue, policy)
+            record["p"] = True
+        await self.meta.put(key, record)
         self.remember(queue, policy)
+        self.lanes[queue] = lanes
         return policy
 
     async def list_queues(self) -> list[str]:
@@ -47,10 +56,15 @@ class Admin(NatsCore):
         await self.meta.delete(self.policy_key(queue))
         self.remember(queue, None)
         await self.delete_streams(queue)
-        stream = self.names.stream(queue)
-        self.leases.drop_stream(stream)
-        await self.jet.unmark(self.names.ended_stream, self.names.ended_subject(stream))
+        for stream in (self.names.stream(queue), self.names.prio_stream(queue)):
+            self.leases.drop_stream(stream)
+            await self.jet.unmark(
+                self.names.ended_stream, self.names.ended_subject(stream)
+            )
         await self.dedup.delete(f"{token(queue)}.>")
+        await self.meta.delete(self.group_key(queue))
+        await self.meta.delete(self.rate_key(queue))
+        self.forget_rate(queue)
         for kind in ("cnt", "dur"):
             key = self.counter_key(kind, queue)
             await self.meta.delete(key)
@@ -64,14 +78,18 @@ class Admin(NatsCore):
         base (a redelivery after an expired lease is not told apart)."""
         n = self.names
         async with translated(self.jet.where, queue):
-            info, ready, delayed = await asyncio.gather(
+            info, ready, delayed, lanes, waiting = await asyncio.gather(
                 self.jet.js.consumer_info(n.stream(queue), CONSUMER),
                 self.scan(n.stream(queue), n.subject(queue), limit),
                 self.scan(n.delay_stream(queue), n.delay_subject(queue), limit),
+                self.scan(n.prio_stream(queue), n.prio_subject(queue), limit),
+                self.scan(n.group_stream(queue), n.group_subject(queue), limit),
             )
         delivered = int(info.delivered.stream_seq or 0) if info.delivered else 0
         out: list[Message] = []
-        tagged = [(raw, True) for raw in ready] + [(raw, False) for raw in delayed]
+        tagged = [(raw, True) for raw in ready] + [
+            (raw, False) for raw in (*delayed, *lanes, *waiting)
+        ]
         for raw, on_queue in tagged:
             meta = meta_of(raw.headers)
             if meta is None:
@@ -84,7 +102,7 @@ class Admin(NatsCore):
     async def _one_stats(self, queue: str) -> QueueStats:
         n = self.names
         async with translated(self.jet.where, queue):
-            info, delayed, dead, first, marks = await asyncio.gather(
+            info, delayed, dead, first, marks, lanes = await asyncio.gather(
                 self.jet.js.consumer_info(n.stream(queue), CONSUMER),
                 self.jet.stream_info(n.delay_stream(queue), queue),
                 self.jet.stream_info(n.dead_stream(queue), queue),
@@ -92,19 +110,45 @@ class Admin(NatsCore):
                 self.jet.stream_info(
                     n.ended_stream, queue, n.ended_subject(n.stream(queue))
                 ),
+                self._lane_stats(queue),
             )
         age = None if first is None else max(0.0, (now_ms() - first) / 1000)
         # Pending acks whose lease ended (marked, NAKed) wait to be delivered again.
         pending = int(info.num_ack_pending or 0)
         ended = min(pending, len(marks.state.subjects or {}))
+        more_ready, more_leased = lanes
         return QueueStats(
             queue,
-            ready=int(info.num_pending or 0) + ended,
+            ready=int(info.num_pending or 0) + ended + more_ready,
             delayed=int(delayed.state.messages),
-            in_flight=pending - ended,
+            in_flight=pending - ended + more_leased,
             dead=int(dead.state.messages),
             oldest_age=age,
         )
+
+    async def _lane_stats(self, queue: str) -> tuple[int, int]:
+        """Ready and leased messages of the priority stream, plus the grouped
+        ones waiting behind their heads (ready)."""
+        n = self.names
+        try:
+            waiting = (await self.jet.stream_info(n.group_stream(queue), queue)).state
+        except QueueNotFound:
+            waiting = None
+        ready = int(waiting.messages) if waiting is not None else 0
+        if not self.lanes.get(queue):
+            return ready, 0
+        stream = n.prio_stream(queue)
+        async with translated(self.jet.where, queue):
+            infos = await asyncio.gather(
+                *(self.jet.js.consumer_info(stream, level_consumer(x)) for x in LEVELS)
+            )
+        marks = await self.jet.stream_info(
+            n.ended_stream, queue, n.ended_subject(stream)
+        )
+        pending = sum(int(i.num_ack_pending or 0) for i in infos)
+        ended = min(pending, len(marks.state.subjects or {}))
+        ready += sum(int(i.num_pending or 0) for i in infos) + ended
+        return ready, pending - ended
 
     async def _oldest(self, queue: str) -> int | None:
         n = self.names
@@ -132,7 +176,13 @@ class Admin(NatsCore):
             return await self.jet.purge(n.dead_stream(queue), queue)
         ready = await self.jet.purge(n.stream(queue), queue)
         await self.jet.unmark(n.ended_stream, n.ended_subject(n.stream(queue)))
-        return ready + await self.jet.purge(n.delay_stream(queue), queue)
+        ready += await self.jet.purge(n.delay_stream(queue), queue)
+        for stream in (n.prio_stream(queue), n.group_stream(queue)):
+            with contextlib.suppress(QueueNotFound):  # made on first use
+                ready += await self.jet.purge(stream, queue)
+        await self.jet.unmark(n.ended_stream, n.ended_subject(n.prio_stream(queue)))
+        await self.meta.delete(self.group_key(queue))
+        return ready
 
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}

@@ -23,4 +23,7 @@ class NatsBackend(Topics, DeadLetters, Workers):
         native_wakeups=True,
         worker_registry=True,
         samples=True,
+        groups=True,
+        priorities=True,
+        rate_limits=True,
     )

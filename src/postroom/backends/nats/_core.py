@@ -23,7 +23,8 @@ from ..base import Backend
 from ._conn import Jet, translated
 from ._kv import Bucket, Tally
 from ._leases import GRACE_MS, LeaseKeeper, stream_of, stream_seq
-from ._names import CONSUMER, Names, token
+from ._names import CONSUMER, LEVELS, Names, level_consumer, token
+from ._rate import RateGate
 
 __all__ = ["NatsCore"]
 
@@ -59,8 +60,11 @@ class NatsCore(Backend):
         self.meta = Bucket(self.jet, self.names.meta_bucket)
         self.dedup = Bucket(self.jet, self.names.dedup_bucket, max_age=_DEDUP_KEYS_FOR)
         self.tally = Tally(self.meta)
+        self.rates = RateGate(self.meta)
         self.leases = LeaseKeeper(servers, self.mark_of)
         self._policies: dict[str, tuple[QueuePolicy, float]] = {}
+        # Queues whose stored policy record says they use the priority stream.
+        self.lanes: dict[str, bool] = {}
 
     async def connect(self) -> None:
         await self.jet.connect()
@@ -112,6 +116,20 @@ class NatsCore(Backend):
         """The KV key of a queue's (or topic's) counters of one kind."""
         return f"{kind}.{token(name)}"
 
+    @staticmethod
+    def rate_key(queue: str) -> str:
+        """The KV key of a queue's token bucket (see ``_rate``)."""
+        return f"rate.{token(queue)}"
+
+    @staticmethod
+    def group_key(queue: str, group: str | None = None) -> str:
+        """The KV key of a group's state (``None``: a pattern of all of them)."""
+        return f"grp.{token(queue)}.{'*' if group is None else token(group)}"
+
+    def forget_rate(self, queue: str) -> None:
+        """Drop the cached token bucket of a deleted queue."""
+        self.rates.forget(self.rate_key(queue))
+
     async def policy(self, queue: str) -> QueuePolicy:
         """The policy of ``queue`` (cached for a second); :class:`QueueNotFound`."""
         cached = self._policies.get(queue)
@@ -129,6 +147,7 @@ class NatsCore(Backend):
             return None
         policy = QueuePolicy.from_dict(got[0]["policy"])
         self._policies[queue] = (policy, time.monotonic())
+        self.lanes[queue] = bool(got[0].get("p"))
         return policy
 
     async def give_back_all(self) -> None:
@@ -138,6 +157,7 @@ class NatsCore(Backend):
         """Cache a policy just stored (``None``: forget it)."""
         if policy is None:
             self._policies.pop(queue, None)
+            self.lanes.pop(queue, None)
         else:
             self._policies[queue] = (policy, time.monotonic())
 
@@ -178,10 +198,63 @@ class NatsCore(Backend):
                     ),
                 )
 
+    async def create_lanes(self, queue: str, policy: QueuePolicy) -> None:
+        """Create (or update) the stream of priorities 1-9 and its consumers."""
+        n = self.names
+        stream = n.prio_stream(queue)
+        await self.jet.ensure_stream(
+            StreamConfig(
+                name=stream,
+                description=queue,
+                subjects=[n.prio_subject(queue)],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                duplicate_window=_MOVE_IDS_FOR,
+            )
+        )
+        for level in LEVELS:
+            async with translated(self.jet.where):
+                await self.jet.js.add_consumer(
+                    stream,
+                    ConsumerConfig(
+                        durable_name=level_consumer(level),
+                        filter_subject=n.prio_subject(queue, level),
+                        ack_policy=AckPolicy.EXPLICIT,
+                        deliver_policy=DeliverPolicy.ALL,
+                        ack_wait=policy.visibility_timeout + GRACE_MS / 1000,
+                        max_deliver=-1,
+                        max_ack_pending=-1,
+                    ),
+                )
+
+    async def create_group_stream(self, queue: str) -> None:
+        """Create the stream of grouped messages waiting behind their heads."""
+        n = self.names
+        await self.jet.ensure_stream(
+            StreamConfig(
+                name=n.group_stream(queue),
+                description=queue,
+                subjects=[n.group_subject(queue)],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                duplicate_window=_MOVE_IDS_FOR,
+            )
+        )
+
+    def queue_streams(self, queue: str) -> tuple[str, ...]:
+        """Every stream a queue may have."""
+        n = self.names
+        return (
+            n.stream(queue),
+            n.delay_stream(queue),
+            n.dead_stream(queue),
+            n.prio_stream(queue),
+            n.group_stream(queue),
+        )
+
     async def delete_streams(self, queue: str) -> None:
         """Delete a queue's streams (its consumers go with them)."""
-        n = self.names
-        for stream in (n.stream(queue), n.delay_stream(queue), n.dead_stream(queue)):
+        for stream in self.queue_streams(queue):
             await self.jet.delete_stream(stream)
 
     async def scan(

@@ -16,16 +16,16 @@ from nats.js.api import RawStreamMsg
 
 from ...model.message import DeadLetter, now_ms
 from ...model.queries import DeadLetterQuery
-from ._core import NatsCore
 from ._names import valid_id
-from ._records import Meta, dead_letter_from, message_headers, meta_of
+from ._records import Meta, dead_letter_from, meta_of
+from ._send import Sending
 
 __all__ = ["DeadLetters"]
 
 _SCAN_BATCH = 64
 
 
-class DeadLetters(NatsCore):
+class DeadLetters(Sending):
     """Reading and moving a queue's dead letters."""
 
     async def _letters(
@@ -83,13 +83,11 @@ class DeadLetters(NatsCore):
             copy = replace(
                 meta, base=0, redrives=meta.redrives + 1, history=[], available_ms=now
             )
-            await self.jet.publish(
-                self.names.subject(to, copy.id),
-                raw.data or b"",
-                message_headers(copy, f"{copy.id}.x{raw.seq}"),
-                stream=self.names.stream(to),
-                queue=to,
-            )
+            msg_id = f"{copy.id}.x{raw.seq}"
+            if copy.group is not None:
+                await self.join_group(to, copy.group, [(copy, raw.data or b"", msg_id)])
+            else:
+                await self.store(to, copy, raw.data or b"", msg_id)
 
         # Every copy is stored (all at once) before any dead letter is deleted.
         await asyncio.gather(*(store(raw, meta) for raw, meta in letters))

@@ -76,11 +76,12 @@ class Messages(Settling):
                 await self.jet.ack(msg.reply, payload)
                 continue
             if meta is not None:
+                stream, subject = self.lane(queue, meta)
                 await self.jet.publish(
-                    n.subject(queue, meta.id),
+                    subject,
                     msg.data,
                     message_headers(meta, f"{meta.id}.w{stream_seq(msg.reply)}"),
-                    stream=n.stream(queue),
+                    stream=stream,
                     queue=queue,
                 )
                 moved += 1
@@ -307,15 +308,16 @@ class Messages(Settling):
         finally:
             held.arrived.set()
 
-    async def _woken(self, queue: str, wait: float) -> None:
-        """Until a message is published to the queue, or ``wait`` seconds."""
+    async def _woken(self, queue: str, wait: float, subject: str | None = None) -> None:
+        """Until a message is published to the queue (to ``subject``: the
+        queue's ready subject by default), or ``wait`` seconds."""
         event = asyncio.Event()
 
         async def woken(msg: Msg) -> None:
             event.set()
 
         async with translated(self.jet.where):
-            subject = self.names.subject(queue, "*")
+            subject = subject or self.names.subject(queue, "*")
             sub = await self.jet.nc.subscribe(subject, cb=woken)
             try:
                 with contextlib.suppress(TimeoutError):

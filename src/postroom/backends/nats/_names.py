@@ -13,9 +13,18 @@ import re
 
 from ...model.errors import ConfigurationError
 
-__all__ = ["CONSUMER", "Names", "token", "untoken", "valid_id"]
+__all__ = [
+    "CONSUMER",
+    "LEVELS",
+    "Names",
+    "level_consumer",
+    "token",
+    "untoken",
+    "valid_id",
+]
 
 CONSUMER = "postroom"
+LEVELS = range(9, 0, -1)  # the priorities with a subject of their own, highest first
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _MAX_STREAM_TOKEN = 120
@@ -29,6 +38,11 @@ def token(name: str) -> str:
 def untoken(tok: str) -> str:
     """Inverse of :func:`token`."""
     return base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)).decode()
+
+
+def level_consumer(level: int) -> str:
+    """The consumer of the priority stream that reads priority ``level``."""
+    return f"p{level}"
 
 
 def valid_id(message_id: str) -> bool:
@@ -79,6 +93,28 @@ class Names:
     def dead_subject(self, queue: str, message_id: str = "*") -> str:
         """The subject of a dead letter."""
         return f"{self.prefix}.x.{token(queue)}.{message_id}"
+
+    # A queue that uses priorities has a fourth stream (P): one subject and one
+    # consumer per priority 1 to 9 (priority 0 stays on Q). A queue that uses
+    # groups has a fifth (G): the messages behind their group's head, one subject
+    # per group (see ``_groups``).
+    def prio_stream(self, queue: str) -> str:
+        """The work-queue stream of ``queue``'s ready messages of priority 1-9."""
+        return self._stream("P", queue)
+
+    def prio_subject(self, queue: str, level: int | str = "*") -> str:
+        """The subject of ready messages of priority ``level`` (``*``: all)."""
+        return f"{self.prefix}.p.{token(queue)}.{level}"
+
+    def group_stream(self, queue: str) -> str:
+        """The stream of ``queue``'s grouped messages waiting for their turn."""
+        return self._stream("G", queue)
+
+    def group_subject(self, queue: str, group: str | None = None) -> str:
+        """The subject of a group's waiting messages (``None``: all groups)."""
+        return (
+            f"{self.prefix}.g.{token(queue)}.{'*' if group is None else token(group)}"
+        )
 
     # One stream per prefix marks the leases that ended and were NAKed: their
     # messages wait to be delivered again, ready but counted by the consumer as

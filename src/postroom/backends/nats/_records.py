@@ -54,6 +54,8 @@ class Meta:
     dedup_key: str | None = None
     redrives: int = 0
     history: list[HistoryEntry] = field(default_factory=list)
+    group: str | None = None
+    priority: int = 0
 
     def message(self, queue: str, body: bytes, attempts: int) -> Message:
         """The message this copy holds, with ``attempts`` deliveries so far."""
@@ -67,6 +69,8 @@ class Meta:
             attempts=attempts,
             dedup_key=self.dedup_key,
             redrives=self.redrives,
+            group=self.group,
+            priority=self.priority,
         )
 
     def with_expiries(self, count: int, now: int) -> Meta:
@@ -94,6 +98,10 @@ class Meta:
             data["k"] = self.dedup_key
         if self.history:
             data["y"] = [h.to_dict() for h in self.history]
+        if self.group is not None:
+            data["g"] = self.group
+        if self.priority:
+            data["p"] = self.priority
         return _ENCODE(data)
 
     @classmethod
@@ -109,6 +117,8 @@ class Meta:
             dedup_key=data.get("k"),
             redrives=int(data.get("r") or 0),
             history=[HistoryEntry.from_dict(h) for h in data.get("y") or []],
+            group=data.get("g"),
+            priority=int(data.get("p") or 0),
         )
 
     @classmethod
@@ -122,6 +132,8 @@ class Meta:
             base=m.attempts,
             dedup_key=m.dedup_key,
             redrives=m.redrives,
+            group=m.group,
+            priority=m.priority,
         )
 
 

@@ -1,5 +1,6 @@
 """Sending on JetStream: one publish per message (acknowledged by the stream),
-dedup keys claimed in KV, the ``sent`` counter added in the same round trip."""
+dedup keys claimed in KV, the ``sent`` counter added in the same round trip.
+Grouped messages join their group (``_groups``)."""
 
 from __future__ import annotations
 
@@ -8,30 +9,15 @@ import hashlib
 from collections.abc import Awaitable, Sequence
 
 from ...model.message import Message, now_ms
-from ._core import NatsCore
+from ._groups import Groups
 from ._names import token
-from ._records import Meta, message_headers
+from ._records import Meta
 
 __all__ = ["Sending"]
 
 
-class Sending(NatsCore):
+class Sending(Groups):
     """Storing new copies of messages."""
-
-    async def store(self, queue: str, meta: Meta, body: bytes, msg_id: str) -> bool:
-        """Store one copy: on the delay stream while it is not due, else ready.
-
-        Whether it was new: a copy whose ``msg_id`` the stream saw within its
-        duplicate window (two minutes) is not stored again."""
-        n = self.names
-        if meta.available_ms > now_ms():
-            stream, subject = n.delay_stream(queue), n.delay_subject(queue, meta.id)
-        else:
-            stream, subject = n.stream(queue), n.subject(queue, meta.id)
-        ack = await self.jet.publish(
-            subject, body, message_headers(meta, msg_id), stream=stream, queue=queue
-        )
-        return not ack.duplicate
 
     async def enqueue(
         self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
@@ -46,13 +32,21 @@ class Sending(NatsCore):
             ids.append(first or m.id)
             if first is None:
                 new.append(m)
-        if new:
+        loose = [m for m in new if m.group is None]
+        if loose:
             await self._counted(
                 queue,
                 "sent",
-                len(new),
-                *(self.store(queue, Meta.of(m), m.body, f"{m.id}.s") for m in new),
+                len(loose),
+                *(self.store(queue, Meta.of(m), m.body, f"{m.id}.s") for m in loose),
             )
+        groups: dict[str, list[tuple[Meta, bytes, str]]] = {}
+        for m in new:
+            if m.group is not None:
+                groups.setdefault(m.group, []).append((Meta.of(m), m.body, f"{m.id}.s"))
+        for group, items in groups.items():
+            stored = await self.join_group(queue, group, items)
+            await self.tally.add(self.counter_key("cnt", queue), {"sent": stored})
         return ids
 
     async def _counted(

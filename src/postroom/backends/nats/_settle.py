@@ -49,19 +49,30 @@ class Settling(Sending):
             reply, lease = self.leases.check(delivery.receipt)
         except LeaseLost:
             raise lease_lost(delivery.id) from None
-        stream = self.names.stream(delivery.queue)
-        if stream_of(reply) != stream or not valid_id(delivery.id):
+        stream = stream_of(reply)
+        subject = self._lane_subject(delivery.queue, stream, delivery.id)
+        if subject is None or not valid_id(delivery.id):
             raise lease_lost(delivery.id)
         if lease is not None:
             if lease.message_id != delivery.id:
                 raise lease_lost(delivery.id)
             return reply, lease
         seq = stream_seq(reply)
-        subject = self.names.subject(delivery.queue, delivery.id)
         raw = await self.jet.get(stream, subject, seq=seq)
-        if raw is None or raw.seq != seq:
+        meta = meta_of(raw.headers) if raw is not None else None
+        if raw is None or raw.seq != seq or meta is None or meta.id != delivery.id:
             raise lease_lost(delivery.id)
         return reply, None
+
+    def _lane_subject(self, queue: str, stream: str, message_id: str) -> str | None:
+        """The subject filter that finds message ``message_id`` (``*``: any) on
+        a stream that deliveries of ``queue`` come from; ``None`` for another."""
+        n = self.names
+        if stream == n.stream(queue):
+            return n.subject(queue, message_id)
+        if stream == n.prio_stream(queue):
+            return n.prio_subject(queue)
+        return None
 
     async def _held_meta(
         self, delivery: Delivery, reply: str, lease: Lease | None
@@ -71,9 +82,9 @@ class Settling(Sending):
         meta = lease.extra if lease is not None else None
         if not isinstance(meta, Meta):
             seq = stream_seq(reply)
-            raw = await self.jet.get(
-                self.names.stream(queue), self.names.subject(queue), seq=seq
-            )
+            stream = stream_of(reply)
+            subject = self._lane_subject(queue, stream, "*") or ">"
+            raw = await self.jet.get(stream, subject, seq=seq)
             found = meta_of(raw.headers) if raw is not None and raw.seq == seq else None
             if found is None:
                 raise lease_lost(delivery.id)
@@ -99,12 +110,12 @@ class Settling(Sending):
             else:
                 seen.add(checked[0])
                 held.append((d, checked[0]))
-        by_stream: dict[str, list[str]] = {}
+        by_stream: dict[str, list[str]] = {}  # by stream and consumer
         counts: dict[str, int] = {}
         for d, reply in held:
-            by_stream.setdefault(stream_of(reply), []).append(reply)
+            by_stream.setdefault(reply.rsplit(".", 5)[0], []).append(reply)
             counts[d.queue] = counts.get(d.queue, 0) + 1
-        if len(counts) == 1:
+        if len(counts) == 1 and len(by_stream) == 1:
             [(queue, n)] = counts.items()
             [replies] = by_stream.values()
             await self._counted(queue, "acked", n, self.jet.ack_all(replies), weight=n)
@@ -114,6 +125,11 @@ class Settling(Sending):
                 await self.tally.add(self.counter_key("cnt", queue), {"acked": n})
         for _, reply in held:
             self.leases.finish(reply)
+        heads = [(d, d.message.group) for d, _ in held if d.message.group]
+        if heads:  # each group's next message goes out
+            await asyncio.gather(
+                *(self.let_out(d.queue, g, finished=d.id) for d, g in heads)
+            )
         return lost
 
     async def _replace(
@@ -191,6 +207,8 @@ class Settling(Sending):
         await self.jet.ack(reply, b"+TERM")
         self.leases.finish(reply)
         await self.tally.add(self.counter_key("cnt", queue), {"dead_lettered": 1})
+        if meta.group is not None:
+            await self.let_out(queue, meta.group, finished=meta.id)
 
     async def dead_letter(
         self, delivery: Delivery, reason: str, entry: HistoryEntry

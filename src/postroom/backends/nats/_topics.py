@@ -10,8 +10,8 @@ from ...model.errors import QueueNotFound
 from ...model.message import Message, Subscription
 from ..base import TopicInfo
 from ._admin import Admin
-from ._messages import Messages
 from ._names import token, untoken
+from ._ordered import Ordered
 from ._records import Meta
 
 __all__ = ["Topics"]
@@ -21,7 +21,7 @@ def _sub_key(topic: str, name: str) -> str:
     return f"sub.{token(topic)}.{token(name)}"
 
 
-class Topics(Admin, Messages):
+class Topics(Admin, Ordered):
     """Subscriptions and topic counters."""
 
     async def put_subscription(self, subscription: Subscription) -> Subscription:

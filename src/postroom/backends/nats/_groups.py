@@ -1,0 +1,168 @@
+"""FIFO message groups on JetStream: only a group's head is out.
+
+A grouped message is first stored on the queue's group stream (G, limits
+retention, one subject per group), in send order. One message per group at a
+time, its *head*, is let out: copied to its lane (``_lanes``) and deleted from G.
+From then on it is an ordinary message of the queue (claimed, retried, released,
+leased again after an expiry), and no other message of its group is out until
+it is acked or becomes a dead letter; then the next one of G is let out. So a
+group delivers in send order, one at a time, whatever its head goes through, and
+claims need to know nothing about groups.
+
+The group's state is one KV key (``grp.<q>.<group>``): the id and G sequence of
+the head that is out (``o``, ``s``), when it was let out (``t``) and a version
+(``v``) that every send to the group raises by compare-and-set, so that a head's
+end racing a send always reads the group again (the send's message is then seen
+by one of the two).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...model.errors import QueueNotFound
+from ...model.message import now_ms
+from ._lanes import Lanes
+from ._records import Meta, message_headers, meta_of
+
+__all__ = ["Groups"]
+
+# A head let out this long ago whose copy is still on G was let out by a process
+# that stopped half-way (before its copy was stored): the next send finishes it.
+_STALE_MS = 10_000
+_SCAN_LIMIT = 100  # messages of a priority looked through for a stale head
+
+
+class Groups(Lanes):
+    """Joining groups and letting their heads out."""
+
+    _group_streams: set[str]
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._group_streams = set()  # queues whose G stream this process made
+
+    async def join_group(
+        self, queue: str, group: str, items: Sequence[tuple[Meta, bytes, str]]
+    ) -> int:
+        """Store messages (meta, body, publish id) at the end of ``group``, in
+        order, then let its head out if none is; how many were new."""
+        n = self.names
+        if queue not in self._group_streams:
+            await self.create_group_stream(queue)
+            self._group_streams.add(queue)
+        new = 0
+        for meta, body, msg_id in items:  # one at a time: G's order is the group's
+            args = (n.group_subject(queue, group), body, message_headers(meta, msg_id))
+            try:
+                ack = await self.jet.publish(
+                    *args, stream=n.group_stream(queue), queue=queue
+                )
+            except QueueNotFound:  # the queue was deleted and made again meanwhile
+                await self.create_group_stream(queue)
+                ack = await self.jet.publish(
+                    *args, stream=n.group_stream(queue), queue=queue
+                )
+            new += not ack.duplicate
+        await self.let_out(queue, group)
+        return new
+
+    async def let_out(
+        self, queue: str, group: str, finished: str | None = None
+    ) -> None:
+        """Let the group's next message out unless its head is out; with
+        ``finished`` (the id of a head that was acked or became a dead letter),
+        that head is over first."""
+        key = self.group_key(queue, group)
+        while True:
+            got = await self.meta.get(key)
+            state: dict[str, Any]
+            state, revision = got if got is not None else ({}, 0)
+            out = state.get("o")
+            if finished is not None:
+                if out != finished:
+                    return  # over already (ended twice, or the queue was purged)
+                out = None
+            version = int(state.get("v") or 0) + 1
+            if out is not None:
+                bumped = {**state, "v": version}
+                stale = now_ms() - int(state.get("t") or 0) > _STALE_MS
+                if not stale or await self._head_alive(queue, group, state):
+                    if stale:
+                        bumped["t"] = now_ms()
+                    if await self.meta.cas(key, bumped, revision) is not None:
+                        return
+                    continue
+            if await self._let_next_out(queue, group, state, revision, version):
+                return
+
+    async def _let_next_out(
+        self,
+        queue: str,
+        group: str,
+        state: dict[str, Any],
+        revision: int,
+        version: int,
+    ) -> bool:
+        """Let out the first message of G after the last head; whether the
+        group's state was still at ``revision`` (else: read it again)."""
+        n = self.names
+        stream = n.group_stream(queue)
+        last = int(state.get("s") or 0)
+        raw = await self.jet.get(stream, n.group_subject(queue, group), seq=last + 1)
+        meta = meta_of(raw.headers) if raw is not None else None
+        if raw is None or raw.seq is None or meta is None:
+            idle = {"o": None, "s": last, "v": version}
+            return (
+                await self.meta.cas(self.group_key(queue, group), idle, revision)
+                is not None
+            )
+        head = {"o": meta.id, "s": raw.seq, "p": meta.priority, "t": now_ms()}
+        head["v"] = version
+        if await self.meta.cas(self.group_key(queue, group), head, revision) is None:
+            return False
+        await self.store(queue, meta, raw.data or b"", f"{meta.id}.g{raw.seq}")
+        await self.jet.delete_msg(stream, raw.seq)
+        return True
+
+    async def _head_alive(self, queue: str, group: str, state: dict[str, Any]) -> bool:
+        """Whether the head let out a while ago is still stored: on G (then its
+        letting out is finished here: a process stopped half-way), delayed, or
+        ready or leased in its lane. A process that stopped between a head's ack
+        (or dead letter) and the next one's letting out leaves a head stored
+        nowhere: the group goes on then. The delay stream is read before and
+        after the lane, as a retry or a move stores the new copy before it
+        removes the old one."""
+        n = self.names
+        head, seq = str(state.get("o")), int(state.get("s") or 0)
+        stream = n.group_stream(queue)
+        raw = await self.jet.get(stream, n.group_subject(queue, group), seq=seq)
+        meta = meta_of(raw.headers) if raw is not None else None
+        if raw is not None and raw.seq == seq and meta is not None:
+            # The same publish id as the first try: stored once within two minutes.
+            await self.store(queue, meta, raw.data or b"", f"{meta.id}.g{seq}")
+            await self.jet.delete_msg(stream, seq)
+            return True
+        delayed = (n.delay_stream(queue), n.delay_subject(queue, head))
+        if await self.jet.get(*delayed, last=True) is not None:
+            return True
+        priority = int(state.get("p") or 0)
+        if not priority:
+            ready = n.stream(queue), n.subject(queue, head)
+            if await self.jet.get(*ready, last=True) is not None:
+                return True
+        else:
+            lane = n.prio_stream(queue), n.prio_subject(queue, priority)
+            raws = await self.scan(*lane, _SCAN_LIMIT)
+            if len(raws) == _SCAN_LIMIT or any(
+                (m := meta_of(r.headers)) is not None and m.id == head for r in raws
+            ):
+                return True
+        return await self.jet.get(*delayed, last=True) is not None
+
+    async def end_heads(self, queue: str, heads: Sequence[tuple[str, str]]) -> None:
+        """Heads (group, id) that were acked or became dead letters: let each
+        group's next message out."""
+        for group, message_id in heads:
+            await self.let_out(queue, group, finished=message_id)
