@@ -59,7 +59,9 @@ class Groups(Lanes):
                 ack = await self.jet.publish(
                     *args, stream=n.group_stream(queue), queue=queue
                 )
-            except QueueNotFound:  # the queue was deleted and made again meanwhile
+            except QueueNotFound:  # the queue was deleted (and made again?)
+                if await self.get_policy(queue) is None:
+                    raise
                 await self.create_group_stream(queue)
                 ack = await self.jet.publish(
                     *args, stream=n.group_stream(queue), queue=queue
