@@ -38,6 +38,7 @@ from ._ops import (
     fetch,
     fetch_grouped,
     lost,
+    pipeline,
 )
 from ._records import dumps, message_from_row
 
@@ -117,8 +118,8 @@ class PostgresBackend(PostgresBase):
     @translated
     async def settle(self, batch: Settlement) -> tuple[list[Delivery], list[Delivery]]:
         """The ack, retry, dead letter and claim statements pipelined on one
-        connection: one round trip (each statement its own transaction, so the
-        writes commit whatever the claim finds)."""
+        connection: one round trip (writes on groups in their own transaction
+        blocks, see ``execute_grouped``; the others commit with the claim)."""
         c = batch.claim
         keys, ack_params = _ack_params(batch.acks)
         writes: list[Grouped] = [("ack", ack_params, _groups(batch.acks))]
@@ -131,7 +132,7 @@ class PostgresBackend(PostgresBase):
             params = _claim_params(c.queue, c.max_messages, c.lease_ms, c.consumer)
             writes.append(("claim", params, []))
         async with self._conn() as conn:
-            async with conn.pipeline():
+            async with pipeline(conn):
                 curs = [await execute_grouped(conn, self.sql, w) for w in writes]
             lost = _lost(batch.acks, keys, await curs[0].fetchall())
             failed = [r.delivery for r in batch.reruns]

@@ -6,11 +6,13 @@ statement is its own transaction) and the backend's :class:`Sql`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from ...model.errors import QueueNotFound
 from .._common import lease_expired_entry
@@ -24,13 +26,16 @@ __all__ = [
     "expire",
     "fetch",
     "fetch_grouped",
+    "in_transaction",
     "lost",
+    "pipeline",
     "require_queue",
     "run",
 ]
 
 Conn = psycopg.AsyncConnection[Any]
 Cursor = psycopg.AsyncCursor[Any]
+_IN_BLOCK = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
 # A statement that changes messages of groups: its name, its parameters and the
 # (queue, group) of each message it changes (group None: none).
 Grouped = tuple[str, dict[str, Any], Sequence[tuple[str, str | None]]]
@@ -56,11 +61,14 @@ async def fetch(
 
 
 async def execute_grouped(conn: Conn, sql: Sql, call: Grouped) -> Cursor:
-    """Execute a send, ack, dead letter or redrive: ``(query name, params, the
+    """Queue a send, ack, dead letter or redrive: ``(query name, params, the
     (queue, group) of each message it changes)``. With groups, in a transaction
     that locks them first (so that it sees every change made to them before) and
-    then unblocks their heads (see ``unblock_heads`` in queries.sql). Returns the
-    query's cursor: in a pipeline, its rows come once the pipeline is synced."""
+    then unblocks their heads (see ``unblock_heads`` in queries.sql): its own
+    ``BEGIN`` ... ``COMMIT`` unless one is open on ``conn`` (psycopg's
+    ``transaction()`` would sync a pipeline twice: a round trip each). Returns
+    the query's cursor: in a pipeline, its rows come once the pipeline is synced
+    (run it in :func:`pipeline`, which rolls back a failed ``BEGIN``)."""
     name, params, groups = call
     pairs = dict.fromkeys((q, g) for q, g in groups if g is not None)
     full = {"channel": sql.channel, **params}
@@ -71,18 +79,43 @@ async def execute_grouped(conn: Conn, sql: Sql, call: Grouped) -> Cursor:
         "queues": [q for q, _ in pairs],
         "groups": [g for _, g in pairs],
     }
-    async with conn.transaction():
-        await conn.execute(sql["group_locks"], locks)
-        cur = await conn.execute(sql[name], full)
-        await conn.execute(sql["unblock_heads"], locks)
+    own = not in_transaction(conn)
+    if own:
+        await conn.execute(b"BEGIN")
+    await conn.execute(sql["group_locks"], locks)
+    cur = await conn.execute(sql[name], full)
+    await conn.execute(sql["unblock_heads"], locks)
+    if own:
+        await conn.execute(b"COMMIT")
     return cur
+
+
+def in_transaction(conn: Conn) -> bool:
+    """Whether a transaction block is open on ``conn`` (a pipeline's implicit
+    one does not count)."""
+    return conn.info.transaction_status in _IN_BLOCK
+
+
+@contextlib.asynccontextmanager
+async def pipeline(conn: Conn) -> AsyncIterator[None]:
+    """``conn.pipeline()`` (one round trip for what runs inside) that leaves no
+    transaction block of its own open when a statement fails."""
+    outer = in_transaction(conn)
+    try:
+        async with conn.pipeline():
+            yield
+    except BaseException:
+        if not outer and in_transaction(conn) and not conn.broken:
+            with contextlib.suppress(psycopg.Error):
+                await conn.rollback()
+        raise
 
 
 async def fetch_grouped(conn: Conn, sql: Sql, call: Grouped) -> list[tuple[Any, ...]]:
     """:func:`execute_grouped` in one round trip; the query's rows."""
     if all(g is None for _, g in call[2]):
         return await fetch(conn, sql, call[0], call[1])
-    async with conn.pipeline():
+    async with pipeline(conn):
         cur = await execute_grouped(conn, sql, call)
     return await cur.fetchall()
 

@@ -385,22 +385,23 @@ FROM (
 -- Run last in the transaction of group_locks: the first message of each of
 -- those groups, in send order, is claimable (not blocked) whatever its state,
 -- and wakes consumers; the others stay blocked. A grouped message is stored
--- blocked, so this makes the head of every group its statement changed.
+-- blocked, so this makes the head of every group its statement changed. The
+-- heads are updated by row address (the group locks keep them where they are).
 WITH heads AS (
-    SELECT h.queue, h.seq
+    SELECT h.ctid
     FROM (
         SELECT DISTINCT queue, grp
         FROM unnest(%(queues)b::text[], %(groups)b::text[]) AS u(queue, grp)
     ) AS k,
     LATERAL (
-        SELECT n.queue, n.seq, n.blocked FROM {schema}.messages AS n
+        SELECT n.ctid, n.blocked FROM {schema}.messages AS n
         WHERE n.queue = k.queue AND n.grp = k.grp
         ORDER BY n.seq LIMIT 1
     ) AS h
     WHERE h.blocked
 ), done AS (
     UPDATE {schema}.messages AS m SET blocked = false
-    FROM heads WHERE m.queue = heads.queue AND m.seq = heads.seq
+    WHERE m.ctid = ANY(ARRAY(SELECT ctid FROM heads))
     RETURNING m.queue
 )
 SELECT pg_notify(%(channel)s, d.queue) FROM (SELECT DISTINCT queue FROM done) AS d;
