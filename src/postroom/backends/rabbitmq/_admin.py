@@ -22,7 +22,8 @@ from ...model.message import (
 )
 from ...model.queries import DeadLetterQuery
 from ...model.stats import COUNTERS, DurationHistogram, TopicInfo, duration_cells
-from ._leasing import LeaseCore, unpack
+from ._leasing import unpack
+from ._ordering import OrderCore
 from ._records import Unpacked, redriven, unpack_message
 from ._translate import translated
 
@@ -32,7 +33,7 @@ __all__ = ["AdminMixin"]
 _RECOUNTS = 8
 
 
-class AdminMixin(LeaseCore):
+class AdminMixin(OrderCore):
     """Reading and admin operations (mixed into :class:`RabbitBackend`)."""
 
     # -- depths --------------------------------------------------------------------
@@ -51,6 +52,15 @@ class AdminMixin(LeaseCore):
         for name, (ready, delayed) in zip(queues, depths, strict=True):
             ready += self.state.pushed(name, now, besides=self.instance)
             others, oldest = self.state.in_flight(name, now, besides=self.instance)
+            o_ready, o_delayed, o_leased, o_oldest = self._ordered_depths(name, now)
+            ready, delayed, others = (
+                ready + o_ready,
+                delayed + o_delayed,
+                others + o_leased,
+            )
+            oldest = (
+                min(oldest, o_oldest) if oldest and o_oldest else oldest or o_oldest
+            )
             mine = [
                 lease.delivery
                 for lease in self._leases.values()
@@ -106,7 +116,7 @@ class AdminMixin(LeaseCore):
             got = unpack(queue, t)
             attempts = got.message.attempts + got.returns
             held.append(replace(got.message, attempts=attempts))
-        found = [*held]
+        found = [*held, *self._ordered_messages(queue)]
         sources = [await self._ready(queue)] + [
             await self._delay(queue, b)
             for b in sorted(self.state.buckets.get(queue, ()))
@@ -168,7 +178,7 @@ class AdminMixin(LeaseCore):
                 rec = {"t": "undead", "q": queue, "ids": ids}
                 await self.streams.append(self.names.meta, rec, applied=True)
             return len(ids)
-        count = 0
+        count = await self._purge_ordered(queue)
         names = [self._ready(queue)] + [
             self._delay(queue, b) for b in sorted(self.state.buckets.get(queue, ()))
         ]

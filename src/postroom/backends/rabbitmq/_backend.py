@@ -8,9 +8,10 @@ unacknowledged AMQP delivery held by the process that claimed it:
 the process ends it at the visibility timeout itself, and the broker ends it
 when the process dies or hangs (connection closed or heartbeats missed), then
 counts the redelivery (``x-delivery-count``). Everything AMQP cannot hold
-(policies, dead letters, counters, lease gauges, dedup keys) is a record in one
-of three streams that every process follows (``_state``). See
-``docs/backends/rabbitmq.md``.
+(policies, dead letters, counters, lease gauges, dedup keys, rate-limit permits)
+is a record in one of three streams that every process follows (``_state``);
+grouped and prioritised messages live wholly in the meta stream (``_ordered``).
+See ``docs/backends/rabbitmq.md``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .._common import make_receipt, new_token
 from ._admin import AdminMixin
 from ._lanes import Lane, Taken
 from ._leasing import _Lease, unpack
+from ._ordering import is_ordered
 from ._records import Unpacked
 from ._translate import DRIVER_ERRORS, translated
 
@@ -84,7 +86,11 @@ class RabbitBackend(AdminMixin):
             ids.append(first)
             if first == m.id and m.id not in self._confirmed:
                 fresh.append(m)
-        await asyncio.gather(*(self._send_once(m) for m in fresh))
+        ordered = [m for m in fresh if is_ordered(m)]
+        if ordered:
+            await self._send_ordered(queue, ordered, [])
+            self._confirmed.update(dict.fromkeys(m.id for m in ordered))
+        await asyncio.gather(*(self._send_once(m) for m in fresh if not is_ordered(m)))
         if fresh:
             self.streams.count(queue, sent=len(fresh))
         return ids
@@ -127,6 +133,42 @@ class RabbitBackend(AdminMixin):
             max_messages = self._likely_permits(queue, policy.rate_limit, max_messages)
             if not max_messages:
                 return []
+        firsts: list[Delivery] = []
+        if self._ordered_ready(queue):
+            firsts = await self._claim_ordered(queue, max_messages, lease_ms, consumer)
+        wanted = max_messages - len(firsts)
+        if wanted and policy.rate_limit is None:
+            return firsts + await self._claim_plain(
+                queue, policy, lane, wanted, lease_ms, consumer
+            )
+        taken = await self._take(lane, wanted) if wanted else []
+        if policy.rate_limit is not None and (firsts or taken):
+            granted = await self._permits(
+                queue, policy.rate_limit, len(firsts) + len(taken)
+            )
+            if granted < len(firsts):
+                await self._settle_ordered("ol", firsts[granted:])
+                firsts = firsts[:granted]
+            kept = max(0, granted - len(firsts))
+            lane.put_back(taken[kept:])
+            taken = taken[:kept]
+        return firsts + await self._leased(queue, policy, taken, lease_ms, consumer)
+
+    async def _claim_plain(
+        self,
+        queue: str,
+        policy: QueuePolicy,
+        lane: Lane,
+        max_messages: int,
+        lease_ms: int,
+        consumer: str,
+    ) -> list[Delivery]:
+        """Up to ``max_messages`` of the queue's AMQP messages, leased."""
+        taken = await self._take(lane, max_messages)
+        return await self._leased(queue, policy, taken, lease_ms, consumer)
+
+    async def _take(self, lane: Lane, max_messages: int) -> list[Taken]:
+        """Up to ``max_messages`` messages of the lane's AMQP queue."""
         if lane.consuming or max_messages > 1:
             # A batch claimer (a worker) gets a consumer: the broker pushes the
             # next messages while these are handled (a wider window when asked
@@ -142,10 +184,18 @@ class RabbitBackend(AdminMixin):
             taken += lane.take(max_messages - len(taken))
             if got is None:
                 break
-        if policy.rate_limit is not None and taken:
-            granted = await self._permits(queue, policy.rate_limit, len(taken))
-            lane.put_back(taken[granted:])
-            taken = taken[:granted]
+        return taken
+
+    async def _leased(
+        self,
+        queue: str,
+        policy: QueuePolicy,
+        taken: list[Taken],
+        lease_ms: int,
+        consumer: str,
+    ) -> list[Delivery]:
+        """Messages taken from AMQP, leased (those whose attempts ran out are
+        dead letters instead), oldest first."""
         out: list[Delivery] = []
         for t in taken:
             got_ = await self._resolve(queue, policy, unpack(queue, t), t.ack)
@@ -171,7 +221,7 @@ class RabbitBackend(AdminMixin):
         """Returns once the broker pushed a message of ``queue`` to this process
         (its consumer runs while somebody waits or claims), a lease this process
         holds on it ran out, or ``timeout``. No polling."""
-        if self._lease_ran_out(queue):
+        if self._lease_ran_out(queue) or self._ordered_ready(queue):
             return
         lane = await self._prepare_wait(queue)
         loop = asyncio.get_running_loop()
@@ -182,11 +232,12 @@ class RabbitBackend(AdminMixin):
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self._lease_ran_out(queue):
                     return
+                if self._ordered_ready(queue):
+                    return
                 lane.arrived.clear()
+                until = min(self._until_expiry(queue), self._ordered_wait(queue))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        lane.arrived.wait(), min(remaining, self._until_expiry(queue))
-                    )
+                    await asyncio.wait_for(lane.arrived.wait(), min(remaining, until))
         finally:
             lane.waiters -= 1
             lane.used_at = now_ms()
@@ -202,7 +253,13 @@ class RabbitBackend(AdminMixin):
 
     @translated
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        ordered, deliveries = self._split(deliveries)
         lost: list[Delivery] = []
+        if ordered:
+            lost = await self._settle_ordered("oa", ordered)
+            for d in ordered:
+                if d not in lost:
+                    self.streams.count(d.queue, acked=1)
         by_lane: dict[Lane, list[tuple[int, Delivery]]] = {}
         for d in deliveries:
             try:
@@ -229,6 +286,8 @@ class RabbitBackend(AdminMixin):
     async def retry(
         self, delivery: Delivery, delay_ms: int, entry: HistoryEntry
     ) -> None:
+        if self._split([delivery])[0]:
+            return await self._retry_ordered(delivery, delay_ms, entry)
         token, lease = self._held(delivery)
         msg = replace(lease.delivery.message, available_at=from_ms(now_ms() + delay_ms))
         await self._publish(msg, attempts=msg.attempts, history=[*lease.history, entry])
@@ -239,6 +298,8 @@ class RabbitBackend(AdminMixin):
     async def dead_letter(
         self, delivery: Delivery, reason: str, entry: HistoryEntry
     ) -> None:
+        if self._split([delivery])[0]:
+            return await self._bury_ordered(delivery, reason, entry)
         token, lease = self._held(delivery)
         self._leases.pop(token, None)
         self._dirty.set()
@@ -247,6 +308,9 @@ class RabbitBackend(AdminMixin):
 
     @translated
     async def release(self, deliveries: Sequence[Delivery]) -> None:
+        ordered, deliveries = self._split(deliveries)
+        if ordered:
+            await self._settle_ordered("ol", ordered)
         for d in deliveries:
             try:
                 token, lease = self._held(d)
@@ -260,6 +324,8 @@ class RabbitBackend(AdminMixin):
 
     @translated
     async def extend(self, delivery: Delivery, lease_ms: int) -> Delivery:
+        if self._split([delivery])[0]:
+            return await self._extend_ordered(delivery, lease_ms)
         _, lease = self._held(delivery)
         lease.expires = now_ms() + lease_ms
         lease.delivery = replace(

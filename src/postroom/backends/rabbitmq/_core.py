@@ -30,6 +30,7 @@ from ...model.message import (
 from .._common import lease_expired_entry
 from ..base import Backend, Capabilities
 from ._names import Names, delay_bucket, parse_url
+from ._ordered import entry_record
 from ._records import Unpacked, dead_record, pack_message
 from ._state import State
 from ._streams import Streams
@@ -46,7 +47,11 @@ class RabbitCore(Backend):
     """Connection, lease bookkeeping and the queues of the RabbitMQ backend."""
 
     capabilities = Capabilities(
-        native_wakeups=True, worker_registry=True, rate_limits=True
+        native_wakeups=True,
+        worker_registry=True,
+        groups=True,
+        priorities=True,
+        rate_limits=True,
     )
 
     def __init__(self, url: str) -> None:
@@ -162,7 +167,13 @@ class RabbitCore(Backend):
         self, message: Message, *, attempts: int, history: list[HistoryEntry]
     ) -> None:
         """Publish ``message`` (confirmed) on its queue, or on the delay queue of
-        its ``available_at`` when that is in the future."""
+        its ``available_at`` when that is in the future; a grouped or
+        prioritised one as a record of the meta stream (``_ordered``)."""
+        if message.group is not None or message.priority:
+            m = replace(message, attempts=attempts)
+            rec = {"t": "os", "q": m.queue, "ms": [entry_record(m, history)]}
+            await self.streams.append(self.names.meta, rec, applied=True)
+            return
         bucket = delay_bucket(to_ms_dt(message.available_at) - now_ms())
         target = await (
             self._delay(message.queue, bucket) if bucket else self._ready(message.queue)

@@ -90,8 +90,9 @@ def unpack_message(
 
 
 def message_dict(m: Message, *, body: bool = True) -> dict[str, Any]:
-    """A message as a stream record field (``body`` false leaves it out)."""
-    return {
+    """A message as a stream record field (``body`` false leaves it out; group
+    and priority only when it has them)."""
+    out: dict[str, Any] = {
         "id": m.id,
         "b": base64.b64encode(m.body).decode() if body else "",
         "h": m.headers,
@@ -101,6 +102,11 @@ def message_dict(m: Message, *, body: bool = True) -> dict[str, Any]:
         "k": m.dedup_key,
         "r": m.redrives,
     }
+    if m.group is not None:
+        out["gr"] = m.group
+    if m.priority:
+        out["p"] = m.priority
+    return out
 
 
 def dead_record(dl: DeadLetter) -> dict[str, Any]:
@@ -127,6 +133,8 @@ def message_from_dict(m: dict[str, Any], queue: str) -> Message:
         attempts=int(m["n"]),
         dedup_key=m.get("k"),
         redrives=int(m.get("r") or 0),
+        group=m.get("gr"),
+        priority=int(m.get("p") or 0),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ...model.message import DeadLetter, Message, QueuePolicy, Subscription
 from ...model.stats import COUNTERS
+from ._ordered import ORDER_HANDLERS, Entry
 from ._rate import Rate, fold_permit
 from ._records import dead_from_record, message_from_dict
 
@@ -56,17 +57,32 @@ class State:
     dropped: dict[str, int] = field(default_factory=dict)
     rates: dict[str, Rate] = field(default_factory=dict)
     grants: dict[str, tuple[int, int]] = field(default_factory=dict)
-    me: str = ""  # this process's instance id (its own permit records)
+    ordered: dict[str, dict[str, Entry]] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)  # of own order records
+    on_order: Callable[[str], None] | None = None  # an order record was applied
+    me: str = ""  # this process's instance id (its own records)
     live_from: int = 0  # when the live stream is read from (ms)
 
     def apply(self, rec: dict[str, Any]) -> None:
         """Apply one record (unknown kinds are ignored: a newer writer's)."""
-        handler = _HANDLERS.get(str(rec.get("t")))
+        kind = str(rec.get("t"))
+        handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, rec)
+        elif kind in ORDER_HANDLERS:
+            ORDER_HANDLERS[kind](self, rec)
+            if self.on_order is not None:
+                self.on_order(rec["q"])
         counts = rec.get("pc")  # the writer's counters, carried along
         if counts:
             _count(self, {"c": counts})
+
+    def bury(self, dl: DeadLetter) -> None:
+        """Add a dead letter (one that died again moves to the end)."""
+        held = self.dead.setdefault(dl.queue, {})
+        held.pop(dl.id, None)
+        held[dl.id] = dl
+        _add(self, dl.queue, "dead_lettered", 1)
 
     def in_flight(self, queue: str, now: int, *, besides: str) -> tuple[int, int]:
         """Leases of ``queue`` held by live processes other than ``besides``,
@@ -116,7 +132,8 @@ def _policy(s: State, rec: dict[str, Any]) -> None:
 
 def _drop(s: State, rec: dict[str, Any]) -> None:
     queue = rec["q"]
-    for table in (s.policies, s.counters, s.buckets, s.dead, s.durations):
+    tables = (s.policies, s.counters, s.buckets, s.dead, s.durations, s.ordered)
+    for table in tables:
         table.pop(queue, None)
     # Dedup records live in the other stream: the drop's time orders them.
     s.dropped[queue] = max(s.dropped.get(queue, 0), int(rec.get("at", 0)))
@@ -163,11 +180,7 @@ def _bucket(s: State, rec: dict[str, Any]) -> None:
 
 
 def _dead(s: State, rec: dict[str, Any]) -> None:
-    dl = dead_from_record(rec)
-    held = s.dead.setdefault(dl.queue, {})
-    held.pop(dl.id, None)  # a message that died again moves to the end
-    held[dl.id] = dl
-    _add(s, dl.queue, "dead_lettered", 1)
+    s.bury(dead_from_record(rec))
 
 
 def _undead(s: State, rec: dict[str, Any]) -> None:

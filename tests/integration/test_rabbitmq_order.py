@@ -1,0 +1,102 @@
+"""RabbitMQ specifics of groups, priorities and rate limits: the folds that every
+process applies to the streams agree (a process that joins late included), and a
+process that connects later knows every group's state from the meta stream."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import postroom
+from postroom.backends.rabbitmq._rate import SKEW_MS, Rate, fold_permit, refill_ms
+from tests.conftest import require_service
+
+
+def _records(gaps: list[int], wants: list[int], rate: float) -> list[dict[str, Any]]:
+    at, out = 1_000_000, []
+    for n, (gap, want) in enumerate(zip(gaps, wants, strict=False)):
+        at += gap
+        out.append(
+            {"t": "permit", "q": "q", "n": want, "r": rate, "at": at, "i": "w", "g": n}
+        )
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    gaps=st.lists(st.integers(0, 400), min_size=1, max_size=60),
+    wants=st.lists(st.integers(1, 6), min_size=60, max_size=60),
+    rate=st.sampled_from([2.0, 5.0, 20.0, 100.0]),
+    join=st.integers(0, 59),
+)
+def test_a_process_that_joins_late_grants_what_every_process_grants(
+    gaps: list[int], wants: list[int], rate: float, join: int
+) -> None:
+    """A fold that missed the first records grants nothing until it knows the
+    bucket is full, and from then on exactly what a fold of every record grants."""
+    records = _records(gaps, wants, rate)
+    join = min(join, len(records) - 1)
+    whole: dict[str, Rate] = {}
+    whole_grants: dict[str, tuple[int, int]] = {}
+    for rec in records:
+        fold_permit(whole, whole_grants, "w", 0, rec)
+    # It reads from a time on: every record it misses was stamped before it,
+    # up to SKEW_MS later than the first record it reads at the latest.
+    seen_from = records[join]["at"] - SKEW_MS
+    late: dict[str, Rate] = {}
+    late_grants: dict[str, tuple[int, int]] = {}
+    synced_at = None
+    for rec in records[join:]:
+        fold_permit(late, late_grants, "w", seen_from, rec)
+        if synced_at is None and late["q"].synced:
+            synced_at = rec["g"]
+    for rec in records[join:]:
+        n = str(rec["g"])
+        if synced_at is not None and rec["g"] >= synced_at:
+            assert late_grants[n] == whole_grants[n]
+        else:
+            assert late_grants[n][0] == 0
+    pauses = [
+        n
+        for n in range(join + 1, len(records))
+        if records[n]["at"] - records[n - 1]["at"] >= refill_ms(rate)
+    ]
+    if pauses:  # the first pause of a full refill time makes it agree
+        assert synced_at is not None and synced_at <= pauses[0]
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    require_service("rabbitmq", "127.0.0.1", 5672)
+    prefix = "order" + uuid.uuid4().hex[:10]
+    yield f"amqp://guest:guest@127.0.0.1:5672/?prefix={prefix}"
+    from tests.rabbitmq import delete_prefixes
+
+    delete_prefixes([prefix])
+
+
+def test_a_process_connecting_later_knows_every_group_and_priority(url: str) -> None:
+    with postroom.connect(url) as first:
+        first.declare_queue("q", backoff=postroom.Backoff(initial=0.0, jitter=False))
+        a = first.send_many("q", ["a1", "a2"], group="a")
+        b = first.send_many("q", ["b1", "b2"], group="b", priority=3)
+        low = first.send("q", "low", priority=1)
+        [head] = first.receive("q")
+        assert head.id == b[0]  # priority 3 first
+        first.retry(head, delay=0)  # keeps its place at the head of b
+        with postroom.connect(url) as second:
+            got = second.receive("q", max_messages=10)
+            assert [d.id for d in got] == [b[0], low, a[0]]
+            assert got[0].attempts == 2
+            assert second.receive("q", max_messages=10) == []
+            with pytest.raises(postroom.LeaseLost):
+                first.ack(head)  # retried: that lease is over
+            second.ack_many(got)
+        assert sorted(d.id for d in first.receive("q", max_messages=10)) == sorted(
+            [a[1], b[1]]
+        )
