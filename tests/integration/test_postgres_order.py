@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 import postroom
+from postroom.backends.postgres import PostgresBackend, _send
 from tests.conftest import require_service
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -92,3 +93,37 @@ async def test_postgres_sends_racing_acks_of_the_group_head_keep_the_group_movin
                 tg.start_soon(produce)
                 tg.start_soon(consume)
     assert got == sent
+
+
+@pytest.mark.anyio
+async def test_postgres_purge_racing_a_send_into_a_group_leaves_nothing_blocked(
+    schema: str,
+) -> None:
+    """A send into a group decides, before it commits, which message heads the
+    group; a purge that deleted that head in between used to leave the new
+    message blocked behind nothing, and its group stuck, for good."""
+    url = f"{ADMIN}?schema={schema}"
+    async with postroom.connect_async(url) as c:
+        await c.send("jobs", 1, group="g")  # the head the racing send sees
+        backend = c.backend
+        assert isinstance(backend, PostgresBackend)
+        ready = await c.prepare_send("jobs", 2, group="g")
+        purged: list[int] = []
+
+        async def purge() -> None:
+            purged.append(await c.purge("jobs"))
+
+        async with (
+            await psycopg.AsyncConnection.connect(ADMIN, autocommit=True) as conn,
+            anyio.create_task_group() as tg,
+            conn.transaction(),  # ends first: the send commits, then the purge ends
+        ):
+            # The send's statements, its commit held back.
+            await _send.insert(conn, backend.sql, "jobs", [ready.message])
+            tg.start_soon(purge)
+            await anyio.sleep(0.5)
+            assert not purged  # the purge waits for the send to commit
+        assert purged == [2]
+        fresh = await c.send("jobs", 3, group="g")
+        got = await c.receive("jobs", max_messages=10, wait=2)
+        assert [d.id for d in got] == [fresh]

@@ -144,10 +144,14 @@ class PostgresBase(Backend):
 
     @translated
     async def purge(self, queue: str, *, dead: bool) -> int:
+        params = {"queue": queue}
         async with self._conn() as conn:
             await require_queue(conn, self.sql, queue)
-            name = "purge_dead" if dead else "purge_messages"
-            return await run(conn, self.sql, name, {"queue": queue})
+            if dead:
+                return await run(conn, self.sql, "purge_dead", params)
+            async with conn.transaction():
+                await fetch(conn, self.sql, "purge_lock", params)
+                return await run(conn, self.sql, "purge_messages", params)
 
     @translated
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -141,18 +141,24 @@ async def lost(conn: Conn, sql: Sql, queue: str, message_id: str) -> Exception:
 async def expire(conn: Conn, sql: Sql, queue: str, now: int, max_attempts: int) -> None:
     """Resolve the queue's expired leases, as ``memory.py`` does (call inside a
     transaction): a history entry each, then visible again or a dead letter."""
-    rows = await fetch(conn, sql, "expired", {"queue": queue, "now": now})
+    base = {"queue": queue, "now": now}
+    locked = {g for (g,) in await fetch(conn, sql, "expired_groups", base)}
+    if locked:
+        locks = {"queues": [queue] * len(locked), "groups": sorted(locked)}
+        await fetch(conn, sql, "group_locks", locks)
+    rows = await fetch(conn, sql, "expired", base)
     requeue: tuple[list[str], list[str]] = ([], [])
     bury: tuple[list[str], list[str]] = ([], [])
     groups: list[tuple[str, str | None]] = []
     for mid, attempts, consumer, group in rows:
+        if group is not None and group not in locked:
+            continue  # expired since its group was locked: the next resolution's
         entry = dumps(lease_expired_entry(now, consumer).to_dict())
         target = bury if attempts >= max_attempts else requeue
         target[0].append(mid)
         target[1].append(entry)
         if target is bury:
             groups.append((queue, group))
-    base = {"queue": queue, "now": now}
     if requeue[0]:
         await fetch(
             conn,

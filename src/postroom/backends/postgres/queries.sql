@@ -314,6 +314,14 @@ WITH q AS (
 SELECT q.max_attempts, q.expired, (SELECT permit FROM spent), c.*
 FROM q LEFT JOIN c ON true;
 
+-- name: expired_groups
+-- The groups of the leases that ran out: locked (group_locks) before the rows
+-- are, as every other statement on groups does, so that resolving them never
+-- waits for a group while holding rows that its holder waits for.
+SELECT DISTINCT grp FROM {schema}.messages
+WHERE queue = %(queue)s AND token IS NOT NULL AND due <= %(now)s
+    AND grp IS NOT NULL;
+
 -- name: expired
 -- Leases that ran out, locked for resolution (rows others hold are skipped).
 SELECT id, attempts, consumer, grp FROM {schema}.messages
@@ -373,8 +381,16 @@ SELECT id FROM gone;
 -- Lock the groups (queue, group) that a send, ack, dead letter or redrive
 -- changes, until commit, in one order (so that two of them never wait for each
 -- other): run first in their transaction, so that their statements see every
--- change made to those groups before.
-SELECT pg_advisory_xact_lock(hashtext(k.queue), hashtext(k.grp))
+-- change made to those groups before. Each of their queues is locked shared
+-- first (a one-key lock: another space than the groups' two-key ones), which a
+-- purge takes exclusively: a purge never runs between a send's unblock_heads
+-- and its commit (it would delete the head that send saw, leaving the new
+-- message blocked behind nothing).
+SELECT count(pg_advisory_xact_lock_shared(hashtextextended(k.queue, 0)))
+FROM (SELECT DISTINCT queue FROM unnest(%(queues)b::text[]) AS u(queue)
+    ORDER BY queue) AS k
+UNION ALL
+SELECT count(pg_advisory_xact_lock(hashtext(k.queue), hashtext(k.grp)))
 FROM (
     SELECT DISTINCT queue, grp
     FROM unnest(%(queues)b::text[], %(groups)b::text[]) AS u(queue, grp)
@@ -489,6 +505,12 @@ SELECT n.name,
     (SELECT min(enqueued_at) FROM {schema}.messages WHERE queue = n.name)
 FROM unnest(%(queues)b::text[]) WITH ORDINALITY AS n(name, ord)
 ORDER BY n.ord;
+
+-- name: purge_lock
+-- Wait for the sends and redrives into groups of the queue under way, and keep
+-- new ones out until commit (see group_locks): the purge that follows, in the
+-- same transaction, sees them all.
+SELECT pg_advisory_xact_lock(hashtextextended(%(queue)s, 0));
 
 -- name: purge_messages
 DELETE FROM {schema}.messages WHERE queue = %(queue)s;
