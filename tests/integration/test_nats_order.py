@@ -1,7 +1,8 @@
 """NATS specifics of groups, priorities and rate limits (``docs/backends/nats.md``,
 "Groups, priorities, rate limits: emulated"): generated sends and receives keep
 the rules at every step, a group whose head's holder stopped half-way goes on,
-and an expired lease of a priority message comes back at its priority."""
+an expired lease of a priority message comes back at its priority, and a
+priority skipped as all leased is pulled again once a message is stored."""
 
 from __future__ import annotations
 
@@ -247,3 +248,17 @@ def test_an_expired_lease_of_a_priority_message_comes_back_at_its_priority(
     client.ack(again)
     [rest] = client.receive("q")
     assert rest.id == low
+
+
+def test_a_priority_found_all_leased_is_pulled_again_once_one_is_stored(
+    client: postroom.Client,
+) -> None:
+    """A claim skips a priority whose messages it found all leased only while
+    nothing new is stored: a message sent after that comes first again."""
+    high = client.send("q", "h1", priority=9)
+    low = client.send_many("q", ["l1", "l2"])
+    assert [d.id for d in client.receive("q")] == [high]
+    assert [d.id for d in client.receive("q")] == [low[0]]  # priority 9 all leased
+    later = client.send("q", "h2", priority=9)
+    assert [d.id for d in client.receive("q")] == [later]
+    assert [d.id for d in client.receive("q")] == [low[1]]

@@ -9,7 +9,9 @@ policy says so: no extra round trip). Otherwise a claim
 2. reads how many messages each priority holds (one stream info of the priority
    stream, with its subjects: one per priority) and pulls from the highest
    priority that has any, then the next, then priority 0 (the queue's stream),
-   until it has what it may take;
+   until it has what it may take. A priority whose last pull found its messages
+   all leased is skipped for up to a second while nothing new is stored on the
+   stream (a pull that finds nothing waits its 50 ms hold);
 3. gives back the permits it found no message for.
 
 Groups need nothing here: only a group's head is ever on these streams.
@@ -26,9 +28,23 @@ from ._names import CONSUMER, LEVELS, level_consumer, token
 
 __all__ = ["Ordered"]
 
+# How long a priority whose messages a pull found all leased is skipped while
+# nothing new is stored: a message of it whose lease expired (the lease keeper
+# NAKed it, or the server's AckWait ran out) waits at most that long before
+# lower priorities stop going first.
+_DRY_FOR = 1.0
+
 
 class Ordered(Messages):
     """Priorities and rate limits on top of ``Messages``' claims."""
+
+    _dry: dict[tuple[str, int], tuple[int, float]]
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        # (queue, priority) -> the priority stream's last sequence when a pull of
+        # that priority found no more of its messages ready, and when.
+        self._dry = {}
 
     def ordered(self, queue: str, policy: QueuePolicy) -> bool:
         """Whether claims of ``queue`` take this path."""
@@ -45,8 +61,10 @@ class Ordered(Messages):
             return await super().claim(queue, max_messages, lease_ms, consumer)
         n = self.names
         ended = self.leases.take_ended(n.stream(queue))
-        ended += self.leases.take_ended(n.prio_stream(queue))
-        await self.mark_ended(ended)
+        lapsed = self.leases.take_ended(n.prio_stream(queue))
+        if lapsed:  # their messages are ready again
+            self._dry = {k: v for k, v in self._dry.items() if k[0] != queue}
+        await self.mark_ended(ended + lapsed)
         await self._drop_held(queue, policy)
         if rate is None:
             return await self._claim_lanes(
@@ -89,17 +107,22 @@ class Ordered(Messages):
             await self.move_due(queue)
         stream = n.prio_stream(queue)
         info = await self.jet.stream_info(stream, queue, n.prio_subject(queue))
-        held = info.state.subjects or {}
+        held, last = info.state.subjects or {}, int(info.state.last_seq or 0)
         got: list[Delivery] = []
         for level in LEVELS:
             if len(got) >= wanted:
                 return got
-            if not held.get(n.prio_subject(queue, level)):
+            if not held.get(n.prio_subject(queue, level)) or self._dry_at(
+                queue, level, last
+            ):
                 continue
             sent = now_ms()
-            msgs = await self.jet.pull(
-                stream, level_consumer(level), wanted - len(got), hold=_HOLD
-            )
+            asked = wanted - len(got)
+            msgs = await self.jet.pull(stream, level_consumer(level), asked, hold=_HOLD)
+            if len(msgs) < asked:
+                self._dry[queue, level] = (last, time.monotonic())
+            else:
+                self._dry.pop((queue, level), None)
             got += await self._deliver_all(
                 queue, policy, msgs, sent, lease_ms, consumer
             )
@@ -112,6 +135,19 @@ class Ordered(Messages):
                 queue, policy, msgs, sent, lease_ms, consumer
             )
         return got
+
+    def _dry_at(self, queue: str, level: int, last_seq: int) -> bool:
+        """Whether a pull of ``level`` found none of its messages ready less
+        than :data:`_DRY_FOR` ago, and nothing was stored on the priority
+        stream since (its last sequence is the same): its messages are all
+        leased, and a pull would wait its hold for nothing."""
+        dry = self._dry.get((queue, level))
+        if dry is None:
+            return False
+        if dry[0] == last_seq and time.monotonic() - dry[1] < _DRY_FOR:
+            return True
+        del self._dry[queue, level]
+        return False
 
     async def _drop_held(self, queue: str, policy: QueuePolicy) -> None:
         """Give back what a held pull request brought before the queue took
