@@ -100,3 +100,16 @@ def test_a_process_connecting_later_knows_every_group_and_priority(url: str) -> 
         assert sorted(d.id for d in first.receive("q", max_messages=10)) == sorted(
             [a[1], b[1]]
         )
+
+
+def test_leases_of_a_closed_connection_end_with_it(url: str) -> None:
+    """As the broker ends the AMQP leases of a closed connection, closing ends
+    its leases of grouped messages: the group goes on at once, attempt counted."""
+    with postroom.connect(url) as other:
+        other.declare_queue("q", visibility_timeout=60)
+        mid, _ = other.send_many("q", ["a1", "a2"], group="a")
+        with postroom.connect(url) as first:
+            assert [d.id for d in first.receive("q")] == [mid]
+        [again] = other.receive("q", max_messages=10)
+        assert (again.id, again.attempts) == (mid, 2)
+        assert again.message.group == "a"

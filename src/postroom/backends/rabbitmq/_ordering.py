@@ -3,15 +3,18 @@ settlements as records of the meta stream (the fold is in ``_ordered``)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from ...model.errors import BackendError
 from ...model.message import Delivery, HistoryEntry, Message, from_ms, now_ms, to_ms_dt
 from .._common import make_receipt, new_token, parse_receipt
 from ._leasing import LeaseCore, _lost
 from ._ordered import claimable, entry_record, next_due
+from ._translate import DRIVER_ERRORS
 
 __all__ = ["OrderCore", "is_ordered"]
 
@@ -28,6 +31,17 @@ class OrderCore(LeaseCore):
         super().__init__(url)
         self._oleases: dict[str, Delivery] = {}  # lease token -> delivery
         self.state.on_order = self._order_changed
+
+    async def aclose(self) -> None:
+        """End this process's leases of grouped and prioritised messages now (as
+        the broker ends its AMQP leases when the connection closes): the next
+        claim counts the attempt and takes the message again."""
+        held, self._oleases = list(self._oleases.values()), {}
+        if held and self._conn is not None:
+            with contextlib.suppress(*DRIVER_ERRORS, BackendError):
+                await self._settle_ordered("ox", held, x=now_ms())
+        self._oleases = {}
+        await super().aclose()
 
     def _order_changed(self, queue: str) -> None:
         lane = self._lanes.get(queue)
