@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..base import Capabilities
+from ..base import ORDERED, Capabilities
 from ._dead import DeadLetters
 from ._topics import Topics
 from ._workers import Workers
@@ -23,7 +23,5 @@ class NatsBackend(Topics, DeadLetters, Workers):
         native_wakeups=True,
         worker_registry=True,
         samples=True,
-        groups=True,
-        priorities=True,
-        rate_limits=True,
+        **ORDERED,
     )
