@@ -18,6 +18,7 @@ by one of the two).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = ["Groups"]
 # A head let out this long ago whose copy is still on G was let out by a process
 # that stopped half-way (before its copy was stored): the next send finishes it.
 _STALE_MS = 10_000
+_STATES_KEPT = 10_000  # group states a process keeps (the last written)
 _SCAN_LIMIT = 100  # messages of a priority looked through for a stale head
 
 
@@ -38,10 +40,12 @@ class Groups(Lanes):
     """Joining groups and letting their heads out."""
 
     _group_streams: set[str]
+    _states: OrderedDict[str, tuple[dict[str, Any], int]]
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._group_streams = set()  # queues whose G stream this process made
+        self._states = OrderedDict()  # group key -> the state written last, revision
 
     async def join_group(
         self, queue: str, group: str, items: Sequence[tuple[Meta, bytes, str]]
@@ -78,12 +82,15 @@ class Groups(Lanes):
         that head is over first."""
         key = self.group_key(queue, group)
         while True:
-            got = await self.meta.get(key)
+            cached = self._states.pop(key, None)
+            got = cached if cached is not None else await self.meta.get(key)
             state: dict[str, Any]
             state, revision = got if got is not None else ({}, 0)
             out = state.get("o")
             if finished is not None:
                 if out != finished:
+                    if cached is not None:
+                        continue  # read it from the server before giving up
                     return  # over already (ended twice, or the queue was purged)
                 out = None
             version = int(state.get("v") or 0) + 1
@@ -93,11 +100,23 @@ class Groups(Lanes):
                 if not stale or await self._head_alive(queue, group, state):
                     if stale:
                         bumped["t"] = now_ms()
-                    if await self.meta.cas(key, bumped, revision) is not None:
+                    if await self._write(key, bumped, revision):
                         return
                     continue
             if await self._let_next_out(queue, group, state, revision, version):
                 return
+
+    async def _write(self, key: str, state: dict[str, Any], revision: int) -> bool:
+        """Compare-and-set a group's state; the value written is kept, so that
+        this process's next write of the group needs no read (a stale one only
+        fails its compare-and-set and is read again)."""
+        stored = await self.meta.cas(key, state, revision)
+        if stored is None:
+            return False
+        self._states[key] = (state, stored)
+        while len(self._states) > _STATES_KEPT:
+            self._states.popitem(last=False)
+        return True
 
     async def _let_next_out(
         self,
@@ -110,19 +129,18 @@ class Groups(Lanes):
         """Let out the first message of G after the last head; whether the
         group's state was still at ``revision`` (else: read it again)."""
         n = self.names
+        key = self.group_key(queue, group)
         stream = n.group_stream(queue)
         last = int(state.get("s") or 0)
         raw = await self.jet.get(stream, n.group_subject(queue, group), seq=last + 1)
         meta = meta_of(raw.headers) if raw is not None else None
         if raw is None or raw.seq is None or meta is None:
-            idle = {"o": None, "s": last, "v": version}
-            return (
-                await self.meta.cas(self.group_key(queue, group), idle, revision)
-                is not None
+            return await self._write(
+                key, {"o": None, "s": last, "v": version}, revision
             )
         head = {"o": meta.id, "s": raw.seq, "p": meta.priority, "t": now_ms()}
         head["v"] = version
-        if await self.meta.cas(self.group_key(queue, group), head, revision) is None:
+        if not await self._write(key, head, revision):
             return False
         await self.store(queue, meta, raw.data or b"", f"{meta.id}.g{raw.seq}")
         await self.jet.delete_msg(stream, raw.seq)
@@ -162,9 +180,3 @@ class Groups(Lanes):
             ):
                 return True
         return await self.jet.get(*delayed, last=True) is not None
-
-    async def end_heads(self, queue: str, heads: Sequence[tuple[str, str]]) -> None:
-        """Heads (group, id) that were acked or became dead letters: let each
-        group's next message out."""
-        for group, message_id in heads:
-            await self.let_out(queue, group, finished=message_id)
