@@ -79,9 +79,17 @@ def check_declare(
         raise InvalidArgument("dedup_window must be seconds from 0 to 14 days")
 
 
+# Queue names a send found valid, not checked again (bounded: emptied when full).
+_SENT_TO: set[str] = set()
+
+
 def check_send(queue: Any, delay: Any, headers: Any, dedup_key: Any) -> None:
     """``send``'s arguments but the body (checked as it is encoded)."""
-    v.name(queue)
+    if type(queue) is not str or queue not in _SENT_TO:
+        v.name(queue)
+        if len(_SENT_TO) >= 4096:
+            _SENT_TO.clear()
+        _SENT_TO.add(queue)
     v.delay(delay)
     v.headers(headers)
     v.text(dedup_key, "dedup_key")

@@ -9,17 +9,35 @@ import time
 __all__ = ["new_id"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Every pair of digits, by the 10 bits they stand for: 13 look-ups make an id.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_RAND_BITS = 80
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
 
 
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+def _encode(ms: int, rand: int) -> str:
+    """The 26 digits of a 48-bit time (10 digits, the first two bits 0) and of
+    80 random bits (16 digits)."""
+    p = _PAIRS
+    return "".join(
+        (
+            p[ms >> 40 & 1023],
+            p[ms >> 30 & 1023],
+            p[ms >> 20 & 1023],
+            p[ms >> 10 & 1023],
+            p[ms & 1023],
+            p[rand >> 70 & 1023],
+            p[rand >> 60 & 1023],
+            p[rand >> 50 & 1023],
+            p[rand >> 40 & 1023],
+            p[rand >> 30 & 1023],
+            p[rand >> 20 & 1023],
+            p[rand >> 10 & 1023],
+            p[rand & 1023],
+        )
+    )
 
 
 def new_id() -> str:
@@ -33,4 +51,4 @@ def new_id() -> str:
         else:
             rand = int.from_bytes(os.urandom(10), "big") >> 1
         _last_ms, _last_rand = ms, rand
-    return _encode(ms, 10) + _encode(rand & ((1 << 80) - 1), 16)
+    return _encode(ms, rand & ((1 << _RAND_BITS) - 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 __all__ = ["from_ms", "now_ms", "to_ms_dt"]
@@ -9,7 +10,7 @@ __all__ = ["from_ms", "now_ms", "to_ms_dt"]
 
 def now_ms() -> int:
     """Wall-clock time in integer milliseconds since the epoch."""
-    return int(datetime.now(UTC).timestamp() * 1000)
+    return time.time_ns() // 1_000_000
 
 
 def from_ms(ms: int) -> datetime:

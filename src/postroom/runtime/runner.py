@@ -25,6 +25,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
@@ -215,6 +216,10 @@ class QueueRunner(Settler, LeaseKeeper):
             return
         got = await self.client.receive(self.queue, max_messages=free)
         await self._start(got, handlers)
+        if got:
+            # The handlers just handed their messages start now, before this
+            # task builds its next wait or claim.
+            await anyio.lowlevel.checkpoint()
         if len(got) < free:
             await self._idle(
                 partial(self.client.wait_for_messages, self.queue, self.poll)

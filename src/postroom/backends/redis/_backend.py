@@ -120,13 +120,14 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
     ) -> Call:
         args: list[Any] = [now_ms(), window_ms, mode]
         for m in messages:
+            available, enqueued = to_ms_dt(m.available_at), to_ms_dt(m.enqueued_at)
             args += (
                 m.id,
-                to_ms_dt(m.available_at),
-                to_ms_dt(m.enqueued_at),
+                available,
+                enqueued,
                 m.dedup_key or "",
                 *order_args(m.priority, m.group),
-                encode_message(m),
+                encode_message(m, enqueued, available),
             )
         return ("enqueue", self.script_keys(queue), args)
 

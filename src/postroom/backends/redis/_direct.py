@@ -4,11 +4,15 @@ An asyncio round trip costs this machine's client about twice a blocking one
 (the event loop's wake-ups, its task and future per call), so a ``send`` of the
 sync client goes down a blocking redis-py connection instead, running the same
 enqueue script with the same arguments as the async path. The connections are
-opened on first use; redis-py's pool serves every thread.
+opened on first use. One of them is kept out of redis-py's pool for the calls
+of one thread at a time (taking a connection from the pool and giving it back
+costs about as much as the rest of a call); a call made while another thread
+holds it takes one from the pool, which serves every thread.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,6 +47,10 @@ class DirectCalls:
         self.where = where
         self._client: redis.Redis | None = None
         self._lock = threading.Lock()
+        # The kept connection, the process that opened it, and who uses it now.
+        self._kept: Any = None
+        self._kept_pid = 0
+        self._kept_lock = threading.Lock()
 
     def _redis(self) -> redis.Redis:
         with self._lock:
@@ -79,26 +87,50 @@ class DirectCalls:
             raise backend_error(exc, self.where) from exc
 
     def _call(self, command: tuple[Any, ...]) -> Any:
-        """One command down a pooled connection, packed by hiredis when it is
-        installed (redis-py's own command path costs several times more); sent
-        once more on a new connection when the first one broke."""
+        """One command down the kept connection (a pooled one while another
+        thread uses it), packed by hiredis when it is installed (redis-py's own
+        command path costs several times more)."""
+        if not self._kept_lock.acquire(blocking=False):
+            return self._pooled(command)
+        try:
+            conn = self._kept
+            if conn is None or self._kept_pid != os.getpid():
+                # First use, or a forked child: the parent's socket is not ours.
+                conn = self._kept = self._redis().connection_pool.make_connection()
+                self._kept_pid = os.getpid()
+            return _roundtrip(conn, command)
+        finally:
+            self._kept_lock.release()
+
+    def _pooled(self, command: tuple[Any, ...]) -> Any:
         pool = self._redis().connection_pool
-        for again in (False, True):
-            conn: Any = pool.get_connection()
-            try:
-                conn.send_packed_command(_pack(conn, command), check_health=again)
-                return conn.read_response()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-                conn.disconnect()
-                if again:
-                    raise
-            finally:
-                pool.release(conn)
-        raise AssertionError("unreachable")
+        conn: Any = pool.get_connection()
+        try:
+            return _roundtrip(conn, command)
+        finally:
+            pool.release(conn)
 
     def close(self) -> None:
         """Close the connections (opened again on the next call)."""
+        with self._kept_lock:
+            kept, self._kept = self._kept, None
+            if kept is not None and self._kept_pid == os.getpid():
+                kept.disconnect()
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _roundtrip(conn: Any, command: tuple[Any, ...]) -> Any:
+    """Send one command and read its reply; sent once more, on a new
+    connection, when the first one broke (a connection the server closed)."""
+    for again in (False, True):
+        try:
+            conn.send_packed_command(_pack(conn, command), check_health=again)
+            return conn.read_response()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            conn.disconnect()
+            if again:
+                raise
+    raise AssertionError("unreachable")

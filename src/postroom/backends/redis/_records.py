@@ -39,17 +39,21 @@ class Redriven(NamedTuple):
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def encode_message(m: Message) -> bytes:
+def encode_message(
+    m: Message, enqueued_ms: int | None = None, available_ms: int | None = None
+) -> bytes:
     """The stored payload: compact meta JSON, a newline, the raw body.
 
     JSON never contains a raw newline, so the first one ends the meta part. The
     queue is not stored (it is the key's), nor are attempts (kept apart); a group
-    and a priority only when the message has them.
+    and a priority only when the message has them. ``enqueued_ms`` and
+    ``available_ms``: the message's times in milliseconds, when the caller has
+    them already.
     """
     meta: dict[str, Any] = {
         "h": m.headers,
-        "e": to_ms_dt(m.enqueued_at),
-        "a": to_ms_dt(m.available_at),
+        "e": to_ms_dt(m.enqueued_at) if enqueued_ms is None else enqueued_ms,
+        "a": to_ms_dt(m.available_at) if available_ms is None else available_ms,
         "k": m.dedup_key,
         "r": m.redrives,
     }

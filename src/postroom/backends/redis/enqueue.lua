@@ -49,7 +49,10 @@ for i = 4, #ARGV, 7 do
       redis.call('ZADD', K_DEDUPX, now + window, key)
     end
   end
-  if not dup and redis.call('ZSCORE', K_LIVE, id) then dup = id end
+  -- Joins the live messages unless it is one already (one command for both).
+  if not dup and redis.call('ZADD', K_LIVE, 'NX', ARGV[i + 2], id) == 0 then
+    dup = id
+  end
   if dup then
     out[#out + 1] = dup
   else
@@ -57,7 +60,6 @@ for i = 4, #ARGV, 7 do
     local group = nil
     if ARGV[i + 5] ~= '-' then group = string.sub(ARGV[i + 5], 2) end
     enter(id, tonumber(ARGV[i + 1]), tonumber(ARGV[i + 4]), group)
-    redis.call('ZADD', K_LIVE, ARGV[i + 2], id)
     if mode == 'redrive' then
       redis.call('HDEL', K_ATT, id)
       redis.call('HDEL', K_HIST, id)

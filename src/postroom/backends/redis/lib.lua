@@ -89,13 +89,15 @@ local function leave(id)
   end
 end
 
--- Wake up to n consumers blocked on the notification list (bounded, never grows).
+-- Wake up to n consumers blocked on the notification list. The list is bounded:
+-- trimmed to MAX_WAKE tokens once it holds more than twice as many, so that
+-- sends while no consumer waits trim it once in MAX_WAKE sends, not at each.
 local function notify(n)
   if n < 1 then return end
   if n > MAX_WAKE then n = MAX_WAKE end
   local tokens = {}
   for i = 1, n do tokens[i] = '1' end
-  if redis.call('LPUSH', K_NOTIFY, unpack(tokens)) > MAX_WAKE then
+  if redis.call('LPUSH', K_NOTIFY, unpack(tokens)) > 2 * MAX_WAKE then
     redis.call('LTRIM', K_NOTIFY, 0, MAX_WAKE - 1)
   end
 end
