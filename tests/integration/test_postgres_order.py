@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import anyio
 import psycopg
@@ -127,3 +128,26 @@ async def test_postgres_purge_racing_a_send_into_a_group_leaves_nothing_blocked(
         fresh = await c.send("jobs", 3, group="g")
         got = await c.receive("jobs", max_messages=10, wait=2)
         assert [d.id for d in got] == [fresh]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("outcome", ["ack", "settle", "reject"])
+async def test_postgres_a_delivery_rebuilt_without_its_group_still_frees_the_group(
+    schema: str, outcome: str
+) -> None:
+    """The HTTP API and the SQS endpoint settle deliveries rebuilt from a receipt,
+    which do not know their group: the group's next message goes all the same."""
+    url = f"{ADMIN}?schema={schema}"
+    async with postroom.connect_async(url) as c:
+        first, second = await c.send_many("jobs", [1, 2], group="g")
+        [got] = await c.receive("jobs", max_messages=10)
+        assert got.id == first
+        bare = replace(got, message=replace(got.message, group=None))
+        if outcome == "ack":
+            await c.ack(bare)
+        elif outcome == "settle":
+            await c.settle([bare], [])
+        else:
+            await c.reject(bare)
+        [after] = await c.receive("jobs", max_messages=10, wait=2)
+        assert after.id == second

@@ -39,6 +39,7 @@ from ._ops import (
     fetch_grouped,
     lost,
     pipeline,
+    unblock_missed,
 )
 from ._records import dumps, message_from_row
 
@@ -134,15 +135,22 @@ class PostgresBackend(PostgresBase):
         async with self._conn() as conn:
             async with pipeline(conn):
                 curs = [await execute_grouped(conn, self.sql, w) for w in writes]
-            lost = _lost(batch.acks, keys, await curs[0].fetchall())
+            acked = await curs[0].fetchall()
+            lost = _lost(batch.acks, keys, acked)
+            changed = [(r[0], r[2]) for r in acked]
             failed = [r.delivery for r in batch.reruns]
             failed += [b.delivery for b in batch.burials]
             for d, cur in zip(failed, curs[1 : 1 + len(failed)], strict=True):
-                if not await cur.fetchall():
+                rows = await cur.fetchall()
+                if not rows:
                     lost.append(d)
+                changed += [(d.queue, r[1]) for r in rows if len(r) > 1]
+            claimed = [] if c is None else await curs[-1].fetchall()
+            locked = [g for w in writes for g in w[2]]
+            await unblock_missed(conn, self.sql, changed, locked)
             if c is None:
                 return lost, []
-            return lost, await self._claimed(conn, params, await curs[-1].fetchall())
+            return lost, await self._claimed(conn, params, claimed)
 
     @translated
     async def wait(self, queue: str, timeout: float) -> None:
@@ -169,9 +177,10 @@ class PostgresBackend(PostgresBase):
             return []
         keys, params = _ack_params(deliveries)
         async with self._conn() as conn:
-            rows = await fetch_grouped(
-                conn, self.sql, ("ack", params, _groups(deliveries))
-            )
+            groups = _groups(deliveries)
+            rows = await fetch_grouped(conn, self.sql, ("ack", params, groups))
+            changed = [(r[0], r[2]) for r in rows]
+            await unblock_missed(conn, self.sql, changed, groups)
         return _lost(deliveries, keys, rows)
 
     async def _on_lease(
@@ -190,6 +199,9 @@ class PostgresBackend(PostgresBase):
             rows = await fetch_grouped(conn, self.sql, (name, params, groups))
             if not rows:
                 raise await lost(conn, self.sql, delivery.queue, delivery.id)
+            if grouped:  # rows of (id, group)
+                changed = [(delivery.queue, r[1]) for r in rows]
+                await unblock_missed(conn, self.sql, changed, groups)
         return rows
 
     @translated

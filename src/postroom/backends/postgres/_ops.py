@@ -7,7 +7,7 @@ statement is its own transaction) and the backend's :class:`Sql`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "pipeline",
     "require_queue",
     "run",
+    "unblock_missed",
 ]
 
 Conn = psycopg.AsyncConnection[Any]
@@ -118,6 +119,28 @@ async def fetch_grouped(conn: Conn, sql: Sql, call: Grouped) -> list[tuple[Any, 
     async with pipeline(conn):
         cur = await execute_grouped(conn, sql, call)
     return await cur.fetchall()
+
+
+async def unblock_missed(
+    conn: Conn,
+    sql: Sql,
+    changed: Iterable[tuple[str, str | None]],
+    locked: Iterable[tuple[str, str | None]],
+) -> None:
+    """Unblock the heads of the groups a write ``changed`` without having locked
+    them first (a delivery rebuilt from an HTTP or SQS receipt does not know its
+    group): then, in a transaction of their own, after the write committed."""
+    missed = {(q, g) for q, g in changed if g is not None}
+    missed -= set(locked)
+    if missed:
+        call = ("unblock_heads", _pairs(missed), list(missed))
+        async with pipeline(conn):
+            await execute_grouped(conn, sql, call)
+
+
+def _pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    ordered = sorted(pairs)
+    return {"queues": [q for q, _ in ordered], "groups": [g for _, g in ordered]}
 
 
 async def run(conn: Conn, sql: Sql, name: str, params: dict[str, Any]) -> int:

@@ -346,7 +346,7 @@ SELECT pg_notify(%(channel)s, %(queue)s) WHERE EXISTS (SELECT 1 FROM done);
 -- name: bury
 -- Move messages to the dead letters, each with its final history entry (whose
 -- error becomes the dead letter's), and count them; only leases with this
--- token (NULL: any state) move. Returns the ids moved.
+-- token (NULL: any state) move. Returns the ids moved, with their groups.
 WITH u AS (
     SELECT * FROM unnest(%(ids)b::text[], %(entries)b::text[]) AS u(id, entry)
 ), gone AS (
@@ -375,7 +375,7 @@ WITH u AS (
     SET dead_lettered = dead_lettered + (SELECT count(*) FROM gone)
     WHERE name = %(queue)s AND EXISTS (SELECT 1 FROM gone)
 )
-SELECT id FROM gone;
+SELECT id, grp FROM gone;
 
 -- name: group_locks
 -- Lock the groups (queue, group) that a send, ack, dead letter or redrive
@@ -424,19 +424,19 @@ SELECT pg_notify(%(channel)s, d.queue) FROM (SELECT DISTINCT queue FROM done) AS
 
 -- name: ack
 -- Delete leased messages (any queues) whose lease has the receipt's token, and
--- count them; returns the (queue, id) deleted.
+-- count them; returns the (queue, id, group) deleted.
 WITH gone AS (
     DELETE FROM {schema}.messages AS m
     USING unnest(%(queues)b::text[], %(ids)b::text[], %(tokens)b::text[])
         AS k(queue, id, token)
     WHERE m.queue = k.queue AND m.id = k.id AND m.token = k.token
-    RETURNING m.queue, m.id
+    RETURNING m.queue, m.id, m.grp
 ), counted AS (
     UPDATE {schema}.queues AS q SET acked = q.acked + c.n
     FROM (SELECT queue, count(*) AS n FROM gone GROUP BY queue) AS c
     WHERE q.name = c.queue
 )
-SELECT queue, id FROM gone;
+SELECT queue, id, grp FROM gone;
 
 -- name: retry
 -- Visible again after the delay, with a history entry; counted; wakes
