@@ -90,7 +90,9 @@ def test_unsupported_attributes_and_actions_answer_sqs_errors(
     with pytest.raises(sqs.exceptions.InvalidAttributeName):
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Nonsense"])
     with pytest.raises(sqs.exceptions.InvalidAttributeValue):
-        sqs.create_queue(QueueName=f"{name}-f", Attributes={"FifoQueue": "true"})
+        sqs.create_queue(
+            QueueName=f"{name}-f", Attributes={"SqsManagedSseEnabled": "true"}
+        )
     with pytest.raises(sqs.exceptions.InvalidAttributeValue):
         sqs.set_queue_attributes(QueueUrl=url, Attributes={"DelaySeconds": "901"})
     with pytest.raises(sqs.exceptions.UnsupportedOperation):

@@ -24,6 +24,7 @@ from ...model.message import QueuePolicy
 from ...model.names import dead_letter_queue_name
 from ...model.validate import MAX_ATTEMPTS
 from ._errors import error
+from ._fifo import FIFO_ATTRIBUTES, validate_fifo
 
 __all__ = [
     "NO_LIMIT",
@@ -66,14 +67,9 @@ COUNTS = (
     "ApproximateNumberOfMessagesDelayed",
 )
 READ_ONLY = ("QueueArn", *COUNTS, "CreatedTimestamp", "LastModifiedTimestamp")
-SETTABLE = (*RANGES, *JSON_VALUED, "SqsManagedSseEnabled")
-UNSUPPORTED = (
-    "KmsMasterKeyId",
-    "KmsDataKeyReusePeriodSeconds",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-)
+# The FIFO attributes have values on FIFO queues only (see _fifo.py).
+SETTABLE = (*RANGES, *JSON_VALUED, "SqsManagedSseEnabled", *FIFO_ATTRIBUTES)
+UNSUPPORTED = ("KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +121,17 @@ def _json(name: str, value: str) -> str:
     return value
 
 
-def validate(attributes: Mapping[str, Any], *, creating: bool) -> dict[str, str]:
-    """Check attributes given to CreateQueue or SetQueueAttributes."""
+def validate(
+    attributes: Mapping[str, Any], *, creating: bool, fifo: bool
+) -> dict[str, str]:
+    """Check attributes given to CreateQueue or SetQueueAttributes (of a queue
+    that is, or is being created as, a FIFO queue when ``fifo``)."""
     out: dict[str, str] = {}
     for name, raw in attributes.items():
         value = str(raw)
-        if name in RANGES:
+        if name in FIFO_ATTRIBUTES:
+            out[name] = validate_fifo(name, value, creating=creating, fifo=fifo)
+        elif name in RANGES:
             out[name] = _number(name, value)
         elif name in JSON_VALUED:
             out[name] = _json(name, value)
@@ -142,13 +143,7 @@ def validate(attributes: Mapping[str, Any], *, creating: bool) -> dict[str, str]
                     "SqsManagedSseEnabled false (encrypt the backend's storage)",
                 )
             out[name] = "false"
-        elif name == "FifoQueue" and creating:
-            if value.lower() != "false":
-                raise error(
-                    "InvalidAttributeValue",
-                    "FIFO queues are not supported by postroom's SQS endpoint",
-                )
-        elif name in UNSUPPORTED or name in READ_ONLY or name == "FifoQueue":
+        elif name in UNSUPPORTED or name in READ_ONLY:
             raise error(
                 "InvalidAttributeName",
                 f"the attribute {name} is not supported here (see docs/sqs.md)",

@@ -4,10 +4,10 @@ ReceiveMessage returns.
 A message sent through the endpoint is stored with its body as UTF-8 bytes
 (``content-type: text/plain; charset=utf-8``) and one header, ``sqs-message``:
 compact JSON ``{"q": queue it was sent to, "a": message attributes,
-"s": system attributes, "u": sender}`` (attributes in wire form, binary values
-base64). A message sent another way (postroom's API) shows its headers, apart
-from ``content-type``, as String message attributes, and a body that is not
-UTF-8 as base64 text.
+"s": system attributes, "u": sender, "d": deduplication id on a FIFO queue}``
+(attributes in wire form, binary values base64). A message sent another way
+(postroom's API) shows its headers, apart from ``content-type``, as String
+message attributes, and a body that is not UTF-8 as base64 text.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ...model.codec import CONTENT_TYPE
 from ...model.message import Delivery, Message
 from ._attributes import ACCOUNT
 from ._errors import error
+from ._fifo import sequence_number
 from ._md5 import attribute_value_bytes, md5_of_attributes, md5_of_body
 
 __all__ = [
@@ -45,6 +46,9 @@ SYSTEM_ATTRIBUTES = (
     "ApproximateFirstReceiveTimestamp",
     "AWSTraceHeader",
     "DeadLetterQueueSourceArn",
+    "MessageGroupId",
+    "MessageDeduplicationId",
+    "SequenceNumber",
 )
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
 # Characters SQS accepts in a body (XML 1.0's): tab, LF, CR, U+0020..U+D7FF,
@@ -136,9 +140,13 @@ def send_headers(
     attributes: Mapping[str, Any],
     system: Mapping[str, Any],
     sender: str,
+    dedup_id: str | None = None,
 ) -> dict[str, str]:
-    """The headers of a message sent to ``queue``."""
+    """The headers of a message sent to ``queue`` (``dedup_id``: its
+    deduplication id on a FIFO queue)."""
     meta: dict[str, Any] = {"q": queue}
+    if dedup_id is not None:
+        meta["d"] = dedup_id
     if attributes:
         meta["a"] = attributes
     if system:
@@ -222,6 +230,15 @@ def _system(
         values["AWSTraceHeader"] = str(trace["StringValue"])
     if source_arn:
         values["DeadLetterQueueSourceArn"] = source_arn
+    message = delivery.message
+    if message.group is not None:
+        values["MessageGroupId"] = message.group
+        dedup = meta.get("d") or message.dedup_key
+        if dedup:
+            values["MessageDeduplicationId"] = str(dedup)
+        number = sequence_number(message.id)
+        if number is not None:
+            values["SequenceNumber"] = number
     return values
 
 

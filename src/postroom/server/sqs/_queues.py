@@ -24,6 +24,7 @@ from ._attributes import (
 )
 from ._call import Call, action
 from ._errors import error
+from ._fifo import check_name, fifo_defaults, is_fifo
 
 __all__: list[str] = []
 
@@ -52,6 +53,13 @@ async def _check_redrive(call: Call, queue: str, stored: dict[str, str]) -> None
             f"Value {stored['RedrivePolicy']} for parameter RedrivePolicy is "
             "invalid. Reason: Dead letter target does not exist.",
         ) from None
+    if is_fifo(target) != (stored.get("FifoQueue") == "true"):
+        raise error(
+            "InvalidParameterValue",
+            f"Value {stored['RedrivePolicy']} for parameter RedrivePolicy is "
+            "invalid. Reason: Dead-letter queue must be same type of queue as the "
+            "source.",
+        )
     if not redrive_allowed(
         target.attributes.get("RedriveAllowPolicy"), call.arn(queue)
     ):
@@ -85,7 +93,18 @@ async def create_queue(call: Call, params: dict[str, Any]) -> dict[str, Any]:
             "dots. 1 to 80 in length",
         )
     call.cover(name)
-    given = validate(_attributes_param(params), creating=True)
+    attributes = _attributes_param(params)
+    fifo = str(attributes.get("FifoQueue", "false")).lower() == "true"
+    given = validate(attributes, creating=True, fifo=fifo)
+    if given.pop("FifoQueue", None) == "true":
+        given = {"FifoQueue": "true", **given, **fifo_defaults(given)}
+    check_name(name, fifo)
+    if fifo and not call.client.capabilities.groups:
+        raise error(
+            "InvalidAttributeValue",
+            f"FIFO queues need message groups, which {call.client.url.split(':')[0]}"
+            ":// does not have (see docs/sqs.md)",
+        )
     try:
         existing = await call.client.queue_policy(name)
     except QueueNotFound:
@@ -182,7 +201,7 @@ async def get_queue_attributes(call: Call, params: dict[str, Any]) -> dict[str, 
 async def set_queue_attributes(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Change attributes; an empty RedrivePolicy removes it."""
     name, policy = await call.queue(params)
-    given = validate(_attributes_param(params), creating=False)
+    given = validate(_attributes_param(params), creating=False, fifo=is_fifo(policy))
     stored = {**policy.attributes, **given}
     stored = {k: v for k, v in stored.items() if v != ""}
     await _store(call, name, policy, stored)

@@ -12,6 +12,7 @@ from ...model.message import QueuePolicy
 from ._attributes import DEFAULTS
 from ._call import Call, action
 from ._errors import SqsError, error
+from ._fifo import FifoSend, fifo_send, sequence_number
 from ._md5 import md5_of_attributes, md5_of_body
 from ._messages import (
     check_body,
@@ -32,6 +33,16 @@ class _Prepared:
     delay: int
     headers: dict[str, str]
     answer: dict[str, str]
+    fifo: FifoSend | None = None
+
+    def answer_for(self, message_id: str) -> dict[str, str]:
+        """The reply's fields for the message stored (or the first with the same
+        deduplication id, within its window)."""
+        out = {**self.answer, "MessageId": message_id}
+        number = sequence_number(message_id) if self.fifo else None
+        if number is not None:
+            out["SequenceNumber"] = number
+        return out
 
 
 def int_param(params: dict[str, Any], key: str, low: int, high: int) -> int | None:
@@ -55,13 +66,7 @@ def _prepare(
     call: Call, queue: str, policy: QueuePolicy, params: dict[str, Any]
 ) -> _Prepared:
     body = check_body(params.get("MessageBody"))
-    for fifo in ("MessageGroupId", "MessageDeduplicationId"):
-        if params.get(fifo) is not None:
-            raise error(
-                "InvalidParameterValue",
-                f"The request include parameter {fifo} that is not valid for this "
-                "queue type (postroom's SQS endpoint has standard queues only)",
-            )
+    fifo = fifo_send(policy, params, body)
     attributes = check_message_attributes(params.get("MessageAttributes"))
     system = check_message_attributes(
         params.get("MessageSystemAttributes"), system=True
@@ -76,26 +81,37 @@ def _prepare(
             f"than {limit} bytes.",
         )
     delay = int_param(params, "DelaySeconds", 0, 900)
-    if delay is None:
+    if delay is None or fifo is not None:  # FIFO queues: the queue's delay only
         delay = int(policy.attributes.get("DelaySeconds", "0"))
     answer = {"MD5OfMessageBody": md5_of_body(body)}
     if attributes:
         answer["MD5OfMessageAttributes"] = md5_of_attributes(attributes)
     if system:
         answer["MD5OfMessageSystemAttributes"] = md5_of_attributes(system)
-    headers = send_headers(queue, attributes, system, call.sender)
-    return _Prepared(body, delay, headers, answer)
+    headers = send_headers(
+        queue, attributes, system, call.sender, None if fifo is None else fifo.dedup_id
+    )
+    return _Prepared(body, delay, headers, answer, fifo)
+
+
+async def _send_one(call: Call, queue: str, p: _Prepared) -> dict[str, str]:
+    fifo = p.fifo
+    mid = await call.client.send(
+        queue,
+        p.body.encode("utf-8"),
+        delay=p.delay or None,
+        headers=p.headers,
+        group=None if fifo is None else fifo.group,
+        dedup_key=None if fifo is None else fifo.dedup_key,
+    )
+    return p.answer_for(mid)
 
 
 @action("SendMessage", "send")
 async def send_message(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Put one message on the queue."""
     name, policy = await call.queue(params)
-    p = _prepare(call, name, policy, params)
-    mid = await call.client.send(
-        name, p.body.encode("utf-8"), delay=p.delay or None, headers=p.headers
-    )
-    return {**p.answer, "MessageId": mid}
+    return await _send_one(call, name, _prepare(call, name, policy, params))
 
 
 def failure(entry_id: str, exc: SqsError) -> dict[str, Any]:
@@ -145,7 +161,7 @@ async def _send_group(
         queue, bodies, delay=first.delay or None, headers=first.headers
     )
     return [
-        {**p.answer, "Id": entry_id, "MessageId": mid}
+        {**p.answer_for(mid), "Id": entry_id}
         for (entry_id, p), mid in zip(group, ids, strict=True)
     ]
 
@@ -153,19 +169,23 @@ async def _send_group(
 @action("SendMessageBatch", "send")
 async def send_message_batch(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """Put up to 10 messages on the queue; entries sharing their delay and
-    attributes go in one round trip."""
+    attributes go in one round trip (on a FIFO queue, one by one in order)."""
     name, policy = await call.queue(params)
     failed: list[dict[str, Any]] = []
     groups: dict[tuple[int, str], list[tuple[str, _Prepared]]] = {}
+    successful: list[dict[str, Any]] = []
     for entry in batch_entries(params):
         try:
             prepared = _prepare(call, name, policy, entry)
         except SqsError as exc:
             failed.append(failure(entry["Id"], exc))
             continue
+        if prepared.fifo is not None:
+            done = await _send_one(call, name, prepared)
+            successful.append({**done, "Id": entry["Id"]})
+            continue
         key = (prepared.delay, json.dumps(prepared.headers, sort_keys=True))
         groups.setdefault(key, []).append((entry["Id"], prepared))
-    successful: list[dict[str, Any]] = []
     for group in groups.values():
         successful.extend(await _send_group(call, name, group))
     return {"Successful": successful, "Failed": failed}
