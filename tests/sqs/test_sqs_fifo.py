@@ -27,9 +27,7 @@ def code(info: pytest.ExceptionInfo[ClientError]) -> str:
 
 def test_fifo_queue_attributes_and_names(sqs: Any, name: str) -> None:
     url = fifo_queue(sqs, name)
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
-        "Attributes"
-    ]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attrs["FifoQueue"] == "true"
     assert attrs["ContentBasedDeduplication"] == "false"
     assert attrs["DeduplicationScope"] == "queue"
@@ -52,9 +50,12 @@ def test_fifo_queue_attributes_and_names(sqs: Any, name: str) -> None:
         sqs.create_queue(QueueName=f"{name}-std.fifo")
     assert code(info) == "InvalidParameterValue"
     standard = sqs.create_queue(QueueName=name)["QueueUrl"]
-    assert "FifoQueue" not in sqs.get_queue_attributes(
-        QueueUrl=standard, AttributeNames=["All"]
-    )["Attributes"]
+    assert (
+        "FifoQueue"
+        not in sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])[
+            "Attributes"
+        ]
+    )
     with pytest.raises(sqs.exceptions.InvalidAttributeName):
         sqs.set_queue_attributes(
             QueueUrl=standard, Attributes={"ContentBasedDeduplication": "true"}
@@ -65,9 +66,7 @@ def test_fifo_queue_attributes_and_names(sqs: Any, name: str) -> None:
         )
 
 
-def test_groups_keep_send_order_one_message_in_flight_each(
-    sqs: Any, name: str
-) -> None:
+def test_groups_keep_send_order_one_message_in_flight_each(sqs: Any, name: str) -> None:
     url = fifo_queue(sqs, name)
     sent: dict[str, list[str]] = {"a": [], "b": []}
     numbers = []
@@ -116,9 +115,7 @@ def test_a_group_whose_head_is_retried_waits_for_it(sqs: Any, name: str) -> None
     assert last["Body"] == "second"
 
 
-def test_deduplication_ids_and_content_based_deduplication(
-    sqs: Any, name: str
-) -> None:
+def test_deduplication_ids_and_content_based_deduplication(sqs: Any, name: str) -> None:
     url = fifo_queue(sqs, name)
     first = sqs.send_message(
         QueueUrl=url, MessageBody="x", MessageGroupId="g", MessageDeduplicationId="d1"
