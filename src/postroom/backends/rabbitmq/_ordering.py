@@ -13,7 +13,7 @@ from ...model.errors import BackendError
 from ...model.message import Delivery, HistoryEntry, Message, from_ms, now_ms, to_ms_dt
 from .._common import make_receipt, new_token, parse_receipt
 from ._leasing import LeaseCore, _lost
-from ._ordered import claimable, entry_record, next_due
+from ._ordered import Entry, claimable, entry_record, next_due
 from ._translate import DRIVER_ERRORS
 
 __all__ = ["OrderCore", "is_ordered"]
@@ -80,10 +80,10 @@ class OrderCore(LeaseCore):
         rec = {"t": "oc", "q": queue, "n": wanted, "x": lease_ms, "c": consumer}
         rec["at"] = now_ms()
         ids: list[str] = await self._order_record(rec) or []
-        entries = self.state.ordered.get(queue, {})
+        pending = self.state.ordered.get(queue)
         out: list[Delivery] = []
         for mid in ids:
-            e = entries.get(mid)
+            e = pending.entries.get(mid) if pending is not None else None
             if e is None or not e.token:
                 continue  # a later record changed it already
             receipt = make_receipt(mid, e.token)
@@ -151,7 +151,7 @@ class OrderCore(LeaseCore):
         """Grouped and prioritised messages of ``queue``: ready, delayed, leased,
         and the oldest leased one's enqueue time (ms, 0 if none)."""
         ready = delayed = leased = oldest = 0
-        for e in self.state.ordered.get(queue, {}).values():
+        for e in self._ordered_entries(queue):
             if e.token and e.expires > now:
                 leased += 1
                 enq = to_ms_dt(e.message.enqueued_at)
@@ -164,10 +164,14 @@ class OrderCore(LeaseCore):
 
     def _ordered_messages(self, queue: str) -> list[Message]:
         """Every grouped or prioritised message of ``queue``, in any state."""
-        return [e.message for e in self.state.ordered.get(queue, {}).values()]
+        return [e.message for e in self._ordered_entries(queue)]
+
+    def _ordered_entries(self, queue: str) -> list[Entry]:
+        pending = self.state.ordered.get(queue)
+        return list(pending.entries.values()) if pending is not None else []
 
     async def _purge_ordered(self, queue: str) -> int:
-        if not self.state.ordered.get(queue):
+        if not self._ordered_entries(queue):
             return 0
         count: int = await self._order_record({"t": "op", "q": queue}) or 0
         return count

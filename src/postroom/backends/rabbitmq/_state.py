@@ -19,7 +19,7 @@ from typing import Any
 
 from ...model.message import DeadLetter, Message, QueuePolicy, Subscription
 from ...model.stats import COUNTERS
-from ._ordered import ORDER_HANDLERS, Entry
+from ._ordered import ORDER_HANDLERS, Pending
 from ._rate import Rate, fold_permit
 from ._records import dead_from_record, message_from_dict
 
@@ -57,7 +57,7 @@ class State:
     dropped: dict[str, int] = field(default_factory=dict)
     rates: dict[str, Rate] = field(default_factory=dict)
     grants: dict[str, tuple[int, int]] = field(default_factory=dict)
-    ordered: dict[str, dict[str, Entry]] = field(default_factory=dict)
+    ordered: dict[str, Pending] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)  # of own order records
     on_order: Callable[[str], None] | None = None  # an order record was applied
     me: str = ""  # this process's instance id (its own records)
@@ -71,6 +71,9 @@ class State:
             handler(self, rec)
         elif kind in ORDER_HANDLERS:
             ORDER_HANDLERS[kind](self, rec)
+            pending = self.ordered.get(rec["q"])
+            if pending is not None:
+                pending.version += 1
             if self.on_order is not None:
                 self.on_order(rec["q"])
         counts = rec.get("pc")  # the writer's counters, carried along
