@@ -150,7 +150,12 @@ class Store:
             conn, queue, rate, now, max_messages, self.permit_due_ms
         ):
             return []
-        if not conn.execute(Q["claimable"], args).fetchone()[0]:
+        # Alone, a claim of an empty queue ends here, before taking the lock;
+        # within a transaction (a settle) the lock is held already.
+        if (
+            not conn.in_transaction
+            and not conn.execute(Q["claimable"], args).fetchone()[0]
+        ):
             return []
         with write(conn):
             self.expire(queue, now, max_attempts)
@@ -239,8 +244,10 @@ class Store:
         still commit."""
         with write(self.conn):
             lost = self.ack(batch.acks) if batch.acks else []
-            lost += self.rerun(batch.reruns)
-            lost += self.bury_held(batch.burials)
+            if batch.reruns:
+                lost += self.rerun(batch.reruns)
+            if batch.burials:
+                lost += self.bury_held(batch.burials)
             c = batch.claim
             if c is None:
                 return lost, []
