@@ -7,7 +7,7 @@ change of its state: a claim (``oc``), an ack (``oa``), a retry (``or``), a dead
 letter (``od``), a release (``ol``), an extension (``ox``), a purge (``op``).
 Every process folds them in stream order, so every process knows every such
 message's state. A claim record says who claims how many at what time; the fold
-picks the messages (:func:`pick`, the rules of :mod:`postroom.model.order`) and
+picks the messages (:meth:`Pending.pick`, the rules of :mod:`postroom.model.order`) and
 gives them lease tokens derived from the record, the same in every process, so
 two processes never lease one message. A lease that ran out is ended by the next
 claim record after its end (dead-lettered when that was its last attempt). A
@@ -29,7 +29,7 @@ from ._records import message_dict, message_from_dict
 if TYPE_CHECKING:
     from ._state import State
 
-__all__ = ["ORDER_HANDLERS", "Entry", "Pending", "claimable", "next_due"]
+__all__ = ["ORDER_HANDLERS", "Entry", "Pending", "entry_record", "next_due"]
 
 
 @dataclass(slots=True, eq=False)
@@ -151,11 +151,6 @@ class Pending:
 def entry_record(message: Message, history: list[HistoryEntry]) -> dict[str, Any]:
     """A message of an ``os`` record (group and priority in ``message_dict``)."""
     return {**message_dict(message), "y": [h.to_dict() for h in history]}
-
-
-def claimable(pending: Pending | None, now: int) -> bool:
-    """Whether a claim at ``now`` would take one of ``pending``."""
-    return pending is not None and pending.claimable(now)
 
 
 def next_due(pending: Pending | None, now: int) -> int | None:

@@ -13,7 +13,7 @@ from ...model.errors import BackendError
 from ...model.message import Delivery, HistoryEntry, Message, from_ms, now_ms, to_ms_dt
 from .._common import make_receipt, new_token, parse_receipt
 from ._leasing import LeaseCore, _lost
-from ._ordered import Entry, claimable, entry_record, next_due
+from ._ordered import Entry, entry_record, next_due
 from ._translate import DRIVER_ERRORS
 
 __all__ = ["OrderCore", "is_ordered"]
@@ -66,7 +66,8 @@ class OrderCore(LeaseCore):
     def _ordered_ready(self, queue: str) -> bool:
         """Whether a claim of ``queue`` now would take a grouped or prioritised
         message, as far as this process folded the stream."""
-        return claimable(self.state.ordered.get(queue), now_ms())
+        pending = self.state.ordered.get(queue)
+        return pending is not None and pending.claimable(now_ms())
 
     def _ordered_wait(self, queue: str) -> float:
         """Seconds until a grouped or prioritised message of ``queue`` that waits
