@@ -1,6 +1,7 @@
 """NATS specifics of groups, priorities and rate limits (``docs/backends/nats.md``,
 "Groups, priorities, rate limits: emulated"): generated sends and receives keep
-the rules at every step, a group whose head's holder stopped half-way goes on,
+the rules at every step, a group whose head's holder stopped half-way goes on
+(on the next send, or on claims when no send comes),
 an expired lease of a priority message comes back at its priority, and a
 priority skipped as all leased is pulled again once a message is stored."""
 
@@ -225,6 +226,57 @@ def test_a_head_let_out_half_way_is_stored_by_the_next_send(
     [d2] = client.receive("q", wait=5)
     assert d2.id == later
     client.ack(d2)
+    assert client.stats("q").ready == 0
+
+
+def test_a_group_whose_head_was_acked_by_a_stopped_process_goes_on_without_a_send(
+    url: str,
+) -> None:
+    """No send comes after a head's holder stopped between its ack and letting the
+    next one out: claims (of another process) find the group stale and go on."""
+    with postroom.connect(url) as sender:
+        first, second = sender.send_many("q", ["a1", "a2"], group="a")
+        [head] = sender.receive("q", visibility_timeout=30)
+    assert head.id == first
+    reply = head.receipt.partition(":")[2]
+
+    async def ack(nc: NatsClient) -> None:
+        await nc.request(reply, b"+ACK", timeout=5)  # the ack, and nothing after
+
+    _raw(url, ack)  # the holder stops here
+    with postroom.connect(url) as other:
+        assert other.receive("q") == []  # the head went out a moment ago
+        _age_group_state(url, "q", "a")
+        [nxt] = other.receive("q", wait=12)
+        assert nxt.id == second
+        other.ack(nxt)
+        assert other.receive("q") == []
+        assert other.stats("q").ready == 0
+
+
+def test_a_message_a_stopped_sender_left_on_the_group_stream_goes_out_without_a_send(
+    client: postroom.Client, url: str
+) -> None:
+    """A sender stopped after storing a grouped message on G, before letting it
+    out (no head was out): a claim lets it out, with no further send."""
+    client.send("q", "warm-up", group="z")  # makes the queue's group stream
+    client.ack(client.receive("q")[0])
+    prefix, queue_token = _prefix(url), token("q")
+    mid = "m" + uuid.uuid4().hex
+
+    async def stored_only(nc: NatsClient) -> None:
+        meta = {"i": mid, "h": {}, "e": 1, "a": 1, "g": "b"}
+        await nc.jetstream().publish(
+            f"{prefix}.g.{queue_token}.{token('b')}",
+            b'"b1"',
+            headers={"Postroom-Meta": json.dumps(meta)},
+        )
+
+    _raw(url, stored_only)
+    [d] = client.receive("q", wait=12)
+    assert (d.id, d.message.json(), d.message.group) == (mid, "b1", "b")
+    assert client.receive("q") == []
+    client.ack(d)
     assert client.stats("q").ready == 0
 
 

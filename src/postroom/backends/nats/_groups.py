@@ -14,10 +14,22 @@ the head that is out (``o``, ``s``), when it was let out (``t``) and a version
 (``v``) that every send to the group raises by compare-and-set, so that a head's
 end racing a send always reads the group again (the send's message is then seen
 by one of the two).
+
+A process that stops half-way leaves a group waiting: its state says a head is
+out that is stored nowhere, or nothing is out while messages wait on G. The next
+send to the group repairs it (see :meth:`Groups.let_out`), and so do claims:
+every few seconds (:data:`_SWEEP_EVERY`), a claim of a queue starts a look at the
+groups with messages waiting on G (one stream info) and repairs those whose head
+went out more than :data:`_STALE_MS` ago or that have none out, at most
+:data:`_SWEEP_GROUPS` groups per look, in the background.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -25,15 +37,20 @@ from typing import Any
 from ...model.errors import QueueNotFound
 from ...model.message import now_ms
 from ._lanes import Lanes
+from ._names import untoken
 from ._records import Meta, message_headers, meta_of
 
 __all__ = ["Groups"]
+
+log = logging.getLogger(__name__)
 
 # A head let out this long ago whose copy is still on G was let out by a process
 # that stopped half-way (before its copy was stored): the next send finishes it.
 _STALE_MS = 10_000
 _STATES_KEPT = 10_000  # group states a process keeps (the last written)
 _SCAN_LIMIT = 100  # messages of a priority looked through for a stale head
+_SWEEP_EVERY = 5.0  # seconds between a process's looks at a queue's groups
+_SWEEP_GROUPS = 100  # waiting groups whose state one look reads (a random few)
 
 
 class Groups(Lanes):
@@ -41,11 +58,53 @@ class Groups(Lanes):
 
     _group_streams: set[str]
     _states: OrderedDict[str, tuple[dict[str, Any], int]]
+    _swept: dict[str, float]
+    _sweeps: set[asyncio.Future[None]]
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._group_streams = set()  # queues whose G stream this process made
         self._states = OrderedDict()  # group key -> the state written last, revision
+        self._swept = {}  # queue -> when this process last looked at its groups
+        self._sweeps = set()
+
+    async def aclose(self) -> None:
+        for task in self._sweeps:
+            task.cancel()
+        await asyncio.gather(*self._sweeps, return_exceptions=True)
+        await super().aclose()
+
+    def sweep_groups(self, queue: str) -> None:
+        """Start a look at the queue's waiting groups (see the module's doc)
+        unless this process started one less than :data:`_SWEEP_EVERY` ago."""
+        now = time.monotonic()
+        if now - self._swept.get(queue, -_SWEEP_EVERY) < _SWEEP_EVERY:
+            return
+        self._swept[queue] = now
+        task = asyncio.ensure_future(self._sweep(queue))
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
+
+    async def _sweep(self, queue: str) -> None:
+        n = self.names
+        try:
+            info = await self.jet.stream_info(
+                n.group_stream(queue), queue, n.group_subject(queue)
+            )
+            waiting = [s.rsplit(".", 1)[1] for s in info.state.subjects or {}]
+            if len(waiting) > _SWEEP_GROUPS:
+                waiting = random.sample(waiting, _SWEEP_GROUPS)
+            for tok in waiting:
+                group = untoken(tok)
+                got = await self.meta.get(self.group_key(queue, group))
+                state = got[0] if got is not None else {}
+                age = now_ms() - int(state.get("t") or 0)
+                if state.get("o") is None or age > _STALE_MS:
+                    await self.let_out(queue, group)
+        except QueueNotFound:
+            return  # no group stream (yet): nothing waits
+        except Exception as exc:  # the next look tries again
+            log.debug("looking at the groups of %r failed: %s", queue, exc)
 
     async def join_group(
         self, queue: str, group: str, items: Sequence[tuple[Meta, bytes, str]]

@@ -54,6 +54,7 @@ class Ordered(Messages):
         self, queue: str, max_messages: int, lease_ms: int, consumer: str
     ) -> list[Delivery]:
         policy = await self.policy(queue)
+        self.sweep_groups(queue)
         rate = policy.rate_limit
         if rate is None and not self.lanes.get(queue):
             if self.permit_due_ms:
