@@ -35,6 +35,7 @@ QUEUE_KEY_KINDS = (
     "ord",  # hash: id -> "priority|available_at|-" or "...|g<group>"
     "gnext",  # hash: id -> the id sent next in its group
     "gtail",  # hash: group -> the id sent last in it
+    "gwait",  # zset: id -> available_at ms (messages waiting behind their group)
     "bucket",  # hash: rate, burst, tokens, at (a rate-limited queue's bucket)
 )
 

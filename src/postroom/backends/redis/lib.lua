@@ -9,7 +9,7 @@ local K_LIVE, K_DEAD, K_DINFO = TAG .. ':live', TAG .. ':dead', TAG .. ':dinfo'
 local K_COUNTERS, K_NOTIFY = TAG .. ':counters', TAG .. ':notify'
 local K_DEDUP, K_DEDUPX = TAG .. ':dedup', TAG .. ':dedupx'
 local K_PQ, K_ORD, K_BUCKET = TAG .. ':pq', TAG .. ':ord', TAG .. ':bucket'
-local K_GNEXT, K_GTAIL = TAG .. ':gnext', TAG .. ':gtail'
+local K_GNEXT, K_GTAIL, K_GWAIT = TAG .. ':gnext', TAG .. ':gtail', TAG .. ':gwait'
 local TOKEN_LEN = 16
 local MAX_WAKE = 16
 -- Messages of priority p (1..9) wait in K_PQ, not K_QUEUED, scored
@@ -66,6 +66,8 @@ local function enter(id, at, p, group)
     redis.call('HSET', K_GTAIL, group, id)
     if tail then
       redis.call('HSET', K_GNEXT, tail, id)
+      -- counted by stats as ready or delayed by its own available time
+      redis.call('ZADD', K_GWAIT, string.format('%d', at), id)
       return
     end
   end
@@ -82,6 +84,7 @@ local function leave(id)
   local nxt = redis.call('HGET', K_GNEXT, id)
   if nxt then
     redis.call('HDEL', K_GNEXT, id)
+    redis.call('ZREM', K_GWAIT, nxt)
     local np, navail = order_of(nxt)
     wait_in_line(nxt, navail, np)
   elseif redis.call('HGET', K_GTAIL, group) == id then

@@ -8,6 +8,7 @@ forget(ids)
 if what == 'dead' then
   redis.call('DEL', K_DEAD, K_DINFO)
 else
-  redis.call('DEL', K_LIVE, K_QUEUED, K_LEASED, K_LEASE, K_PQ, K_ORD, K_GNEXT, K_GTAIL)
+  redis.call('DEL', K_LIVE, K_QUEUED, K_LEASED, K_LEASE, K_PQ, K_ORD, K_GNEXT, K_GTAIL,
+    K_GWAIT)
 end
 return #ids

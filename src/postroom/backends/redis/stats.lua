@@ -1,6 +1,7 @@
 -- stats(now): sweep expired leases, then {ready, delayed, in_flight, dead,
 -- oldest enqueued_at or -1}. A message waiting behind the head of its group
--- counts as ready (its own delay, if any, is not looked up).
+-- counts by its own available time: ready once it has passed, else delayed (as
+-- on every backend: see docs/scheduling.md).
 local now = tonumber(ARGV[1])
 local revived = sweep(now, 1000)
 if revived > 0 then notify(revived) end
@@ -11,6 +12,7 @@ if redis.call('EXISTS', K_PQ) == 1 then
       string.format('(%d', (1 - p) * BAND))
   end
 end
+delayed = delayed + redis.call('ZCOUNT', K_GWAIT, '(' .. now, '+inf')
 local in_flight = redis.call('ZCARD', K_LEASED)
 local ready = redis.call('ZCARD', K_LIVE) - in_flight - delayed
 local oldest = redis.call('ZRANGE', K_LIVE, 0, 0, 'WITHSCORES')
