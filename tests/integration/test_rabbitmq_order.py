@@ -203,3 +203,21 @@ def test_the_fold_picks_what_the_rules_say(
     assert [(e.message, e.token, e.history) for e in mine.entries.values()] == [
         (e.message, e.token, e.history) for e in theirs.entries.values()
     ]
+
+
+def test_a_rate_limit_paces_grouped_and_prioritised_messages_too(url: str) -> None:
+    """Grouped and prioritised messages take permits like the others; those a
+    claim took beyond its permits go back without counting an attempt."""
+    with postroom.connect(url) as c:
+        c.declare_queue("slow", rate_limit=1)  # a burst of 1 permit, 1 s apart
+        urgent = c.send("slow", "urgent", priority=9)
+        grouped = [c.send("slow", f"g{i}", group=f"g{i}") for i in range(3)]
+        plain = c.send("slow", "plain")
+        got = []
+        for _ in range(5):
+            [d] = c.receive("slow", max_messages=10, wait=5)
+            assert d.attempts == 1
+            got.append(d.id)
+            assert c.receive("slow", max_messages=10) == []  # no permit left
+            c.ack(d)
+        assert got == [urgent, *grouped, plain]
