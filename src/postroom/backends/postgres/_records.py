@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -86,11 +85,10 @@ def order_columns(messages: Sequence[Message]) -> dict[str, list[Any]]:
 def message_from_row(row: Sequence[Any], order_at: int = 10) -> Message:
     """A Message from a ``messages`` row (see ``_common.message_from_row``) whose
     group and priority are at ``order_at`` and the next column."""
-    message = _common.message_from_row(row, dict(row[4]))
     group, priority = row[order_at], row[order_at + 1]
-    if group is None and not priority:
-        return message
-    return replace(message, group=group, priority=priority)
+    return _common.message_from_row(
+        row, dict(row[4]), group=group, priority=priority or 0
+    )
 
 
 def dead_from_row(row: Sequence[Any]) -> DeadLetter:
