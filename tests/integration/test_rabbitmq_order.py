@@ -4,6 +4,7 @@ process that connects later knows every group's state from the meta stream."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -221,3 +222,24 @@ def test_a_rate_limit_paces_grouped_and_prioritised_messages_too(url: str) -> No
             assert c.receive("slow", max_messages=10) == []  # no permit left
             c.ack(d)
         assert got == [urgent, *grouped, plain]
+
+
+def test_priority_zero_keeps_send_order_across_grouped_and_ungrouped(
+    url: str,
+) -> None:
+    """Grouped messages of priority 0 do not overtake older ungrouped ones (nor
+    starve them): a claim weighs them by enqueue time."""
+    with postroom.connect(url) as c:
+        c.declare_queue("q")
+        sent = []
+        for i in range(3):
+            sent.append(c.send("q", f"u{i}"))
+            time.sleep(0.002)  # enqueue times are in ms
+            sent.append(c.send("q", f"g{i}", group=f"g{i}"))
+            time.sleep(0.002)
+        got = []
+        for _ in sent:
+            [d] = c.receive("q")
+            assert d.attempts == 1  # a grouped message given back counts none
+            got.append(d.id)
+        assert got == sent

@@ -134,14 +134,18 @@ class RabbitBackend(AdminMixin):
             if not max_messages:
                 return []
         firsts: list[Delivery] = []
+        taken: list[Taken] = []
         if self._ordered_ready(queue):
             firsts = await self._claim_ordered(queue, max_messages, lease_ms, consumer)
-        wanted = max_messages - len(firsts)
-        if wanted and policy.rate_limit is None:
+            if len(firsts) == max_messages and not firsts[-1].message.priority:
+                firsts, taken = await self._by_send_order(lane, firsts)
+        wanted = max_messages - len(firsts) - len(taken)
+        if wanted and policy.rate_limit is None and not taken:
             return firsts + await self._claim_plain(
                 queue, policy, lane, wanted, lease_ms, consumer
             )
-        taken = await self._take(lane, wanted) if wanted else []
+        if wanted:
+            taken += await self._take(lane, wanted)
         if policy.rate_limit is not None and (firsts or taken):
             granted = await self._permits(
                 queue, policy.rate_limit, len(firsts) + len(taken)

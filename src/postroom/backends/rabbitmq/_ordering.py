@@ -7,16 +7,22 @@ import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from ...model.errors import BackendError
 from ...model.message import Delivery, HistoryEntry, Message, from_ms, now_ms, to_ms_dt
 from .._common import make_receipt, new_token, parse_receipt
-from ._leasing import LeaseCore, _lost
+from ._lanes import Lane, Taken
+from ._leasing import LeaseCore, _lost, unpack
 from ._ordered import Entry, entry_record, next_due
 from ._translate import DRIVER_ERRORS
 
 __all__ = ["OrderCore", "is_ordered"]
+
+
+def _enqueued(lane: Lane, taken: Taken) -> datetime:
+    return unpack(lane.name, taken).message.enqueued_at
 
 
 def is_ordered(m: Message) -> bool:
@@ -92,6 +98,35 @@ class OrderCore(LeaseCore):
             self._oleases[e.token] = d
             out.append(d)
         return out
+
+    async def _by_send_order(
+        self, lane: Lane, firsts: list[Delivery]
+    ) -> tuple[list[Delivery], list[Taken]]:
+        """Priority 0 keeps send order across the two kinds of message: when
+        grouped ones (``firsts``, highest priority first) fill a claim, its
+        priority-0 ones are weighed against as many ungrouped messages (pushed to
+        this process, or by ``basic.get`` without a consumer) by enqueue time.
+        The claim keeps the older; the others go back (a release record, the
+        lane's buffer). Returns the grouped and the ungrouped messages kept."""
+        low = [d for d in firsts if not d.message.priority]
+        taken = lane.take(len(low))
+        if not taken and not lane.consuming:
+            taken = [t for t in [await lane.get()] if t is not None]
+        if not taken:
+            return firsts, []
+        ranked = sorted(
+            [(to_ms_dt(d.message.enqueued_at), 0, i) for i, d in enumerate(low)]
+            + [(to_ms_dt(_enqueued(lane, t)), 1, i) for i, t in enumerate(taken)]
+        )[: len(low)]
+        kept = {(kind, i) for _, kind, i in ranked}
+        back = [d for i, d in enumerate(low) if (0, i) not in kept]
+        if back:
+            await self._settle_ordered("ol", back)
+        lane.put_back([t for i, t in enumerate(taken) if (1, i) not in kept])
+        return (
+            [d for d in firsts if d not in back],
+            [t for i, t in enumerate(taken) if (1, i) in kept],
+        )
 
     def _split(
         self, deliveries: Sequence[Delivery]
