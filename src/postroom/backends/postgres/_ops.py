@@ -37,6 +37,8 @@ __all__ = [
 Conn = psycopg.AsyncConnection[Any]
 Cursor = psycopg.AsyncCursor[Any]
 _IN_BLOCK = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+# Statements that unblock the next message of the groups they change themselves.
+_SELF_UNBLOCKING = frozenset({"ack"})
 # A statement that changes messages of groups: its name, its parameters and the
 # (queue, group) of each message it changes (group None: none).
 Grouped = tuple[str, dict[str, Any], Sequence[tuple[str, str | None]]]
@@ -65,9 +67,9 @@ async def execute_grouped(conn: Conn, sql: Sql, call: Grouped) -> Cursor:
     """Queue a send, ack, dead letter or redrive: ``(query name, params, the
     (queue, group) of each message it changes)``. With groups, in a transaction
     that locks them first (so that it sees every change made to them before) and
-    then unblocks their heads (see ``unblock_heads`` in queries.sql): its own
-    ``BEGIN`` ... ``COMMIT`` unless one is open on ``conn`` (psycopg's
-    ``transaction()`` would sync a pipeline twice: a round trip each). Returns
+    then unblocks their heads (``unblock_heads`` in queries.sql; ``ack`` does it
+    itself): its own ``BEGIN`` ... ``COMMIT`` unless one is open on ``conn``
+    (psycopg's ``transaction()`` would sync a pipeline twice). Returns
     the query's cursor: in a pipeline, its rows come once the pipeline is synced
     (run it in :func:`pipeline`, which rolls back a failed ``BEGIN``)."""
     name, params, groups = call
@@ -85,7 +87,8 @@ async def execute_grouped(conn: Conn, sql: Sql, call: Grouped) -> Cursor:
         await conn.execute(b"BEGIN")
     await conn.execute(sql["group_locks"], locks)
     cur = await conn.execute(sql[name], full)
-    await conn.execute(sql["unblock_heads"], locks)
+    if name not in _SELF_UNBLOCKING:
+        await conn.execute(sql["unblock_heads"], locks)
     if own:
         await conn.execute(b"COMMIT")
     return cur

@@ -423,20 +423,41 @@ WITH heads AS (
 SELECT pg_notify(%(channel)s, d.queue) FROM (SELECT DISTINCT queue FROM done) AS d;
 
 -- name: ack
--- Delete leased messages (any queues) whose lease has the receipt's token, and
--- count them; returns the (queue, id, group) deleted.
+-- Delete leased messages (any queues) whose lease has the receipt's token, count
+-- them, and unblock the next message of each group that lost its head (a leased
+-- message of a group is its head): found from just after that head in the group
+-- index, so the entries of the group's earlier, deleted messages are not walked
+-- (see unblock_heads for the other writes). Run after group_locks for a batch
+-- that knows its groups. Returns the (queue, id, group) deleted; the fourth
+-- column wakes the consumers of the queues a message was unblocked on.
 WITH gone AS (
     DELETE FROM {schema}.messages AS m
     USING unnest(%(queues)b::text[], %(ids)b::text[], %(tokens)b::text[])
         AS k(queue, id, token)
     WHERE m.queue = k.queue AND m.id = k.id AND m.token = k.token
-    RETURNING m.queue, m.id, m.grp
+    RETURNING m.queue, m.id, m.grp, m.seq
 ), counted AS (
     UPDATE {schema}.queues AS q SET acked = q.acked + c.n
     FROM (SELECT queue, count(*) AS n FROM gone GROUP BY queue) AS c
     WHERE q.name = c.queue
+), heads AS (
+    SELECT h.ctid
+    FROM gone AS g,
+    LATERAL (
+        SELECT n.ctid, n.blocked FROM {schema}.messages AS n
+        WHERE n.queue = g.queue AND n.grp = g.grp AND n.seq > g.seq
+        ORDER BY n.seq LIMIT 1
+    ) AS h
+    WHERE g.grp IS NOT NULL AND h.blocked
+), freed AS (
+    UPDATE {schema}.messages AS m SET blocked = false
+    WHERE m.ctid = ANY(ARRAY(SELECT ctid FROM heads))
+    RETURNING m.queue
 )
-SELECT queue, id, grp FROM gone;
+SELECT queue, id, grp, (
+    SELECT count(pg_notify(%(channel)s, d.queue))
+    FROM (SELECT DISTINCT queue FROM freed) AS d
+) FROM gone;
 
 -- name: retry
 -- Visible again after the delay, with a history entry; counted; wakes
