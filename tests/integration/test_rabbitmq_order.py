@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 import postroom
 from postroom.backends.rabbitmq._ordered import Pending, _expire, entry_record
-from postroom.backends.rabbitmq._rate import SKEW_MS, Rate, fold_permit, refill_ms
+from postroom.backends.rabbitmq._rate import (
+    SKEW_MS,
+    Rate,
+    estimate,
+    fold_permit,
+    refill_ms,
+)
 from postroom.backends.rabbitmq._state import State
 from postroom.model.message import from_ms
 from tests.conftest import require_service
@@ -72,6 +78,42 @@ def test_a_process_that_joins_late_grants_what_every_process_grants(
     ]
     if pauses:  # the first pause of a full refill time makes it agree
         assert synced_at is not None and synced_at <= pauses[0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    starts=st.lists(st.integers(0, 200), min_size=2, max_size=4),
+    rate=st.sampled_from([5.0, 20.0, 100.0]),
+)
+def test_processes_that_join_together_come_to_know_the_bucket(
+    starts: list[int], rate: float
+) -> None:
+    """Processes that all missed what emptied a bucket and claim whenever their
+    fold lets them never keep each other from knowing it for ever."""
+    first = 1_000_000
+    folds = [({}, {}) for _ in starts]  # (rates, grants) of each process
+    due = [first + start for start in starts]
+    seen_from = first - SKEW_MS - 1  # the record at `first` is one they missed
+    old = {"t": "permit", "q": "q", "n": 1, "r": rate, "at": first, "i": "old"}
+    for rates, grants in folds:
+        fold_permit(rates, grants, "-", seen_from, old)
+    granted, n = 0, 0
+    while min(due) < first + 100 * refill_ms(rate):
+        me = due.index(min(due))
+        now = due[me]
+        rates, grants = folds[me]
+        likely, due[me] = estimate(rates.get("q"), rate, now, 3)
+        if likely:
+            n += 1
+            rec = {"t": "permit", "q": "q", "n": likely, "r": rate, "at": now}
+            rec |= {"i": f"p{me}", "g": str(n)}
+            for i, (r, g) in enumerate(folds):
+                fold_permit(r, g, f"p{i}", seen_from, rec)
+            got, due[me] = grants.pop(str(n))
+            granted += got
+            due[me] = max(due[me], now + 1)
+    assert all(rates["q"].synced for rates, _ in folds)
+    assert granted > 0
 
 
 @pytest.fixture

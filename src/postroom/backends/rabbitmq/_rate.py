@@ -13,7 +13,8 @@ records that emptied a bucket just before. Until the fold knows the bucket's
 state it grants nothing (the claimer's messages wait): it knows it once a record
 comes ``refill_ms`` (the time a bucket takes to fill up) after every record it
 could have missed and every record it saw, when the bucket is full whatever
-came before.
+came before. Until then its claims ask for no permits, except once no record
+came for that long (:func:`estimate`).
 """
 
 from __future__ import annotations
@@ -92,9 +93,15 @@ def fold_permit(
 def estimate(rate: Rate | None, limit: float, now: int, wanted: int) -> tuple[int, int]:
     """How many permits a record appended at ``now`` would likely get, by this
     process's fold so far, and when the next permit is due (ms): a claim asks for
-    no more, and asks for none when none is there."""
-    if rate is None or not rate.synced:
+    no more, and asks for none when none is there. While the fold does not know
+    the bucket, a claim asks only once no record came for a refill time (its
+    record then finds the bucket full): claims that asked sooner would keep each
+    other from ever finding it so."""
+    if rate is None:
         return wanted, now
+    if not rate.synced:
+        due = rate.last_at + refill_ms(limit)
+        return (wanted, now) if now >= due else (0, due)
     permits = take_permits(limit, rate.bucket, now, wanted)
     _, wait_ms = permits.after(0)
     return permits.granted, permits.at_ms + wait_ms
