@@ -242,18 +242,64 @@ async def test_redis_single_send_stores_what_the_enqueue_script_stores(
 
     plain = await client.send("q", {"n": 1}, delay=5)
     scripted = await client.send("q", {"n": 1}, delay=5, dedup_key="k")
-    a, b = await stored(plain), await stored(scripted)
-    assert a[2:] == b[2:] == (True, False)
+    url = f"redis://127.0.0.1:6379/0?prefix={backend.prefix}"
+    with postroom.connect(url) as sync:  # a lone sync send: plain commands
+        sync.declare_queue("q")
+        direct = await anyio.to_thread.run_sync(
+            lambda: sync.send("q", {"n": 1}, delay=5)
+        )
+    a, b, c = await stored(plain), await stored(scripted), await stored(direct)
+    assert a[2:] == b[2:] == c[2:] == (True, False)
     assert abs(float(a[0]) - float(b[0])) < 1000  # type: ignore[arg-type]
+    assert abs(float(a[0]) - float(c[0])) < 1000  # type: ignore[arg-type]
     assert float(a[0]) - float(a[1]) >= 5000  # type: ignore[arg-type]
+    assert float(c[0]) - float(c[1]) >= 5000  # type: ignore[arg-type]
+    [m] = [m for m in await client.peek("q") if m.id == direct]
+    assert (m.text, m.headers, m.dedup_key) == (
+        '{"n":1}',
+        {"content-type": "application/json"},
+        None,
+    )
     counters = await client.backend.counters(["q"])
-    assert counters["q"]["sent"] == 2
-    assert await r.llen(backend.key("q", "notify")) == 2  # each send woke a consumer
+    assert counters["q"]["sent"] == 3
+    assert await r.llen(backend.key("q", "notify")) == 3  # each send woke a consumer
     lengths = []
     for _ in range(40):
         await client.send("q", "x")
         lengths.append(await r.llen(backend.key("q", "notify")))
     # Bounded, as the script's: trimmed to 16 once it holds more than 32.
-    assert max(lengths) == 32 and lengths[-1] < 32 and 16 in lengths[30:]
+    assert max(lengths) == 32 and lengths[-1] < 32 and 16 in lengths[29:]
+    with postroom.connect(url) as sync:  # plain commands trim it the same way
+        for _ in range(40):
+            await anyio.to_thread.run_sync(sync.send, "q", "x")
+            lengths.append(await r.llen(backend.key("q", "notify")))
+    assert max(lengths[40:]) == 32 and 16 in lengths[40:]
     got = await client.receive("q", max_messages=100)
-    assert len(got) == 40 and all(d.message.text == '"x"' for d in got)
+    assert len(got) == 80 and all(d.message.text == '"x"' for d in got)
+
+
+async def test_redis_plain_send_to_a_queue_deleted_meanwhile_leaves_nothing(
+    client: postroom.AsyncClient,
+) -> None:
+    """A lone send (plain commands) whose queue was deleted by someone else
+    while this client still knew its policy raises QueueNotFound and takes its
+    writes back, from the async and the sync client alike."""
+    await client.declare_queue("gone")
+    backend = client.backend
+    assert isinstance(backend, RedisBackend)
+    url = f"redis://127.0.0.1:6379/0?prefix={backend.prefix}"
+    sync = postroom.connect(url)
+    try:
+        await anyio.to_thread.run_sync(sync.send, "gone", {"n": 0})
+        async with postroom.connect_async(url) as other:
+            await other.delete_queue("gone")
+        with pytest.raises(postroom.QueueNotFound):
+            await client.send("gone", {"n": 1})
+        with pytest.raises(postroom.QueueNotFound):
+            await anyio.to_thread.run_sync(sync.send, "gone", {"n": 2})
+    finally:
+        sync.close()
+    r = backend.redis
+    for kind in ("msg", "queued", "live", "policy"):
+        assert not await r.exists(backend.key("gone", kind)), kind
+    assert int(await r.hget(backend.key("gone", "counters"), "sent") or 0) == 0

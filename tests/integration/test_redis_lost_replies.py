@@ -123,3 +123,32 @@ async def test_send_retried_after_lost_reply_stores_once(proxy: ReplyDropper) ->
             assert (await client.counters(["jobs"]))["jobs"]["sent"] == 1
         finally:
             await client.delete_queue("jobs")
+
+
+@pytest.mark.anyio
+async def test_sync_send_retried_after_lost_reply_stores_once(
+    proxy: ReplyDropper,
+) -> None:
+    """The sync client's send (plain commands from the calling thread) whose
+    reply was lost goes again through the script, which skips the live id."""
+    import anyio.to_thread
+
+    prefix = "t" + uuid.uuid4().hex[:12]
+    url = f"redis://127.0.0.1:{proxy.port}/0?prefix={prefix}"
+
+    def sends() -> tuple[str, str, list[str], int]:
+        with postroom.connect(url) as client:
+            try:
+                client.declare_queue("jobs")
+                first = client.send("jobs", {"n": 0})  # opens the direct connection
+                proxy.armed = True
+                mid = client.send("jobs", {"n": 1})  # ran, reply lost, sent again
+                ids = [m.id for m in client.peek("jobs")]
+                return first, mid, ids, client.counters(["jobs"])["jobs"]["sent"]
+            finally:
+                client.delete_queue("jobs")
+
+    first, mid, ids, sent = await anyio.to_thread.run_sync(sends)
+    assert proxy.dropped == 1
+    assert ids == [first, mid]
+    assert sent == 2

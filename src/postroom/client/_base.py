@@ -17,6 +17,7 @@ import anyio
 
 from ..backends.base import Backend, Capabilities, open_backend
 from ..model import validate
+from ..model.arguments import queue_name
 from ..model.errors import QueueNotFound
 from ..model.message import ErrorInfo, QueuePolicy
 from ..model.names import dead_letter_queue_name
@@ -116,7 +117,7 @@ class ClientBase:
 
     async def queue_policy(self, queue: str) -> QueuePolicy:
         """The stored policy of ``queue``; raises :class:`QueueNotFound`."""
-        validate.name(queue)
+        queue_name(queue)
         cached = self._cached_policy(queue)
         if cached is not None:
             return cached

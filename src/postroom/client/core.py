@@ -314,7 +314,7 @@ class AsyncClient(Settling, DeadLetters, Topics, WorkerRegistry, Inspection, Sam
         claimed: call :meth:`receive` after it. While the queue's rate limit
         holds its messages back, it sleeps until the next permit instead.
         """
-        validate.name(queue)
+        check.queue_name(queue)
         validate.wait(timeout, "timeout")
         held = self.rate_limit_wait(queue)
         if held > 0:

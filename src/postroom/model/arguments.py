@@ -79,17 +79,23 @@ def check_declare(
         raise InvalidArgument("dedup_window must be seconds from 0 to 14 days")
 
 
-# Queue names a send found valid, not checked again (bounded: emptied when full).
-_SENT_TO: set[str] = set()
+# Queue names found valid, not checked again (bounded: emptied when full).
+_KNOWN: set[str] = set()
+
+
+def queue_name(queue: Any) -> None:
+    """``validate.name(queue)``, remembered: the sends and receives of a queue
+    check its name once."""
+    if type(queue) is not str or queue not in _KNOWN:
+        v.name(queue)
+        if len(_KNOWN) >= 4096:
+            _KNOWN.clear()
+        _KNOWN.add(queue)
 
 
 def check_send(queue: Any, delay: Any, headers: Any, dedup_key: Any) -> None:
     """``send``'s arguments but the body (checked as it is encoded)."""
-    if type(queue) is not str or queue not in _SENT_TO:
-        v.name(queue)
-        if len(_SENT_TO) >= 4096:
-            _SENT_TO.clear()
-        _SENT_TO.add(queue)
+    queue_name(queue)
     v.delay(delay)
     v.headers(headers)
     v.text(dedup_key, "dedup_key")
@@ -119,7 +125,7 @@ def check_receive(
     queue: Any, max_messages: Any, visibility_timeout: Any, wait: Any
 ) -> None:
     """``receive``'s arguments."""
-    v.name(queue)
+    queue_name(queue)
     v.count(max_messages, "max_messages", 1, v.MAX_BATCH)
     v.optional_lease(visibility_timeout)
     v.wait(wait)

@@ -86,6 +86,36 @@ class DirectCalls:
         except (redis.exceptions.RedisError, OSError) as exc:
             raise backend_error(exc, self.where) from exc
 
+    def commands(self, commands: Sequence[tuple[Any, ...]]) -> list[Any] | None:
+        """Send commands in one round trip; their replies in order (an error
+        reply in its place), or ``None`` when the connection broke (they may
+        have run: they are not sent again). Other driver errors are raised as
+        :class:`~postroom.BackendError`."""
+        try:
+            if not self._kept_lock.acquire(blocking=False):
+                pool = self._redis().connection_pool
+                conn = pool.get_connection()
+                try:
+                    return _replies(conn, commands)
+                finally:
+                    pool.release(conn)
+            try:
+                return _replies(self._kept_conn(), commands)
+            finally:
+                self._kept_lock.release()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            return None
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise backend_error(exc, self.where) from exc
+
+    def _kept_conn(self) -> Any:
+        """The kept connection (the caller holds its lock)."""
+        if self._kept is None or self._kept_pid != os.getpid():
+            # First use, or a forked child: the parent's socket is not ours.
+            self._kept = self._redis().connection_pool.make_connection()
+            self._kept_pid = os.getpid()
+        return self._kept
+
     def _call(self, command: tuple[Any, ...]) -> Any:
         """One command down the kept connection (a pooled one while another
         thread uses it), packed by hiredis when it is installed (redis-py's own
@@ -93,12 +123,7 @@ class DirectCalls:
         if not self._kept_lock.acquire(blocking=False):
             return self._pooled(command)
         try:
-            conn = self._kept
-            if conn is None or self._kept_pid != os.getpid():
-                # First use, or a forked child: the parent's socket is not ours.
-                conn = self._kept = self._redis().connection_pool.make_connection()
-                self._kept_pid = os.getpid()
-            return _roundtrip(conn, command)
+            return _roundtrip(self._kept_conn(), command)
         finally:
             self._kept_lock.release()
 
@@ -120,6 +145,27 @@ class DirectCalls:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _replies(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Send commands; read all their replies (so that none is left on the
+    connection), an error reply in its place."""
+    chunks = [chunk for command in commands for chunk in _pack(conn, command)]
+    conn.send_packed_command([b"".join(chunks)], check_health=False)
+    out: list[Any] = []
+    for _ in commands:
+        # The replies after the first arrived with it, as a rule: taken from
+        # hiredis's reader directly (redis-py's read_response costs several
+        # times the parse), or read from the socket when they did not.
+        reader = getattr(getattr(conn, "_parser", None), "_reader", None)
+        reply = reader.gets() if out and reader is not None else False
+        if reply is False:
+            try:
+                reply = conn.read_response()
+            except redis.exceptions.ResponseError as exc:
+                reply = exc
+        out.append(reply)
+    return out
 
 
 def _roundtrip(conn: Any, command: tuple[Any, ...]) -> Any:

@@ -37,6 +37,7 @@ class Redriven(NamedTuple):
 
 # One encoder for every payload (json.dumps with options builds one per call).
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_DECODE = json.JSONDecoder().decode
 
 
 def encode_message(
@@ -67,14 +68,16 @@ def encode_message(
 def decode_message(mid: str, queue: str, payload: bytes, attempts: int) -> Message:
     """Inverse of :func:`encode_message`."""
     head, _, body = payload.partition(b"\n")
-    meta = json.loads(head)
+    meta = _DECODE(head.decode())  # ASCII (json.loads would detect the encoding)
+    enqueued, available = int(meta["e"]), int(meta["a"])
+    enqueued_at = from_ms(enqueued)
     return Message(
         id=mid,
         queue=queue,
         body=body,
         headers=meta["h"] or {},
-        enqueued_at=from_ms(int(meta["e"])),
-        available_at=from_ms(int(meta["a"])),
+        enqueued_at=enqueued_at,
+        available_at=enqueued_at if available == enqueued else from_ms(available),
         attempts=attempts,
         dedup_key=meta.get("k"),
         redrives=int(meta.get("r") or 0),
