@@ -78,8 +78,10 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def session_cpu(sid: int) -> dict[int, int]:
-    """CPU ticks used so far by each live process of session ``sid``."""
-    ticks: dict[int, int] = {}
+    """CPU ticks used so far by each live process of session ``sid`` and by
+    every descendant of process ``sid`` (``postroom worker`` starts its
+    children in sessions of their own)."""
+    stats: dict[int, tuple[int, int, int]] = {}  # pid: (parent, session, ticks)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -87,9 +89,16 @@ def session_cpu(sid: int) -> dict[int, int]:
             fields = (entry / "stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        if int(fields[3]) == sid:  # field 6, the session id
-            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime+stime
-    return ticks
+        # fields 4, 6, 14 and 15: parent, session, utime, stime
+        used = int(fields[11]) + int(fields[12])
+        stats[int(entry.name)] = (int(fields[1]), int(fields[3]), used)
+    ours = {pid for pid, (_, session, _) in stats.items() if session == sid}
+    grown = True
+    while grown:
+        more = {pid for pid, (parent, _, _) in stats.items() if parent in ours}
+        grown = not more <= ours
+        ours |= more
+    return {pid: stats[pid][2] for pid in ours}
 
 
 class Bench:
