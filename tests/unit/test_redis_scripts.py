@@ -8,7 +8,9 @@ import pytest
 
 pytest.importorskip("redis")
 
-from postroom.backends.redis._scripts import SCRIPT_NAMES, _needed, _source
+from postroom.backends.redis._scripts import SCRIPT_NAMES
+from postroom.backends.redis._sources import needed as _needed
+from postroom.backends.redis._sources import source as _source
 
 LIB = """-- header
 local TAG = KEYS[1]

@@ -24,13 +24,38 @@ from redis.retry import Retry
 
 from ._translate import backend_error
 
-__all__ = ["DirectCalls"]
+__all__ = ["PARTIAL", "DirectCalls", "buffered"]
 
 _pack_command: Callable[[tuple[Any, ...]], bytes] | None
 try:
     from hiredis import pack_command as _pack_command
 except ImportError:  # hiredis is optional: redis-py packs then
     _pack_command = None
+
+
+try:  # what redis-py's hiredis reader returns for "not all there yet"
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as PARTIAL
+except ImportError:  # pragma: no cover - other redis-py versions
+    PARTIAL = False
+
+
+def buffered(conn: Any) -> Any:
+    """The next reply on ``conn`` if hiredis's reader holds it whole, else
+    ``PARTIAL``: replies that arrived with the one just read cost a parse,
+    not another read_response. Raised where redis-py raises it (a connection
+    error); always ``PARTIAL`` with RESP3 (where ``False`` is a reply) or
+    without hiredis."""
+    reader = getattr(getattr(conn, "_parser", None), "_reader", None)
+    if reader is None or str(getattr(conn, "protocol", 2)) == "3":
+        return PARTIAL
+    reply = reader.gets()
+    if reply is False:
+        return PARTIAL
+    first = reply[0] if isinstance(reply, list) and reply else None
+    for error in (reply, first):
+        if isinstance(error, redis.exceptions.ConnectionError):
+            raise error
+    return reply
 
 
 def _pack(conn: Any, command: tuple[Any, ...]) -> list[bytes]:
@@ -157,9 +182,8 @@ def _replies(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         # The replies after the first arrived with it, as a rule: taken from
         # hiredis's reader directly (redis-py's read_response costs several
         # times the parse), or read from the socket when they did not.
-        reader = getattr(getattr(conn, "_parser", None), "_reader", None)
-        reply = reader.gets() if out and reader is not None else False
-        if reply is False:
+        reply = buffered(conn) if out else PARTIAL
+        if reply is PARTIAL:
             try:
                 reply = conn.read_response()
             except redis.exceptions.ResponseError as exc:

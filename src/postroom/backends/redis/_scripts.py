@@ -10,9 +10,7 @@ connections kept between calls (see :meth:`Scripts._send`).
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Sequence
-from importlib import resources
 from typing import Any
 
 import redis
@@ -27,6 +25,9 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ._direct import PARTIAL, buffered
+from ._sources import source
 
 _pack_command: Callable[[tuple[Any, ...]], bytes] | None
 try:
@@ -80,46 +81,6 @@ REDIS_PY = tuple(int(p) for p in redis.__version__.split(".")[:2])
 _GET_CONNECTION_ARGS: tuple[str, ...] = () if REDIS_PY >= (5, 3) else ("_",)
 
 
-_FUNCTION = re.compile(r"^local function (\w+)", re.MULTILINE)
-_VARIABLE = re.compile(r"^local (\w+) =", re.MULTILINE)
-_COMMENT = re.compile(r"--.*$", re.MULTILINE)
-_CALLED = re.compile(r"(\w+)\(")
-_WORD = re.compile(r"\w+")
-
-
-def _needed(lib: str, body: str) -> str:
-    """The paragraphs of ``lib`` that ``body`` needs: every paragraph that
-    defines no function, and those whose functions are called (or variables
-    named) in ``body`` or in another paragraph kept. Redis runs the whole
-    script on every call, and making a closure costs about as much as a
-    command: a script that makes only its own runs faster."""
-    paragraphs = lib.split("\n\n")
-    code = [_COMMENT.sub("", p) for p in paragraphs]
-    functions = [set(_FUNCTION.findall(c)) for c in code]
-    variables = [set(_VARIABLE.findall(c)) for c in code]
-    keep = [not f for f in functions]
-    called: set[str] = set()
-    words: set[str] = set()
-    todo = [_COMMENT.sub("", body), *(c for c, k in zip(code, keep, strict=True) if k)]
-    while todo:
-        for text in todo:
-            called.update(_CALLED.findall(text))
-            words.update(_WORD.findall(text))
-        todo = []
-        for i, k in enumerate(keep):
-            if not k and (functions[i] & called or variables[i] & words):
-                keep[i] = True
-                todo.append(code[i])
-    return "\n\n".join(p for p, k in zip(paragraphs, keep, strict=True) if k)
-
-
-def _source(name: str) -> str:
-    pkg = resources.files(__package__ or "postroom.backends.redis")
-    lib = pkg.joinpath("lib.lua").read_text(encoding="utf-8")
-    body = pkg.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    return f"{_needed(lib, body)}\n{body}"
-
-
 _SOURCES: dict[str, str] = {}
 
 
@@ -128,7 +89,7 @@ class Scripts:
 
     def __init__(self, redis: Redis, *, cluster: bool = False) -> None:
         if not _SOURCES:
-            _SOURCES.update({name: _source(name) for name in SCRIPT_NAMES})
+            _SOURCES.update({name: source(name) for name in SCRIPT_NAMES})
         self._redis: Any = redis
         # A RedisCluster client: calls go through its pipelines (which route each
         # call to the shard of its key and follow redirections), waits down a
@@ -349,6 +310,14 @@ async def _read_replies(conn: Any, n: int, block: float) -> list[Any]:
     :class:`ResponseError` in its place; the first may wait ``block`` seconds."""
     results: list[Any] = []
     for i in range(n):
+        if i:
+            # The replies after the first arrived with it, as a rule: taken
+            # from hiredis's reader directly (each read_response is a
+            # coroutine, with a timeout scope, around a parse).
+            reply = buffered(conn)
+            if reply is not PARTIAL:
+                results.append(reply)
+                continue
         try:
             if i == 0 and block > 0:
                 results.append(await conn.read_response(timeout=block + _READ_MARGIN))
