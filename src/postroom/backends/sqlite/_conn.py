@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sqlite3
@@ -19,6 +20,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SqliteSettings",
     "backend_error",
+    "begin_immediate",
     "init_schema",
     "load_queries",
     "open_connection",
@@ -30,6 +32,11 @@ __all__ = [
 SCHEMA_VERSION = 5
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 _SYNC_MODES = ("off", "normal", "full", "extra")
+# Pauses between tries to take the write lock while another process holds it
+# (the last one repeats until the busy timeout). SQLite's own busy handler sleeps
+# 1, 2, 5, 10... ms between tries, so a writer that just missed a transaction of a
+# fraction of a millisecond waited a millisecond or more.
+_LOCK_PAUSES = (0.0001, 0.0002, 0.0005, 0.001)
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
@@ -130,7 +137,9 @@ def open_connection(
             isolation_level=None,
             check_same_thread=False,
             cached_statements=64,
+            factory=_Connection,
         )
+        conn.busy_ms = round(settings.busy_timeout * 1000) if busy else 0
         conn.execute(f"PRAGMA synchronous = {settings.synchronous}")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -16000")
@@ -185,6 +194,35 @@ def init_schema(conn: sqlite3.Connection, path: str) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that knows its busy timeout (see :func:`begin_immediate`)."""
+
+    busy_ms = 0
+
+
+def begin_immediate(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``: take the write lock, tried again after short pauses
+    (``_LOCK_PAUSES``) while another process holds it, up to the connection's busy
+    timeout; the other statements keep SQLite's own busy handler."""
+    busy_ms = getattr(conn, "busy_ms", 0)
+    if not busy_ms:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + busy_ms / 1000
+        for attempt in itertools.count():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_LOCK_PAUSES[min(attempt, len(_LOCK_PAUSES) - 1)])
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+
+
 @contextmanager
 def write(conn: sqlite3.Connection) -> Iterator[None]:
     """One write operation, atomic on its own.
@@ -203,7 +241,7 @@ def write(conn: sqlite3.Connection) -> Iterator[None]:
             raise
         conn.execute("RELEASE op")
         return
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)
     try:
         yield
     except BaseException:

@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 
 import anyio
 
+from ._conn import begin_immediate
+
 __all__ = ["Executor"]
 
 T = TypeVar("T")
@@ -131,7 +133,7 @@ class Executor:
         outcomes: list[tuple[Any, BaseException | None]] = []
         try:
             self._sync(any(op[4] for op in batch))
-            conn.execute("BEGIN IMMEDIATE")
+            begin_immediate(conn)
             for op in batch:
                 try:
                     outcomes.append((op[0](*op[1]), None))
