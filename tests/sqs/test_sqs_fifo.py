@@ -37,6 +37,10 @@ def test_fifo_queue_attributes_and_names(sqs: Any, name: str) -> None:
     sqs.set_queue_attributes(
         QueueUrl=url, Attributes={"ContentBasedDeduplication": "true"}
     )
+    # Only the attributes given are compared, as on SQS.
+    assert fifo_queue(sqs, name) == url
+    with pytest.raises(sqs.exceptions.QueueNameExists):
+        fifo_queue(sqs, name, ContentBasedDeduplication="false")
     got = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ContentBasedDeduplication"]
     )["Attributes"]

@@ -96,8 +96,8 @@ async def create_queue(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     attributes = _attributes_param(params)
     fifo = str(attributes.get("FifoQueue", "false")).lower() == "true"
     given = validate(attributes, creating=True, fifo=fifo)
-    if given.pop("FifoQueue", None) == "true":
-        given = {"FifoQueue": "true", **given, **fifo_defaults(given)}
+    if given.get("FifoQueue") == "false":  # a standard queue stores no FifoQueue
+        del given["FifoQueue"]
     check_name(name, fifo)
     if fifo and not call.client.capabilities.groups:
         raise error(
@@ -122,6 +122,8 @@ async def create_queue(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         return {"QueueUrl": call.url(name)}
     now = str(int(time.time()))
     stored = {**given, "CreatedTimestamp": now}
+    if fifo:  # the FIFO attributes not given take their defaults
+        stored.update(fifo_defaults(given))
     tags = params.get("tags") or {}
     if tags:
         stored[TAGS] = json.dumps(tags)
