@@ -15,7 +15,7 @@ from _probe import hit
 
 import postroom
 
-URL = "nats://127.0.0.1:4222?prefix=benchpostroom"
+URL = os.environ.get("BENCH_NATS_URL", "nats://127.0.0.1:4222?prefix=benchpostroom")
 QUEUE = "bench"
 TUNED = os.environ.get("BENCH_PROFILE") == "tuned"
 

@@ -65,7 +65,7 @@ class Admin(NatsCore):
         await self.meta.delete(self.group_key(queue))
         await self.meta.delete(self.rate_key(queue))
         self.forget_rate(queue)
-        for kind in ("cnt", "dur"):
+        for kind in ("cnt", "end", "dur"):
             key = self.counter_key(kind, queue)
             await self.meta.delete(key)
             self.tally.forget(key)
@@ -188,8 +188,16 @@ class Admin(NatsCore):
         out: dict[str, dict[str, int]] = {}
         for queue in queues:
             await self.policy(queue)
-            stored = await self.tally.read(self.counter_key("cnt", queue))
-            out[queue] = {name: int(stored.get(name, 0)) for name in COUNTERS}
+            # Both keys: counts of either kind stored by an older version in
+            # "cnt" still count.
+            sent, ended = await asyncio.gather(
+                self.tally.read(self.counter_key("cnt", queue)),
+                self.tally.read(self.counter_key("end", queue)),
+            )
+            out[queue] = {
+                name: int(sent.get(name, 0)) + int(ended.get(name, 0))
+                for name in COUNTERS
+            }
         return out
 
     async def record_durations(

@@ -22,10 +22,12 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RawStreamMsg, StreamConfig, StreamInfo
 
 from ...model.errors import BackendError, QueueNotFound
+from ._errors import DRIVER_ERRORS, backend_error, is_not_found, translated
 
 __all__ = ["Jet", "backend_error", "translated"]
 
@@ -35,41 +37,6 @@ _TIMEOUT = 5.0
 _RETRY_FOR = 10.0  # how long a publish waits for a reconnect before failing
 _IDLE_CHECK = 1.0  # seconds without traffic after which the connection is checked
 _LATE = 0.5  # how long after its expiry a pull request is given up
-
-_DRIVER_ERRORS: tuple[type[BaseException], ...] = (
-    nats.errors.Error,
-    OSError,
-    TimeoutError,
-)
-
-
-def backend_error(exc: BaseException, where: str) -> BackendError:
-    """One nats-py (or socket) error as a postroom error saying where and what to do."""
-    return BackendError(
-        f"NATS JetStream at {where} failed: {exc or type(exc).__name__}; check "
-        "that nats-server runs with JetStream (-js) and that the URL is right"
-    )
-
-
-@contextlib.asynccontextmanager
-async def translated(where: str, queue: str | None = None) -> AsyncIterator[None]:
-    """Turn nats-py (and socket) errors into :class:`BackendError` (a missing
-    stream or consumer into :class:`QueueNotFound` when ``queue`` is given)."""
-    try:
-        yield
-    except (QueueNotFound, BackendError):
-        raise
-    except _DRIVER_ERRORS as exc:
-        if queue is not None and is_not_found(exc):
-            raise QueueNotFound(queue) from exc
-        raise backend_error(exc, where) from exc
-
-
-def is_not_found(exc: BaseException) -> bool:
-    """Whether a JetStream API error says the stream (or message) does not exist."""
-    return isinstance(exc, nats.js.errors.NotFoundError) or (
-        isinstance(exc, nats.js.errors.APIError) and exc.code == 404
-    )
 
 
 class Jet:
@@ -82,6 +49,7 @@ class Jet:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._last_io = time.monotonic()
+        self._free: list[tuple[str, Subscription]] = []  # inboxes for pulls
 
     async def connect(self) -> None:
         """Connect (once); later drops are reconnected by nats-py."""
@@ -119,7 +87,7 @@ class Jet:
             return
         nc = self.nc
         await anyio.sleep(0)  # the read loop sees a socket the server closed
-        with contextlib.suppress(*_DRIVER_ERRORS):
+        with contextlib.suppress(*DRIVER_ERRORS):
             await nc.flush(timeout=1)
             return
         give_up = time.monotonic() + _RETRY_FOR
@@ -132,6 +100,7 @@ class Jet:
     async def close(self) -> None:
         """Drain nothing, close the connection."""
         nc, self._nc, self._js = self._nc, None, None
+        self._free = []
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -247,7 +216,7 @@ class Jet:
                 raise BackendError(
                     f"NATS refused a message on {queue!r}: {exc}"
                 ) from exc
-            except _DRIVER_ERRORS as exc:
+            except DRIVER_ERRORS as exc:
                 failure = exc
             if time.monotonic() > give_up:
                 async with translated(self.where):
@@ -316,10 +285,10 @@ class Jet:
             body["expires"] = int(hold * 1e9)
         async with self._io():
             nc = self.nc
-            inbox = nc.new_inbox()
-            sub = await nc.subscribe(inbox)
+            inbox, sub = self._free.pop() if self._free else await self._inbox()
             out: list[Msg] = []
             got = 0
+            over = False  # the server ended the request: its inbox can serve again
             # A request that the server did not end by its expiry (nats-server
             # 2.9.10 loses one now and then under load) is over a little later.
             end = time.monotonic() + (hold + _LATE if hold else _TIMEOUT)
@@ -340,6 +309,10 @@ class Jet:
                         break
                     status = (msg.headers or {}).get("Status")
                     if status is None and msg.reply:
+                        if not msg.reply.startswith(f"$JS.ACK.{stream}.{consumer}."):
+                            # An earlier request's, late (see _inbox): back at once.
+                            await nc.publish(msg.reply, b"-NAK")
+                            continue
                         got += 1
                         if each is None:
                             out.append(msg)
@@ -350,11 +323,27 @@ class Jet:
                         raise nats.errors.NoRespondersError
                     if status == "100":  # a heartbeat: the request goes on
                         continue
+                    over = True  # 404, 408, 409: the server ended it
                     break
+                else:
+                    over = True  # as many as asked: the server is done with it
             finally:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+                if over and self._nc is nc:
+                    self._free.append((inbox, sub))
+                else:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
             return out
+
+    async def _inbox(self) -> tuple[str, Subscription]:
+        """A new inbox for pull requests, and its subscription. An inbox whose
+        request the server ended serves the next request (no SUB and UNSUB per
+        request); one given up on is unsubscribed. A message of an earlier
+        request that still comes is handed back (NAK) if it is not of the
+        same consumer."""
+        nc = self.nc
+        inbox = nc.new_inbox()
+        return inbox, await nc.subscribe(inbox)
 
     async def ack_all(self, replies: Sequence[str]) -> None:
         """``+ACK`` many deliveries of one consumer: all but the last as plain

@@ -33,6 +33,7 @@ _MOVE_IDS_FOR = 120.0  # the queue streams' duplicate window (idempotent moves)
 _DELAY_ACK_WAIT = 30.0
 _DEDUP_KEYS_FOR = 7 * 24 * 3600.0
 _MARKS_FOR = 7 * 24 * 3600.0  # an ended-lease mark left behind goes after that
+_ENDS = frozenset({"acked", "retried", "dead_lettered"})
 
 
 def _servers(url: str) -> tuple[list[str], str]:
@@ -115,6 +116,13 @@ class NatsCore(Backend):
     def counter_key(kind: str, name: str) -> str:
         """The KV key of a queue's (or topic's) counters of one kind."""
         return f"{kind}.{token(name)}"
+
+    def count_key(self, queue: str, counter: str) -> str:
+        """The KV key holding one of a queue's lifetime counters: those that
+        settling counts (``acked``, ``retried``, ``dead_lettered``) are kept apart
+        from those that sending counts, so that a worker's compare-and-sets never
+        collide with a sender's."""
+        return self.counter_key("end" if counter in _ENDS else "cnt", queue)
 
     @staticmethod
     def rate_key(queue: str) -> str:

@@ -98,6 +98,6 @@ class DeadLetters(Sending):
         moved = [meta.id for _, meta in letters]
         if moved:
             await self.tally.add(
-                self.counter_key("cnt", queue), {"redriven": len(moved)}
+                self.count_key(queue, "redriven"), {"redriven": len(moved)}
             )
         return moved

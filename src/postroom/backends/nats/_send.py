@@ -46,7 +46,7 @@ class Sending(Groups):
                 groups.setdefault(m.group, []).append((Meta.of(m), m.body, f"{m.id}.s"))
         for group, items in groups.items():
             stored = await self.join_group(queue, group, items)
-            await self.tally.add(self.counter_key("cnt", queue), {"sent": stored})
+            await self.tally.add(self.count_key(queue, "sent"), {"sent": stored})
         return ids
 
     async def _counted(
@@ -60,7 +60,7 @@ class Sending(Groups):
         """Run ``operations`` and add ``n`` to ``counter`` at the same time (one
         round trip, not two); take back what did not happen: a failed operation
         (``weight`` each), or a publish the stream already had (``False``)."""
-        key = self.counter_key("cnt", queue)
+        key = self.count_key(queue, counter)
         done = await asyncio.gather(
             self.tally.add(key, {counter: n}), *operations, return_exceptions=True
         )

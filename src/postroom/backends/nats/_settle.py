@@ -7,6 +7,7 @@ and acks the held one after: a crash between the two leaves both (at-least-once)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from ...model.message import (
     from_ms,
     now_ms,
 )
+from ...model.settlement import Settlement
 from .._common import lease_lost
 from ._leases import (
     GRACE_MS,
@@ -38,6 +40,20 @@ class Settling(Sending):
 
     # -- settling ------------------------------------------------------------------
 
+    def _check(self, delivery: Delivery) -> tuple[str, Lease | None]:
+        """What :meth:`hold` knows without the server: the ack subject, and the
+        lease when this process holds it (``None``: the stream must be read)."""
+        try:
+            reply, lease = self.leases.check(delivery.receipt)
+        except LeaseLost:
+            raise lease_lost(delivery.id) from None
+        subject = self._lane_subject(delivery.queue, stream_of(reply), delivery.id)
+        if subject is None or not valid_id(delivery.id):
+            raise lease_lost(delivery.id)
+        if lease is not None and lease.message_id != delivery.id:
+            raise lease_lost(delivery.id)
+        return reply, lease
+
     async def hold(self, delivery: Delivery) -> tuple[str, Lease | None]:
         """The ack subject of a delivery whose lease is live; :class:`LeaseLost`.
 
@@ -45,18 +61,11 @@ class Settling(Sending):
         checked against the stream: the message must still be stored at the
         receipt's sequence, so that a receipt of a deleted and created-again
         queue never acks another message."""
-        try:
-            reply, lease = self.leases.check(delivery.receipt)
-        except LeaseLost:
-            raise lease_lost(delivery.id) from None
-        stream = stream_of(reply)
-        subject = self._lane_subject(delivery.queue, stream, delivery.id)
-        if subject is None or not valid_id(delivery.id):
-            raise lease_lost(delivery.id)
+        reply, lease = self._check(delivery)
         if lease is not None:
-            if lease.message_id != delivery.id:
-                raise lease_lost(delivery.id)
             return reply, lease
+        stream = stream_of(reply)
+        subject = self._lane_subject(delivery.queue, stream, delivery.id) or ">"
         seq = stream_seq(reply)
         raw = await self.jet.get(stream, subject, seq=seq)
         meta = meta_of(raw.headers) if raw is not None else None
@@ -91,14 +100,36 @@ class Settling(Sending):
             meta = found
         return meta.with_expiries(delivered_count(reply) - 1, now_ms())
 
+    async def _checks(
+        self, deliveries: Sequence[Delivery]
+    ) -> list[tuple[str, Lease | None] | BaseException]:
+        """:meth:`hold` of each delivery (or its error); the server is asked
+        only about leases this process does not hold."""
+        checks: list[tuple[str, Lease | None] | BaseException] = []
+        remote: list[int] = []
+        for i, d in enumerate(deliveries):
+            try:
+                checked = self._check(d)
+            except LeaseLost as exc:
+                checks.append(exc)
+                continue
+            checks.append(checked)
+            if checked[1] is None:
+                remote.append(i)
+        if remote:
+            found = await asyncio.gather(
+                *(self.hold(deliveries[i]) for i in remote), return_exceptions=True
+            )
+            for i, got in zip(remote, found, strict=True):
+                checks[i] = got
+        return checks
+
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if not deliveries:
             return []
         lost: list[Delivery] = []
         held: list[tuple[Delivery, str]] = []
-        checks = await asyncio.gather(
-            *(self.hold(d) for d in deliveries), return_exceptions=True
-        )
+        checks = await self._checks(deliveries)
         seen: set[str] = set()
         for d, checked in zip(deliveries, checks, strict=True):
             if isinstance(checked, LeaseLost) or (
@@ -122,7 +153,7 @@ class Settling(Sending):
         else:
             await asyncio.gather(*(self.jet.ack_all(r) for r in by_stream.values()))
             for queue, n in counts.items():
-                await self.tally.add(self.counter_key("cnt", queue), {"acked": n})
+                await self.tally.add(self.count_key(queue, "acked"), {"acked": n})
         for _, reply in held:
             self.leases.finish(reply)
         heads = [(d, d.message.group) for d, _ in held if d.message.group]
@@ -131,6 +162,31 @@ class Settling(Sending):
                 *(self.let_out(d.queue, g, finished=d.id) for d, g in heads)
             )
         return lost
+
+    async def settle(self, batch: Settlement) -> tuple[list[Delivery], list[Delivery]]:
+        """As :meth:`Backend.settle`, but a batch of plain acks (no group head
+        among them) and its claim go out together: one round trip, not two."""
+        c = batch.claim
+        if (
+            c is None
+            or batch.reruns
+            or batch.burials
+            or any(d.message.group for d in batch.acks)
+        ):
+            return await super().settle(batch)
+        acked, claimed = await asyncio.gather(
+            self.ack(batch.acks),
+            self.claim(c.queue, c.max_messages, c.lease_ms, c.consumer),
+            return_exceptions=True,
+        )
+        if isinstance(acked, BaseException):
+            if not isinstance(claimed, BaseException):
+                with contextlib.suppress(Exception):
+                    await self.release(claimed)
+            raise acked
+        if isinstance(claimed, BaseException):
+            raise claimed
+        return acked, claimed
 
     async def _replace(
         self, delivery: Delivery, meta: Meta, reply: str, tag: str
@@ -154,7 +210,7 @@ class Settling(Sending):
             history=[*meta.history, entry],
         )
         await self._replace(delivery, copy, reply, "t")
-        await self.tally.add(self.counter_key("cnt", delivery.queue), {"retried": 1})
+        await self.tally.add(self.count_key(delivery.queue, "retried"), {"retried": 1})
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         for d in deliveries:
@@ -206,7 +262,8 @@ class Settling(Sending):
         )
         await self.jet.ack(reply, b"+TERM")
         self.leases.finish(reply)
-        await self.tally.add(self.counter_key("cnt", queue), {"dead_lettered": 1})
+        key = self.count_key(queue, "dead_lettered")
+        await self.tally.add(key, {"dead_lettered": 1})
         if meta.group is not None:
             await self.let_out(queue, meta.group, finished=meta.id)
 

@@ -65,7 +65,7 @@ class Topics(Admin, Ordered):
 
         stored = [q for q in await asyncio.gather(*(one(c) for c in copies)) if q]
         for queue in stored:
-            await self.tally.add(self.counter_key("cnt", queue), {"sent": 1})
+            await self.tally.add(self.count_key(queue, "sent"), {"sent": 1})
         await self.record_publish(topic, len(stored))
         return len(stored)
 
