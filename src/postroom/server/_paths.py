@@ -3,8 +3,8 @@
 A queue or topic may be called ``a/b``; clients reach it as ``/v1/queues/a%2Fb``.
 Servers decode ``%2F`` before routing, so the name would span two path segments and
 match no route. :class:`EncodedSlashes` decodes the path again from the raw one,
-segment by segment, with each encoded slash as ``SLASH`` (a control character, which
-no name may contain); :func:`path_params` turns it back into ``/``.
+segment by segment, with ``%`` and ``/`` inside a segment escaped again (``%25``,
+``%2F``); :func:`path_params` takes the escapes back out.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["SLASH", "EncodedSlashes", "path_params"]
+__all__ = ["EncodedSlashes", "path_params"]
 
-SLASH = "\x00"
+_ESCAPED = "postroom.escaped_path"
 
 
 class EncodedSlashes:
@@ -28,12 +28,19 @@ class EncodedSlashes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path")
         if scope["type"] == "http" and raw and b"%2f" in raw.lower():
-            text = raw.decode("latin-1").split("?", 1)[0]
-            segments = (unquote(s).replace("/", SLASH) for s in text.split("/"))
-            scope = {**scope, "path": "/".join(segments)}
+            text = raw.decode("utf-8", "replace").split("?", 1)[0]
+            segments = (_escape(unquote(s)) for s in text.split("/"))
+            scope = {**scope, "path": "/".join(segments), _ESCAPED: True}
         await self.app(scope, receive, send)
 
 
 def path_params(request: Request) -> dict[str, str]:
     """The request's path parameters, with encoded slashes restored."""
-    return {k: str(v).replace(SLASH, "/") for k, v in request.path_params.items()}
+    params = {k: str(v) for k, v in request.path_params.items()}
+    if request.scope.get(_ESCAPED):
+        return {k: unquote(v) for k, v in params.items()}
+    return params
+
+
+def _escape(segment: str) -> str:
+    return segment.replace("%", "%25").replace("/", "%2F")
