@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -326,9 +327,7 @@ async def extend(ctx: Ctx, req: ExtendRequest) -> ExtendResponse:
     """Lease a received message for ``seconds`` more from now."""
     rc = _receipt(ctx, req)
     new = await ctx.client.extend(rc.delivery(), req.seconds)
-    receipt = HttpReceipt(
-        rc.queue, rc.message_id, new.receipt, rc.attempts, rc.consumer, rc.leased_at_ms
-    )
+    receipt = dataclasses.replace(rc, receipt=new.receipt)
     return ExtendResponse(
         receipt=receipt.encode(), lease_expires_at=new.lease_expires_at
     )

@@ -5,7 +5,9 @@ receive: the backend's receipt, the queue, the attempt count (to decide between
 retry and dead letter) and the consumer (for the attempt history). The HTTP
 receipt carries them as URL-safe base64 (unpadded) of a compact JSON object
 ``{"q": queue, "i": message id, "r": backend receipt, "a": attempts,
-"c": consumer, "t": leased at (ms)}``. It is not signed: the backend receipt
+"c": consumer, "t": leased at (ms)}``, and ``"g": group`` for a message of a FIFO
+group (an ack lets the group's next message out: backends that read the group from
+the delivery get it back). It is not signed: the backend receipt
 inside is the lease's secret, so a client can only act on messages it holds,
 and changing ``a`` only changes how soon a message it could reject anyway goes
 to the dead letter queue.
@@ -19,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ..model import validate
 from ..model.message import Delivery, Message, from_ms
 from ._json import check_value, loads
 
@@ -39,6 +42,7 @@ class HttpReceipt:
     attempts: int
     consumer: str
     leased_at_ms: int
+    group: str | None = None
 
     @classmethod
     def from_delivery(cls, delivery: Delivery, leased_at_ms: int) -> HttpReceipt:
@@ -50,6 +54,7 @@ class HttpReceipt:
             delivery.attempts,
             delivery.consumer,
             leased_at_ms,
+            delivery.message.group,
         )
 
     def encode(self) -> str:
@@ -62,6 +67,8 @@ class HttpReceipt:
             "c": self.consumer,
             "t": self.leased_at_ms,
         }
+        if self.group is not None:
+            data["g"] = self.group
         raw = json.dumps(data, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -78,6 +85,7 @@ class HttpReceipt:
                 attempts=_typed(data, "a", int),
                 consumer=_typed(data, "c", str),
                 leased_at_ms=_typed(data, "t", int),
+                group=_group(data),
             )
         except (binascii.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise InvalidReceipt(
@@ -97,8 +105,15 @@ class HttpReceipt:
             enqueued_at=epoch,
             available_at=epoch,
             attempts=self.attempts,
+            group=self.group,
         )
         return Delivery(message, self.receipt, epoch, self.consumer)
+
+
+def _group(data: Any) -> str | None:
+    if "g" not in data:
+        return None
+    return validate.name(_typed(data, "g", str), "group")
 
 
 # Integers a receipt may hold: what JSON carries exactly, never negative.
