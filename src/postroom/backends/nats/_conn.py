@@ -8,6 +8,7 @@ otherwise raise :class:`BackendError`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -22,12 +23,12 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RawStreamMsg, StreamConfig, StreamInfo
 
 from ...model.errors import BackendError, QueueNotFound
 from ._errors import DRIVER_ERRORS, backend_error, is_not_found, translated
+from ._inbox import Inbox, Pull
 
 __all__ = ["Jet", "backend_error", "translated"]
 
@@ -49,7 +50,7 @@ class Jet:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._last_io = time.monotonic()
-        self._free: list[tuple[str, Subscription]] = []  # inboxes for pulls
+        self._free: list[Inbox] = []  # inboxes for pulls (see ``_inbox``)
 
     async def connect(self) -> None:
         """Connect (once); later drops are reconnected by nats-py."""
@@ -285,65 +286,32 @@ class Jet:
             body["expires"] = int(hold * 1e9)
         async with self._io():
             nc = self.nc
-            inbox, sub = self._free.pop() if self._free else await self._inbox()
-            out: list[Msg] = []
-            got = 0
-            over = False  # the server ended the request: its inbox can serve again
+            inbox = self._free.pop() if self._free else await Inbox(nc).open()
+            pull = inbox.pull = Pull(stream, consumer, batch, each)
             # A request that the server did not end by its expiry (nats-server
             # 2.9.10 loses one now and then under load) is over a little later.
-            end = time.monotonic() + (hold + _LATE if hold else _TIMEOUT)
+            wait = hold + _LATE if hold else _TIMEOUT
             try:
                 await nc.publish(
                     f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
                     json.dumps(body).encode(),
-                    reply=inbox,
+                    reply=inbox.subject,
                 )
-                while got < batch:
-                    try:
-                        left = max(end - time.monotonic(), 0.001)
-                        msg = await sub.next_msg(timeout=left)
-                    except nats.errors.TimeoutError:
-                        if not hold or not nc.is_connected:
-                            raise
-                        log.debug("a pull request on %s was not ended", stream)
-                        break
-                    status = (msg.headers or {}).get("Status")
-                    if status is None and msg.reply:
-                        if not msg.reply.startswith(f"$JS.ACK.{stream}.{consumer}."):
-                            # An earlier request's, late (see _inbox): back at once.
-                            await nc.publish(msg.reply, b"-NAK")
-                            continue
-                        got += 1
-                        if each is None:
-                            out.append(msg)
-                        else:
-                            each(msg)
-                        continue
-                    if status == "503":
-                        raise nats.errors.NoRespondersError
-                    if status == "100":  # a heartbeat: the request goes on
-                        continue
-                    over = True  # 404, 408, 409: the server ended it
-                    break
-                else:
-                    over = True  # as many as asked: the server is done with it
+                async with asyncio.timeout(wait):
+                    await pull.done.wait()
+            except TimeoutError:
+                if not hold or not nc.is_connected:
+                    raise nats.errors.TimeoutError from None
+                log.debug("a pull request on %s was not ended", stream)
             finally:
-                if over and self._nc is nc:
-                    self._free.append((inbox, sub))
+                inbox.pull = None
+                if pull.over and self._nc is nc:
+                    self._free.append(inbox)
                 else:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
-            return out
-
-    async def _inbox(self) -> tuple[str, Subscription]:
-        """A new inbox for pull requests, and its subscription. An inbox whose
-        request the server ended serves the next request (no SUB and UNSUB per
-        request); one given up on is unsubscribed. A message of an earlier
-        request that still comes is handed back (NAK) if it is not of the
-        same consumer."""
-        nc = self.nc
-        inbox = nc.new_inbox()
-        return inbox, await nc.subscribe(inbox)
+                    await inbox.close()
+            if pull.error is not None:
+                raise pull.error
+            return pull.out
 
     async def ack_all(self, replies: Sequence[str]) -> None:
         """``+ACK`` many deliveries of one consumer: all but the last as plain
