@@ -61,14 +61,16 @@ class Sending(Groups):
         round trip, not two); take back what did not happen: a failed operation
         (``weight`` each), or a publish the stream already had (``False``)."""
         key = self.count_key(queue, counter)
-        done = await asyncio.gather(
-            self.tally.add(key, {counter: n}), *operations, return_exceptions=True
+        # The operations go out first: a consumer waiting for a sent message
+        # gets it without the counter's write ahead of it.
+        *done, counted = await asyncio.gather(
+            *operations, self.tally.add(key, {counter: n}), return_exceptions=True
         )
-        failed = [r for r in done[1:] if isinstance(r, BaseException)]
-        missed = weight * len(failed) + sum(1 for r in done[1:] if r is False)
-        if not isinstance(done[0], BaseException) and missed:
+        failed = [r for r in done if isinstance(r, BaseException)]
+        missed = weight * len(failed) + sum(1 for r in done if r is False)
+        if not isinstance(counted, BaseException) and missed:
             await self.tally.add(key, {counter: -missed})
-        for result in (done[0], *failed):
+        for result in (counted, *failed):
             if isinstance(result, BaseException):
                 raise result
 
