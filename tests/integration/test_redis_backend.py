@@ -221,6 +221,45 @@ async def test_redis_wait_after_a_claim_is_bounded_by_the_next_due_message(
     assert second.message.text == '"soon"'
 
 
+async def test_redis_claim_reports_the_earliest_lease_end_or_delayed_message_as_due(
+    client: postroom.AsyncClient,
+) -> None:
+    """The claim script reads the earliest lease once (to sweep ended ones) and
+    reports the earliest of it, the leases it grants and the delayed messages as
+    the time the queue is next due; after a sweep it reads the leases again."""
+    await client.declare_queue("q")
+    backend = client.backend
+    assert isinstance(backend, RedisBackend)
+
+    def ms(d: postroom.Delivery) -> int:
+        return round(d.lease_expires_at.timestamp() * 1000)
+
+    await client.send("q", "later", delay=60)
+    await client.send("q", "a")
+    [a] = await backend.claim("q", 5, 5_000, "me")  # no lease before: its own
+    assert a.message.text == '"a"'
+    assert abs(backend._due["q"] - ms(a)) <= 1
+    await client.send("q", "b")
+    [b] = await backend.claim("q", 5, 30_000, "me")  # an earlier lease held
+    assert b.message.text == '"b"' and ms(b) > ms(a)
+    assert abs(backend._due["q"] - ms(a)) <= 1
+    assert await backend.claim("q", 5, 30_000, "me") == []  # nothing to take
+    assert abs(backend._due["q"] - ms(a)) <= 1
+    await client.send("q", "c")
+    [c] = await backend.claim("q", 5, 50, "me")
+    await anyio.sleep(0.2)
+    [again] = await backend.claim("q", 5, 50_000, "me")  # swept, then taken
+    assert again.id == c.id and again.message.attempts == 2
+    assert abs(backend._due["q"] - ms(a)) <= 1
+    await client.ack(a)
+    await client.ack(b)
+    assert await backend.claim("q", 5, 30_000, "me") == []
+    assert abs(backend._due["q"] - ms(again)) <= 1
+    await client.ack(again)
+    assert await backend.claim("q", 5, 30_000, "me") == []
+    assert backend._due["q"] - now_ms() > 50_000  # "later"
+
+
 async def test_redis_single_send_stores_what_the_enqueue_script_stores(
     client: postroom.AsyncClient,
 ) -> None:

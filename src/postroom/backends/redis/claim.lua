@@ -14,12 +14,30 @@ if ARGV[1] == '*' then
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local lease_ms, token, consumer = tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local revived = sweep(now, 1000)
+-- The earliest lease: one that ended is swept (with the others that did); else
+-- the same read bounds the next wait. `lease`: the earliest end (-1: none; nil:
+-- read again, after a sweep).
+local first = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
+local revived, lease = 0, -1
+if #first > 0 then
+  lease = tonumber(first[2])
+  if lease <= now then
+    revived = sweep(now, 1000)
+    lease = nil
+  end
+end
+
+-- Whether the queue has a token bucket (rate limit) or messages with a priority:
+-- one read tells a plain queue, which has neither.
+local special = redis.call('EXISTS', K_BUCKET, K_PQ) > 0
 
 -- A rate-limited queue's token bucket: refilled by the time passed, capped at
 -- its burst; each delivery takes one token.
-local bucket = redis.call('HMGET', K_BUCKET, 'rate', 'burst', 'tokens', 'at')
-local rate, tokens, refilled = tonumber(bucket[1]), 0, now
+local bucket, rate, tokens, refilled = nil, nil, 0, now
+if special then
+  bucket = redis.call('HMGET', K_BUCKET, 'rate', 'burst', 'tokens', 'at')
+  rate = tonumber(bucket[1])
+end
 if rate then
   local burst = tonumber(bucket[2])
   tokens = tonumber(bucket[3] or burst)
@@ -35,8 +53,9 @@ end
 
 -- When the next delivery may happen, and when the bucket has a token again
 -- (-1: not rate limited), once `n` deliveries took theirs.
+local pq = special and redis.call('EXISTS', K_PQ) == 1 -- whether K_PQ exists
 local function due_after(n)
-  local due = next_due()
+  local due = next_due(pq, lease)
   if not rate then return due, -1 end
   local permit = refilled
   if tokens - n < 1 then
@@ -54,7 +73,7 @@ local function take(key, lo, hi)
   redis.call('ZREM', key, unpack(got))
   for _, id in ipairs(got) do ids[#ids + 1] = id end
 end
-if max > 0 and redis.call('EXISTS', K_PQ) == 1 then
+if pq and max > 0 then
   for p = 9, 1, -1 do
     take(K_PQ, string.format('%d', -p * BAND), string.format('%d', now - p * BAND))
     if #ids >= max then break end
@@ -88,5 +107,6 @@ for i, id in ipairs(ids) do
 end
 redis.call('ZADD', K_LEASED, unpack(zargs))
 redis.call('HSET', K_LEASE, unpack(hargs))
+if lease and (lease < 0 or expires < lease) then lease = expires end
 local due, permit = due_after(#ids)
 return {expires, out, due, permit}

@@ -179,11 +179,14 @@ local function sweep(now, budget)
 end
 
 -- Earliest time something becomes claimable (due delayed message or lease expiry).
-local function next_due()
+-- `pq`: whether K_PQ exists, `lease`: the earliest lease's end (-1: no lease), as
+-- the caller read them; nil: read here.
+local function next_due(pq, lease)
   local due = -1
   local q = redis.call('ZRANGE', K_QUEUED, 0, 0, 'WITHSCORES')
   if #q > 0 then due = tonumber(q[2]) end
-  if redis.call('EXISTS', K_PQ) == 1 then
+  if pq == nil then pq = redis.call('EXISTS', K_PQ) == 1 end
+  if pq then
     for p = 9, 1, -1 do
       local f = redis.call('ZRANGEBYSCORE', K_PQ, string.format('%d', -p * BAND),
         string.format('(%d', (1 - p) * BAND), 'WITHSCORES', 'LIMIT', 0, 1)
@@ -193,8 +196,12 @@ local function next_due()
       end
     end
   end
-  local l = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
-  if #l > 0 and (due < 0 or tonumber(l[2]) < due) then due = tonumber(l[2]) end
+  if lease == nil then
+    local l = redis.call('ZRANGE', K_LEASED, 0, 0, 'WITHSCORES')
+    lease = -1
+    if #l > 0 then lease = tonumber(l[2]) end
+  end
+  if lease >= 0 and (due < 0 or lease < due) then due = lease end
   return due
 end
 
