@@ -67,9 +67,9 @@ def redrive(
         order = [r[2] for r in rows] if ids is None else list(dict.fromkeys(ids))
         moved = [mid for mid in order if mid in by_id][:limit]
         seqs = [by_id[mid] for mid in moved]
-        conn.executemany(
-            Q["redrive_insert"], [{"to": to, "now": now, "seq": s} for s in seqs]
-        )
+        params = [{"to": to, "now": now, "seq": s} for s in seqs]
+        conn.executemany(Q["redrive_clear"], [{"to": to, "seq": s} for s in seqs])
+        conn.executemany(Q["redrive_insert"], params)
         conn.executemany(Q["delete_dead_seq"], [(s,) for s in seqs])
         if moved:
             conn.execute(Q["count_redriven"], (len(moved), queue))

@@ -28,8 +28,9 @@ __all__ = [
 ]
 
 # 2: postroom_durations, 3: postroom_workers, 4: postroom_samples, 5: message
-# groups, priorities and rate limits (an older file gains them on connect)
-SCHEMA_VERSION = 5
+# groups, priorities and rate limits, 6: blocked group members (an older file
+# gains them on connect)
+SCHEMA_VERSION = 6
 MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 _SYNC_MODES = ("off", "normal", "full", "extra")
 # Pauses between tries to take the write lock while another process holds it
@@ -186,8 +187,10 @@ def init_schema(conn: sqlite3.Connection, path: str) -> None:
         (version,) = conn.execute("PRAGMA user_version").fetchone()  # under the lock
         if version == SCHEMA_VERSION:
             return
-        if 0 < version < 5:
-            for statement in QUERIES["migrate_5"].split(";\n"):
+        # A file of schema 1 to 4 takes migrate_5 then migrate_6; a new file none.
+        steps = range(max(version, 4) + 1, SCHEMA_VERSION + 1) if version else ()
+        for step in steps:
+            for statement in QUERIES[f"migrate_{step}"].split(";\n"):
                 conn.execute(statement)
         for statement in QUERIES["schema"].split(";\n"):
             conn.execute(statement)

@@ -3,7 +3,9 @@
 -- A block starts with a line "-- name: <name>" and runs to the next one; the
 -- comment lines after the name say what the statement is for. Times are
 -- milliseconds since the epoch. A message row is either visible from "due" on
--- (token IS NULL) or leased until "due" (token IS NOT NULL).
+-- (token IS NULL) or leased until "due" (token IS NOT NULL). A message of a
+-- group is "blocked" (1) while an earlier message of its queue and group (lower
+-- seq) is stored, whatever that one's state: only its group's head is claimable.
 
 -- name: schema
 -- Tables and indexes; every statement is idempotent (run by connect()).
@@ -33,19 +35,33 @@ CREATE TABLE IF NOT EXISTS postroom_messages (
     consumer TEXT NOT NULL DEFAULT '',
     history TEXT NOT NULL DEFAULT '[]',
     group_key TEXT,
-    priority INTEGER NOT NULL DEFAULT 0
+    priority INTEGER NOT NULL DEFAULT 0,
+    blocked INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS postroom_messages_key
     ON postroom_messages (queue, id);
+-- Blocked messages are left out of the claim's index: unblocking a group's next
+-- message adds one entry there, among the few heads, instead of moving one
+-- from among all the waiting messages (fewer pages written per commit).
 CREATE INDEX IF NOT EXISTS postroom_messages_visible
-    ON postroom_messages (queue, due, seq) WHERE token IS NULL;
+    ON postroom_messages (queue, due, seq) WHERE token IS NULL AND blocked = 0;
 CREATE INDEX IF NOT EXISTS postroom_messages_leased
     ON postroom_messages (queue, due) WHERE token IS NOT NULL;
 CREATE INDEX IF NOT EXISTS postroom_messages_group
     ON postroom_messages (queue, group_key, seq) WHERE group_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS postroom_messages_priority
     ON postroom_messages (queue, priority DESC, due, seq)
-    WHERE token IS NULL AND priority > 0;
+    WHERE token IS NULL AND priority > 0 AND blocked = 0;
+-- The head of a group leaving (ack, dead letter, purge, redrive over it)
+-- unblocks the group's next message in the same transaction.
+CREATE TRIGGER IF NOT EXISTS postroom_messages_unblock
+AFTER DELETE ON postroom_messages
+WHEN old.group_key IS NOT NULL AND old.blocked = 0
+BEGIN
+    UPDATE postroom_messages SET blocked = 0
+    WHERE seq = (
+        SELECT min(seq) FROM postroom_messages
+        WHERE queue = old.queue AND group_key = old.group_key); END;
 CREATE TABLE IF NOT EXISTS postroom_dead (
     seq INTEGER PRIMARY KEY,
     queue TEXT NOT NULL,
@@ -114,6 +130,19 @@ ALTER TABLE postroom_messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE postroom_dead ADD COLUMN group_key TEXT;
 ALTER TABLE postroom_dead ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 
+-- name: migrate_6
+-- Schema 6 (blocked group members): the column, set on the stored messages
+-- behind their group's head, and the indexes "schema" then makes anew with it.
+ALTER TABLE postroom_messages ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+UPDATE postroom_messages SET blocked = 1
+WHERE group_key IS NOT NULL AND EXISTS (
+    SELECT 1 FROM postroom_messages AS e
+    WHERE e.queue = postroom_messages.queue
+        AND e.group_key = postroom_messages.group_key
+        AND e.seq < postroom_messages.seq);
+DROP INDEX IF EXISTS postroom_messages_visible;
+DROP INDEX IF EXISTS postroom_messages_priority;
+
 -- name: get_queue
 -- The stored policy (JSON) and max_attempts of one queue.
 SELECT policy, max_attempts FROM postroom_queues WHERE name = ?;
@@ -135,13 +164,16 @@ SELECT name FROM postroom_queues ORDER BY name;
 DELETE FROM postroom_queues WHERE name = ?;
 
 -- name: insert_message
--- Store one message, visible from its available_at. A message whose (queue, id)
--- is already stored is left as it is: a send retried with the same id (its first
--- try may have committed) stores it once, as every backend does.
+-- Store one message, visible from its available_at; blocked when its group has
+-- a message stored already (a new row's seq is the highest). A message whose
+-- (queue, id) is already stored is left as it is: a send retried with the same
+-- id (its first try may have committed) stores it once, as every backend does.
 INSERT OR IGNORE INTO postroom_messages
     (queue, id, body, headers, enqueued_at, available_at, due, attempts,
-     dedup_key, redrives, group_key, priority)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+     dedup_key, redrives, group_key, priority, blocked)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
+    ?11 IS NOT NULL AND EXISTS (
+        SELECT 1 FROM postroom_messages WHERE queue = ?1 AND group_key = ?11));
 
 -- name: dedup_get
 -- The first message of a dedup key, when that key's window ends, and whether
@@ -182,7 +214,7 @@ UPDATE postroom_queues SET redriven = redriven + ? WHERE name = ?;
 -- Read outside any write transaction, so an idle poll never takes the lock.
 SELECT EXISTS (
     SELECT 1 FROM postroom_messages
-    WHERE queue = :queue AND token IS NULL AND due <= :now
+    WHERE queue = :queue AND blocked = 0 AND token IS NULL AND due <= :now
 ) OR EXISTS (
     SELECT 1 FROM postroom_messages
     WHERE queue = :queue AND token IS NOT NULL AND due <= :now
@@ -190,10 +222,11 @@ SELECT EXISTS (
 
 -- name: claim
 -- Lease up to :limit visible messages in one statement: highest priority first,
--- then earliest visible. A message of a group is claimable only when no message
--- of its queue and group was stored before it (lower seq), whatever that one's
--- state. The prioritised messages (priority > 0) have their own small index, so
--- a queue without them claims exactly as it did before priorities.
+-- then earliest visible. A message of a group is claimable only when it is not
+-- blocked (it is its group's head), so a claim never walks past the waiting
+-- members of a group. The prioritised messages (priority > 0) have their own
+-- small index, so a queue without them claims exactly as it did before
+-- priorities.
 UPDATE postroom_messages
 SET token = :token, due = :until, consumer = :consumer, attempts = attempts + 1
 WHERE seq IN (
@@ -201,22 +234,14 @@ WHERE seq IN (
         SELECT * FROM (
             SELECT seq, priority, due FROM postroom_messages AS m
             WHERE queue = :queue AND token IS NULL AND priority > 0
-                AND due <= :now
-                AND (group_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM postroom_messages AS e
-                    WHERE e.queue = m.queue AND e.group_key = m.group_key
-                        AND e.seq < m.seq))
+                AND blocked = 0 AND due <= :now
             ORDER BY priority DESC, due, seq
             LIMIT :limit)
         UNION ALL
         SELECT * FROM (
             SELECT seq, priority, due FROM postroom_messages AS m
-            WHERE queue = :queue AND token IS NULL AND due <= :now
-                AND priority = 0
-                AND (group_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM postroom_messages AS e
-                    WHERE e.queue = m.queue AND e.group_key = m.group_key
-                        AND e.seq < m.seq))
+            WHERE queue = :queue AND blocked = 0 AND token IS NULL
+                AND due <= :now AND priority = 0
             ORDER BY due, seq
             LIMIT :limit)
     )
@@ -284,15 +309,10 @@ UPDATE postroom_messages SET due = ? WHERE queue = ? AND id = ? AND token = ?;
 
 -- name: next_due
 -- When the queue next needs a consumer: the earliest visibility (of a message
--- not behind an earlier one of its group) or lease end.
+-- not blocked behind an earlier one of its group) or lease end.
 SELECT
-    (SELECT due FROM postroom_messages AS m
-     WHERE queue = :queue AND token IS NULL
-        AND (group_key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM postroom_messages AS e
-            WHERE e.queue = m.queue AND e.group_key = m.group_key
-                AND e.seq < m.seq))
-     ORDER BY due LIMIT 1),
+    (SELECT min(due) FROM postroom_messages
+     WHERE queue = :queue AND blocked = 0 AND token IS NULL),
     (SELECT min(due) FROM postroom_messages
      WHERE queue = :queue AND token IS NOT NULL);
 
@@ -302,11 +322,19 @@ SELECT seq, queue, id, body, headers, enqueued_at, available_at, attempts,
 FROM postroom_messages WHERE queue = ? ORDER BY seq LIMIT ?;
 
 -- name: depths
+-- Blocked members of groups count as ready or delayed by their own due time
+-- (found through the group index: they are outside the claim's).
 SELECT
     (SELECT count(*) FROM postroom_messages
-     WHERE queue = :queue AND token IS NULL AND due <= :now),
+     WHERE queue = :queue AND token IS NULL AND blocked = 0 AND due <= :now)
+    + (SELECT count(*) FROM postroom_messages
+     WHERE queue = :queue AND group_key IS NOT NULL AND blocked = 1
+        AND due <= :now),
     (SELECT count(*) FROM postroom_messages
-     WHERE queue = :queue AND token IS NULL AND due > :now),
+     WHERE queue = :queue AND token IS NULL AND blocked = 0 AND due > :now)
+    + (SELECT count(*) FROM postroom_messages
+     WHERE queue = :queue AND group_key IS NOT NULL AND blocked = 1
+        AND due > :now),
     (SELECT count(*) FROM postroom_messages
      WHERE queue = :queue AND token IS NOT NULL),
     (SELECT count(*) FROM postroom_dead WHERE queue = :queue),
@@ -337,15 +365,24 @@ WHERE queue = :queue
 ORDER BY seq
 LIMIT :limit;
 
+-- name: redrive_clear
+-- Delete the message a redrive replaces (same queue and id), so that the
+-- unblocking trigger sees it go (a REPLACE would delete it without triggers).
+DELETE FROM postroom_messages
+WHERE queue = :to AND id = (SELECT id FROM postroom_dead WHERE seq = :seq);
+
 -- name: redrive_insert
 -- Put a dead letter back on a queue: same id, body and headers, attempts reset,
--- one more redrive, visible now, a fresh history.
+-- one more redrive, visible now (at the end of its group), a fresh history.
 INSERT OR REPLACE INTO postroom_messages
     (queue, id, body, headers, enqueued_at, available_at, due, attempts,
-     dedup_key, redrives, group_key, priority)
-SELECT :to, id, body, headers, enqueued_at, :now, :now, 0, dedup_key, redrives + 1,
-    group_key, priority
-FROM postroom_dead WHERE seq = :seq;
+     dedup_key, redrives, group_key, priority, blocked)
+SELECT :to, d.id, d.body, d.headers, d.enqueued_at, :now, :now, 0, d.dedup_key,
+    d.redrives + 1, d.group_key, d.priority,
+    d.group_key IS NOT NULL AND EXISTS (
+        SELECT 1 FROM postroom_messages AS m
+        WHERE m.queue = :to AND m.group_key = d.group_key)
+FROM postroom_dead AS d WHERE d.seq = :seq;
 
 -- name: delete_dead_seq
 DELETE FROM postroom_dead WHERE seq = ?;
