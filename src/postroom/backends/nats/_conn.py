@@ -29,6 +29,7 @@ from nats.js.api import PubAck, RawStreamMsg, StreamConfig, StreamInfo
 from ...model.errors import BackendError, QueueNotFound
 from ._errors import DRIVER_ERRORS, backend_error, is_not_found, translated
 from ._inbox import Inbox, Pull
+from ._records import raw_message
 
 __all__ = ["Jet", "backend_error", "translated"]
 
@@ -238,17 +239,24 @@ class Jet:
     ) -> RawStreamMsg | None:
         """The last message on ``subject`` (``last``), or the first one at or
         after ``seq``; ``None`` when there is none."""
+        body: dict[str, Any] = (
+            {"last_by_subj": subject} if last else {"seq": seq, "next_by_subj": subject}
+        )
         async with self._io():
             try:
-                if last:
-                    return await self.js.get_last_msg(stream, subject)
-                return await self.js.get_msg(
-                    stream, seq=seq, next=True, subject=subject
+                msg = await self.nc.request(
+                    f"$JS.API.STREAM.MSG.GET.{stream}",
+                    json.dumps(body).encode(),
+                    timeout=_TIMEOUT,
                 )
-            except nats.js.errors.Error as exc:
-                if is_not_found(exc):
+            except nats.errors.NoRespondersError:
+                raise nats.js.errors.ServiceUnavailableError from None
+            resp = json.loads(msg.data)
+            if "error" in resp:
+                if int(resp["error"].get("code", 0)) == 404:
                     return None
-                raise
+                nats.js.errors.APIError.from_error(resp["error"])  # raises
+            return raw_message(resp["message"])
 
     async def delete_msg(self, stream: str, seq: int) -> None:
         """Remove one stored message; a missing one is fine."""

@@ -31,8 +31,10 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
+
+from nats.js.api import RawStreamMsg
 
 from ...model.errors import QueueNotFound
 from ...model.message import now_ms
@@ -51,6 +53,9 @@ _STATES_KEPT = 10_000  # group states a process keeps (the last written)
 _SCAN_LIMIT = 100  # messages of a priority looked through for a stale head
 _SWEEP_EVERY = 5.0  # seconds between a process's looks at a queue's groups
 _SWEEP_GROUPS = 100  # waiting groups whose state one look reads (a random few)
+
+# What G held after a head, by a state of this revision (see Groups.peek_next).
+Ahead = tuple[int, RawStreamMsg | None]
 
 
 class Groups(Lanes):
@@ -133,18 +138,47 @@ class Groups(Lanes):
         await self.let_out(queue, group)
         return new
 
+    async def peek_next(self, queue: str, group: str, finished: str) -> Ahead | None:
+        """What G holds after head ``finished`` by the state this process wrote
+        last (read while the head's ack goes out), for :meth:`let_out`; ``None``
+        when that state is not known here or the read failed. G only grows past
+        a head, and a message stored after the read came with a send whose
+        compare-and-set of the state makes ``let_out``'s fail: it reads again."""
+        cached = self._states.get(self.group_key(queue, group))
+        if cached is None or cached[0].get("o") != finished:
+            return None
+        n = self.names
+        last = int(cached[0].get("s") or 0)
+        try:
+            subject = n.group_subject(queue, group)
+            raw = await self.jet.get(n.group_stream(queue), subject, seq=last + 1)
+        except Exception:
+            return None
+        return cached[1], raw
+
     async def let_out(
-        self, queue: str, group: str, finished: str | None = None
+        self,
+        queue: str,
+        group: str,
+        finished: str | None = None,
+        ahead: Ahead | None = None,
+        later: list[Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         """Let the group's next message out unless its head is out; with
         ``finished`` (the id of a head that was acked or became a dead letter),
-        that head is over first."""
+        that head is over first. ``ahead``: what :meth:`peek_next` read;
+        ``later``: where the removal of a let-out head from G goes, for the
+        caller to await (with its claim), instead of awaiting it here."""
         key = self.group_key(queue, group)
         while True:
             cached = self._states.pop(key, None)
             got = cached if cached is not None else await self.meta.get(key)
             state: dict[str, Any]
             state, revision = got if got is not None else ({}, 0)
+            peeked = ahead if cached is not None else None
+            if peeked is not None and peeked[0] != revision:
+                peeked = None
+            ahead = None
             out = state.get("o")
             if finished is not None:
                 if out != finished:
@@ -162,7 +196,9 @@ class Groups(Lanes):
                     if await self._write(key, bumped, revision):
                         return
                     continue
-            if await self._let_next_out(queue, group, state, revision, version):
+            if await self._let_next_out(
+                queue, group, (state, revision, version), peeked, later
+            ):
                 return
 
     async def _write(self, key: str, state: dict[str, Any], revision: int) -> bool:
@@ -181,17 +217,23 @@ class Groups(Lanes):
         self,
         queue: str,
         group: str,
-        state: dict[str, Any],
-        revision: int,
-        version: int,
+        read: tuple[dict[str, Any], int, int],
+        peeked: Ahead | None,
+        later: list[Coroutine[Any, Any, None]] | None,
     ) -> bool:
-        """Let out the first message of G after the last head; whether the
-        group's state was still at ``revision`` (else: read it again)."""
+        """Let out the first message of G after the last head (``peeked``: read
+        already); whether the group's state read (state, revision, version) was
+        still at its revision (else: read it again)."""
+        state, revision, version = read
         n = self.names
         key = self.group_key(queue, group)
         stream = n.group_stream(queue)
         last = int(state.get("s") or 0)
-        raw = await self.jet.get(stream, n.group_subject(queue, group), seq=last + 1)
+        if peeked is not None:
+            raw = peeked[1]
+        else:
+            subject = n.group_subject(queue, group)
+            raw = await self.jet.get(stream, subject, seq=last + 1)
         meta = meta_of(raw.headers) if raw is not None else None
         if raw is None or raw.seq is None or meta is None:
             return await self._write(
@@ -202,7 +244,11 @@ class Groups(Lanes):
         if not await self._write(key, head, revision):
             return False
         await self.store(queue, meta, raw.data or b"", f"{meta.id}.g{raw.seq}")
-        await self.jet.delete_msg(stream, raw.seq)
+        removal = self.jet.delete_msg(stream, raw.seq)
+        if later is None:
+            await removal
+        else:
+            later.append(removal)
         return True
 
     async def _head_alive(self, queue: str, group: str, state: dict[str, Any]) -> bool:

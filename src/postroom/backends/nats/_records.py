@@ -8,9 +8,12 @@ with new meta and removes the old one.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from nats.js.api import RawStreamMsg
 
 from ...model.message import (
     DeadLetter,
@@ -29,6 +32,7 @@ __all__ = [
     "dead_letter_headers",
     "message_headers",
     "meta_of",
+    "raw_message",
 ]
 
 META = "Postroom-Meta"
@@ -179,4 +183,25 @@ def dead_letter_from(headers: dict[str, str] | None, body: bytes) -> DeadLetter 
         history=list(meta.history),
         attempts=attempts,
         dead_at=from_ms(int(dead["d"])),
+    )
+
+
+def raw_message(stored: dict[str, Any]) -> RawStreamMsg:
+    """A stored message from a ``STREAM.MSG.GET`` reply's ``message``: its
+    headers read from their ``NATS/1.0`` block directly (nats-py hands them to
+    the e-mail parser, a good part of a grouped message's cost)."""
+    headers: dict[str, str] | None = None
+    if hdrs := stored.get("hdrs"):
+        headers = {}
+        for line in base64.b64decode(hdrs).decode().split("\r\n")[1:]:
+            key, sep, value = line.partition(":")
+            if sep:
+                headers[key.strip()] = value.strip()
+        headers = headers or None
+    data = base64.b64decode(stored["data"]) if stored.get("data") else None
+    return RawStreamMsg(
+        subject=stored.get("subject"),
+        seq=stored.get("seq"),
+        data=data,
+        headers=headers,
     )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
+from typing import Any
 
 from ...model.errors import LeaseLost
 from ...model.message import (
@@ -127,6 +128,17 @@ class Settling(Sending):
     async def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         if not deliveries:
             return []
+        later: list[Coroutine[Any, Any, None]] = []
+        try:
+            return await self._ack(deliveries, later)
+        finally:
+            await _all(later)
+
+    async def _ack(
+        self, deliveries: Sequence[Delivery], later: list[Coroutine[Any, Any, None]]
+    ) -> list[Delivery]:
+        """:meth:`ack`; the removals from G of the heads let out go to ``later``
+        (awaited by the caller)."""
         lost: list[Delivery] = []
         held: list[tuple[Delivery, str]] = []
         checks = await self._checks(deliveries)
@@ -146,20 +158,29 @@ class Settling(Sending):
         for d, reply in held:
             by_stream.setdefault(reply.rsplit(".", 5)[0], []).append(reply)
             counts[d.queue] = counts.get(d.queue, 0) + 1
-        if len(counts) == 1 and len(by_stream) == 1:
-            [(queue, n)] = counts.items()
-            [replies] = by_stream.values()
-            await self._counted(queue, "acked", n, self.jet.ack_all(replies), weight=n)
-        else:
-            await asyncio.gather(*(self.jet.ack_all(r) for r in by_stream.values()))
-            for queue, n in counts.items():
-                await self.tally.add(self.count_key(queue, "acked"), {"acked": n})
+        heads = [(d, d.message.group) for d, _ in held if d.message.group]
+        # What G holds after each head is read while the acks go out.
+        peeks = asyncio.gather(*(self.peek_next(d.queue, g, d.id) for d, g in heads))
+        try:
+            if len(counts) == 1 and len(by_stream) == 1:
+                [(queue, n)] = counts.items()
+                [replies] = by_stream.values()
+                acking = self.jet.ack_all(replies)
+                await self._counted(queue, "acked", n, acking, weight=n)
+            else:
+                await asyncio.gather(*(self.jet.ack_all(r) for r in by_stream.values()))
+                for queue, n in counts.items():
+                    await self.tally.add(self.count_key(queue, "acked"), {"acked": n})
+        finally:
+            aheads = await peeks  # never fails: a failed read is None
         for _, reply in held:
             self.leases.finish(reply)
-        heads = [(d, d.message.group) for d, _ in held if d.message.group]
         if heads:  # each group's next message goes out
             await asyncio.gather(
-                *(self.let_out(d.queue, g, finished=d.id) for d, g in heads)
+                *(
+                    self.let_out(d.queue, g, d.id, ahead, later)
+                    for (d, g), ahead in zip(heads, aheads, strict=True)
+                )
             )
         return lost
 
@@ -167,17 +188,29 @@ class Settling(Sending):
         """As :meth:`Backend.settle`, but a batch of plain acks (no group head
         among them) and its claim go out together: one round trip, not two."""
         c = batch.claim
-        if (
-            c is None
-            or batch.reruns
-            or batch.burials
-            or any(d.message.group for d in batch.acks)
-        ):
+        if c is None or batch.reruns or batch.burials:
             return await super().settle(batch)
+        claim = self.claim(c.queue, c.max_messages, c.lease_ms, c.consumer)
+        if any(d.message.group for d in batch.acks):
+            # The claim must find the heads let out: it goes with their
+            # removals from G, after their copies are stored.
+            later: list[Coroutine[Any, Any, None]] = []
+            try:
+                lost = await self._ack(batch.acks, later)
+            except BaseException:
+                claim.close()
+                await _all(later)
+                raise
+            got, removed = await asyncio.gather(
+                claim, _all(later), return_exceptions=True
+            )
+            for failed in (got, removed):
+                if isinstance(failed, BaseException):
+                    raise failed
+            assert isinstance(got, list)
+            return lost, got
         acked, claimed = await asyncio.gather(
-            self.ack(batch.acks),
-            self.claim(c.queue, c.max_messages, c.lease_ms, c.consumer),
-            return_exceptions=True,
+            self.ack(batch.acks), claim, return_exceptions=True
         )
         if isinstance(acked, BaseException):
             if not isinstance(claimed, BaseException):
@@ -276,3 +309,12 @@ class Settling(Sending):
         await self.bury(
             delivery.queue, meta, delivery.body, reply, reason, delivery.attempts
         )
+
+
+async def _all(removals: list[Coroutine[Any, Any, None]]) -> None:
+    """Await removals of let-out heads from G; the first error is raised after
+    all were tried."""
+    done = await asyncio.gather(*removals, return_exceptions=True)
+    for got in done:
+        if isinstance(got, BaseException):
+            raise got
