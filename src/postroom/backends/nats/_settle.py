@@ -7,7 +7,6 @@ and acks the held one after: a crash between the two leaves both (at-least-once)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
@@ -185,8 +184,8 @@ class Settling(Sending):
         return lost
 
     async def settle(self, batch: Settlement) -> tuple[list[Delivery], list[Delivery]]:
-        """As :meth:`Backend.settle`, but a batch of plain acks (no group head
-        among them) and its claim go out together: one round trip, not two."""
+        """As :meth:`Backend.settle`: the acks (and the group heads they let out),
+        then the claim."""
         c = batch.claim
         if c is None or batch.reruns or batch.burials:
             return await super().settle(batch)
@@ -209,17 +208,14 @@ class Settling(Sending):
                     raise failed
             assert isinstance(got, list)
             return lost, got
-        acked, claimed = await asyncio.gather(
-            self.ack(batch.acks), claim, return_exceptions=True
-        )
-        if isinstance(acked, BaseException):
-            if not isinstance(claimed, BaseException):
-                with contextlib.suppress(Exception):
-                    await self.release(claimed)
-            raise acked
-        if isinstance(claimed, BaseException):
-            raise claimed
-        return acked, claimed
+        # The acks are answered before the claim pulls: a worker never holds
+        # more leases than its slots, even for the time of a round trip.
+        try:
+            acked = await self.ack(batch.acks)
+        except BaseException:
+            claim.close()
+            raise
+        return acked, await claim
 
     async def _replace(
         self, delivery: Delivery, meta: Meta, reply: str, tag: str
