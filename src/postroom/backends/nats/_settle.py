@@ -184,38 +184,30 @@ class Settling(Sending):
         return lost
 
     async def settle(self, batch: Settlement) -> tuple[list[Delivery], list[Delivery]]:
-        """As :meth:`Backend.settle`: the acks (and the group heads they let out),
-        then the claim."""
+        """As :meth:`Backend.settle`; acks that let group heads out overlap the
+        claim with the heads' removals from G."""
         c = batch.claim
-        if c is None or batch.reruns or batch.burials:
+        grouped = any(d.message.group for d in batch.acks)
+        if c is None or batch.reruns or batch.burials or not grouped:
+            # Plain acks are answered before the claim pulls: a worker never
+            # holds more leases than its slots, even for a round trip.
             return await super().settle(batch)
         claim = self.claim(c.queue, c.max_messages, c.lease_ms, c.consumer)
-        if any(d.message.group for d in batch.acks):
-            # The claim must find the heads let out: it goes with their
-            # removals from G, after their copies are stored.
-            later: list[Coroutine[Any, Any, None]] = []
-            try:
-                lost = await self._ack(batch.acks, later)
-            except BaseException:
-                claim.close()
-                await _all(later)
-                raise
-            got, removed = await asyncio.gather(
-                claim, _all(later), return_exceptions=True
-            )
-            for failed in (got, removed):
-                if isinstance(failed, BaseException):
-                    raise failed
-            assert isinstance(got, list)
-            return lost, got
-        # The acks are answered before the claim pulls: a worker never holds
-        # more leases than its slots, even for the time of a round trip.
+        # The claim must find the heads let out: it goes with their removals
+        # from G, after their copies are stored.
+        later: list[Coroutine[Any, Any, None]] = []
         try:
-            acked = await self.ack(batch.acks)
+            lost = await self._ack(batch.acks, later)
         except BaseException:
             claim.close()
+            await _all(later)
             raise
-        return acked, await claim
+        got, removed = await asyncio.gather(claim, _all(later), return_exceptions=True)
+        for failed in (got, removed):
+            if isinstance(failed, BaseException):
+                raise failed
+        assert isinstance(got, list)
+        return lost, got
 
     async def _replace(
         self, delivery: Delivery, meta: Meta, reply: str, tag: str
