@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any, get_origin
+from typing import Any
 
 import pydantic
 import pydantic_core
@@ -177,9 +177,6 @@ def decode_body(delivery: Delivery, annotation: Any) -> Any:
     try:
         if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
             return annotation.model_validate_json(message.body)
-        if annotation is dict or get_origin(annotation) is dict:
-            data = _load_json(message)
-            return _adapter(annotation).validate_python(data)
         return _adapter(annotation).validate_json(message.body)
     except pydantic.ValidationError as exc:
         raise DecodeError(

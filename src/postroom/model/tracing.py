@@ -26,6 +26,8 @@ from typing import Any
 try:  # optional: pip install 'postroom[otel]'
     from opentelemetry import context, propagate, trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    _NO_OP_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 except ImportError:  # pragma: no cover - exercised where the package is absent
     trace = None  # type: ignore[assignment]
 
@@ -44,11 +46,40 @@ _TRACER = "postroom"
 # Without OpenTelemetry a span is this one reusable no-op context (no generator
 # per message).
 _NO_SPAN: AbstractContextManager[Any] = nullcontext()
+_cached: tuple[Any, Any] | None = None  # (provider, its postroom tracer)
 
 
 def enabled() -> bool:
     """Whether ``opentelemetry-api`` is installed."""
     return trace is not None
+
+
+def recording() -> bool:
+    """Whether spans can record: an SDK's ``TracerProvider`` is set (the API's
+    own providers only make no-op spans, which record and inject nothing)."""
+    if trace is None:
+        return False
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, _NO_OP_PROVIDERS)
+
+
+def _tracer() -> Any:
+    """The postroom tracer of the current provider, made once per provider."""
+    global _cached
+    provider = trace.get_tracer_provider()
+    if _cached is None or _cached[0] is not provider:
+        _cached = (provider, provider.get_tracer(_TRACER))
+    return _cached[1]
+
+
+def _carries_trace(headers: Mapping[str, str]) -> bool:
+    """Whether a consumer span has a trace to continue or record: the message
+    carries one, a span is current, or an SDK records new ones."""
+    return (
+        "traceparent" in headers
+        or recording()
+        or trace.get_current_span().get_span_context().is_valid
+    )
 
 
 def inject(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
@@ -105,9 +136,8 @@ def producer_span(destination: str, operation: str) -> AbstractContextManager[An
 
 @contextmanager
 def _producer(destination: str, operation: str) -> Iterator[Any]:
-    tracer = trace.get_tracer(_TRACER)
     attributes = _attributes(destination, operation, "send")
-    with tracer.start_as_current_span(
+    with _tracer().start_as_current_span(
         f"{operation} {destination}", kind=SpanKind.PRODUCER, attributes=attributes
     ) as span:
         yield span
@@ -119,8 +149,8 @@ def consumer_span(
     """A CONSUMER span ``"process <destination>"`` continuing the trace in the
     message's headers (a new trace when they carry none); ``None`` without
     OpenTelemetry. Exceptions are recorded by :func:`mark_outcome`, not here."""
-    if trace is None:
-        return _NO_SPAN
+    if trace is None or not _carries_trace(headers):
+        return _NO_SPAN  # the span would be invalid: it could neither record
     return _consumer(destination, message_id, attempt, headers)
 
 
@@ -132,8 +162,7 @@ def _consumer(
     attributes = _attributes(destination, "process", "process")
     attributes["messaging.message.id"] = message_id
     attributes["messaging.postroom.attempt"] = attempt
-    tracer = trace.get_tracer(_TRACER)
-    with tracer.start_as_current_span(
+    with _tracer().start_as_current_span(
         f"process {destination}",
         context=parent,
         kind=SpanKind.CONSUMER,

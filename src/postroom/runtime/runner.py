@@ -17,7 +17,6 @@ shutdown) and push subscriptions, whose handler is an HTTP POST
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -245,27 +244,32 @@ class QueueRunner(Settler, LeaseKeeper):
     async def _serve(self, job: Job | None) -> None:
         """A handler slot: runs its job, then waits to be handed the next one (a
         parked slot costs less to wake than a new task costs to start)."""
-        while job is not None:
-            await self._process(job)
-            if self.is_stopping():
-                return
-            slot = Slot()
-            self._parked.append(slot)
-            await slot.ready.wait()
-            job = slot.job
+        # One scope per slot, not per job: it serves job.cancel() (shutdown) for
+        # every job without a timeout, which then ends the slot.
+        with anyio.CancelScope() as scope:
+            while job is not None:
+                await self._process(job, scope)
+                if self.is_stopping():
+                    return
+                slot = Slot()
+                self._parked.append(slot)
+                await slot.ready.wait()
+                job = slot.job
 
     def _close_slots(self) -> None:
         parked, self._parked = self._parked, []
         for slot in parked:
             slot.ready.set()
 
-    async def _process(self, job: Job) -> None:
+    async def _process(self, job: Job, slot_scope: anyio.CancelScope) -> None:
         m = job.delivery.message
         with tracing.consumer_span(m.queue, m.id, m.attempts, m.headers) as span:
-            await self._process_in(job, span)
+            await self._process_in(job, span, slot_scope)
 
-    async def _process_in(self, job: Job, span: Any) -> None:
-        outcome = await self._invoke(job)
+    async def _process_in(
+        self, job: Job, span: Any, slot_scope: anyio.CancelScope
+    ) -> None:
+        outcome = await self._invoke(job, slot_scope)
         if outcome is None:  # cancelled by shutdown: released by the worker
             return
         job.finished = True
@@ -290,7 +294,7 @@ class QueueRunner(Settler, LeaseKeeper):
         self._freed.set()
         self.on_job_left()
 
-    async def _invoke(self, job: Job) -> Outcome | None:
+    async def _invoke(self, job: Job, slot_scope: anyio.CancelScope) -> Outcome | None:
         try:
             body = decode_body(job.delivery, self.spec.body_type)
         except DecodeError as exc:
@@ -298,27 +302,23 @@ class QueueRunner(Settler, LeaseKeeper):
         except Exception as exc:  # e.g. an annotation pydantic cannot validate
             return Outcome("failed", exc)
         timeout = self.spec.timeout
-        deadline = anyio.current_time() + timeout if timeout is not None else math.inf
+        if timeout is None:
+            # job.cancel() cancels the slot's scope: the handler's cancellation
+            # ends the slot, and the worker releases the unfinished job.
+            job.scope = slot_scope
+            if job.cancelled:
+                slot_scope.cancel()
+            try:
+                return await self._run(job, body)
+            finally:
+                job.scope = None
         # One scope serves both ends: the deadline (timeout) and job.cancel()
         # (shutdown), told apart by job.cancelled.
-        started = time.monotonic()
-        with anyio.CancelScope(deadline=deadline) as scope:
+        with anyio.CancelScope(deadline=anyio.current_time() + timeout) as scope:
             job.scope = scope
             if job.cancelled:
                 scope.cancel()
-            try:
-                await self._call(body)
-                return Outcome("ok")
-            except Retry as exc:
-                return Outcome("retry", exc)
-            except AttemptFailed as exc:
-                return Outcome(exc.outcome, exc.info)
-            except Reject as exc:
-                return Outcome("reject", exc)
-            except Exception as exc:
-                return Outcome("failed", exc)
-            finally:
-                job.seconds = time.monotonic() - started
+            return await self._run(job, body)
         if job.cancelled or not scope.cancelled_caught:
             return None
         return Outcome(
@@ -328,6 +328,23 @@ class QueueRunner(Settler, LeaseKeeper):
                 "(its timeout)"
             ),
         )
+
+    async def _run(self, job: Job, body: Any) -> Outcome:
+        """Call the handler; its outcome (cancellation propagates)."""
+        started = time.monotonic()
+        try:
+            await self._call(body)
+            return Outcome("ok")
+        except Retry as exc:
+            return Outcome("retry", exc)
+        except AttemptFailed as exc:
+            return Outcome(exc.outcome, exc.info)
+        except Reject as exc:
+            return Outcome("reject", exc)
+        except Exception as exc:
+            return Outcome("failed", exc)
+        finally:
+            job.seconds = time.monotonic() - started
 
     async def _call(self, body: Any) -> None:
         if self.spec.is_async:
