@@ -310,3 +310,31 @@ def test_without_opentelemetry_nothing_is_imported_or_added() -> None:
         [sys.executable, "-c", ABSENT], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_without_an_sdk_a_handler_still_passes_the_trace_on() -> None:
+    """No SDK: the consumer loop skips spans for messages without a trace, but a
+    message that carries a ``traceparent`` is handled inside its trace, so what
+    the handler sends carries the same trace on."""
+    url = "memory://tracing-no-sdk"
+    app = postroom.App(url)
+    seen: list[dict[str, str]] = []
+
+    @app.handler("jobs")
+    async def handle(msg: postroom.Message) -> None:
+        async with postroom.connect_async(url) as client:
+            await client.send("next", msg.json())
+
+    @app.handler("next")
+    async def after(msg: postroom.Message) -> None:
+        seen.append(dict(msg.headers))
+
+    assert not tracing.recording()
+    parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    with postroom.connect(url) as client, running(app, url):
+        client.send("jobs", {"n": 1}, headers={"traceparent": parent})
+        client.send("jobs", {"n": 2})
+        wait_until(lambda: len(seen) == 2)
+    carried = sorted(h.get("traceparent", "") for h in seen)
+    assert carried[0] == ""  # no trace in, none made up
+    assert carried[1].split("-")[1] == "a" * 32

@@ -19,6 +19,7 @@ API's no-op tracer makes spans that record nothing and inject nothing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -28,6 +29,7 @@ try:  # optional: pip install 'postroom[otel]'
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
     _NO_OP_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+    _PROVIDER_IN_ENV = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 except ImportError:  # pragma: no cover - exercised where the package is absent
     trace = None  # type: ignore[assignment]
 
@@ -59,7 +61,13 @@ def recording() -> bool:
     own providers only make no-op spans, which record and inject nothing)."""
     if trace is None:
         return False
-    provider = trace.get_tracer_provider()
+    # The provider set_tracer_provider() stored; the public getter also looks
+    # for one named in the environment, which costs a lookup on every call.
+    provider = getattr(trace, "_TRACER_PROVIDER", None)
+    if provider is None:
+        if not _PROVIDER_IN_ENV:
+            return False
+        provider = trace.get_tracer_provider()
     return not isinstance(provider, _NO_OP_PROVIDERS)
 
 
