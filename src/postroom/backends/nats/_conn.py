@@ -22,13 +22,12 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RawStreamMsg, StreamConfig, StreamInfo
 
 from ...model.errors import BackendError, QueueNotFound
 from ._errors import DRIVER_ERRORS, backend_error, is_not_found, translated
-from ._inbox import Inbox, Pull
+from ._inbox import Client, Inbox, Pull, Pulled
 from ._records import raw_message
 
 __all__ = ["Jet", "backend_error", "translated"]
@@ -58,15 +57,18 @@ class Jet:
         if self._nc is not None:
             return
         async with translated(self.where):  # connecting: nothing to check yet
-            nc = await nats.connect(
-                servers=self.servers,
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                connect_timeout=2,
-                error_cb=self._on_error,
+            # As nats.connect, with the client whose read loop feeds inboxes.
+            nc = Client()
+            options: dict[str, Any] = {
+                "servers": self.servers,
+                "allow_reconnect": True,
+                "max_reconnect_attempts": -1,
+                "reconnect_time_wait": 0.25,
+                "connect_timeout": 2,
+                "error_cb": self._on_error,
                 **self._options,
-            )
+            }
+            await nc.connect(**options)
         self._nc, self._js = nc, nc.jetstream(timeout=_TIMEOUT)
 
     @contextlib.asynccontextmanager
@@ -274,8 +276,8 @@ class Jet:
         batch: int,
         *,
         hold: float = 0.0,
-        each: Callable[[Msg], None] | None = None,
-    ) -> list[Msg]:
+        each: Callable[[Pulled], None] | None = None,
+    ) -> list[Pulled]:
         """Up to ``batch`` messages of a durable pull consumer: one ``no_wait``
         pull request, which the server ends once it has delivered what is
         stored (a 404 or 408 status).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from nats.aio.msg import Msg
+from ._inbox import Pulled
 
 __all__ = ["Held"]
 
@@ -19,7 +19,7 @@ class Held:
     lease_ms: int
     consumer: str
     sent_ms: int
-    items: list[tuple[Msg, int]] = field(default_factory=list)
+    items: list[tuple[Pulled, int]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -28,12 +28,12 @@ class Held:
         """Whether the request is still open on the server (and read)."""
         return self.task is not None and not self.task.done()
 
-    def add(self, msg: Msg) -> None:
+    def add(self, msg: Pulled) -> None:
         """A message the request delivered."""
         self.items.append((msg, self.sent_ms))
         self.arrived.set()
 
-    def take(self, n: int) -> list[tuple[Msg, int]]:
+    def take(self, n: int) -> list[tuple[Pulled, int]]:
         """Up to ``n`` of the messages, oldest first."""
         out, self.items = self.items[:n], self.items[n:]
         if not self.items and self.active:

@@ -2,13 +2,14 @@
 
 A pull request's messages and its closing status (404, 408, 409) come to the
 inbox named as its reply subject. An :class:`Inbox` is one subscription whose
-callback hands each message to the request it serves (:class:`Pull`), in the
-connection's read order, with no task per message. Once the server has ended a
-request (its status came, or the batch is full), the inbox serves the next one:
-no SUB and UNSUB per request. One whose request was given up on (the server
-never ended it) is unsubscribed. A message that comes when the inbox serves no
-request, or another consumer's, is handed back at once (``-NAK``) instead of
-waiting for its AckWait.
+messages the connection's read loop hands straight to the request it serves
+(:class:`Pull`, see :class:`Client`): no queue and no task between the socket
+and the request, and no nats-py message object; the ``NATS/1.0`` header block is
+read directly. Once the server has ended a request (its status came, or the
+batch is full), the inbox serves the next one: no SUB and UNSUB per request. One
+whose request was given up on (the server never ended it) is unsubscribed. A
+message that comes when the inbox serves no request, or another consumer's, is
+handed back at once (``-NAK``) instead of waiting for its AckWait.
 """
 
 from __future__ import annotations
@@ -19,21 +20,75 @@ from collections.abc import Callable
 from typing import Any
 
 import nats.errors
-from nats.aio.msg import Msg
+from nats.aio.client import Client as NatsClient
 
-__all__ = ["Inbox", "Pull"]
+__all__ = ["Client", "Inbox", "Pull", "Pulled", "parse_headers"]
+
+
+def parse_headers(block: str) -> dict[str, str] | None:
+    """The headers of a ``NATS/1.0`` block (its first line is skipped)."""
+    headers: dict[str, str] = {}
+    for line in block.split("\r\n")[1:]:
+        key, sep, value = line.partition(":")
+        if sep:
+            headers[key.strip()] = value.strip()
+    return headers or None
+
+
+class Pulled:
+    """One message a pull request delivered: its ack subject, body and headers."""
+
+    __slots__ = ("data", "headers", "reply")
+
+    def __init__(self, reply: str, data: bytes, headers: dict[str, str] | None):
+        self.reply = reply
+        self.data = data
+        self.headers = headers
+
+
+class Client(NatsClient):
+    """nats-py's client, whose read loop hands the messages of inbox
+    subscriptions (:meth:`direct`) to a function of theirs at once; every other
+    message takes nats-py's way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._direct: dict[int, Callable[[bytes, bytes, bytes | None], None]] = {}
+
+    def direct(
+        self, sid: int, handle: Callable[[bytes, bytes, bytes | None], None] | None
+    ) -> None:
+        """Hand subscription ``sid``'s messages (reply, data, raw headers) to
+        ``handle`` in the read loop (``None``: no longer)."""
+        if handle is None:
+            self._direct.pop(sid, None)
+        else:
+            self._direct[sid] = handle
+
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+    ) -> None:
+        handle = self._direct.get(sid)
+        if handle is None:
+            await super()._process_msg(sid, subject, reply, data, headers)
+        else:
+            handle(reply, data, headers or None)
 
 
 class Pull:
     """One pull request's state while its inbox reads it."""
 
     def __init__(
-        self, stream: str, consumer: str, batch: int, each: Callable[[Msg], None] | None
+        self,
+        stream: str,
+        consumer: str,
+        batch: int,
+        each: Callable[[Pulled], None] | None,
     ) -> None:
         self.prefix = f"$JS.ACK.{stream}.{consumer}."
         self.batch = batch
         self.each = each
-        self.out: list[Msg] = []
+        self.out: list[Pulled] = []
         self.got = 0
         self.over = False  # the server ended it
         self.error: BaseException | None = None
@@ -53,26 +108,53 @@ class Inbox:
         self.subject: str = nc.new_inbox()
         self.sub: Any = None
         self.pull: Pull | None = None
+        self._naks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> Inbox:
         """Subscribe."""
-        self.sub = await self.nc.subscribe(self.subject, cb=self._on_msg)
+        if isinstance(self.nc, Client):
+            self.sub = await self.nc.subscribe(self.subject)
+            self.nc.direct(self.sub._id, self._on_raw)
+        else:  # another client (tests): nats-py's callback
+            self.sub = await self.nc.subscribe(self.subject, cb=self._on_msg)
         return self
 
     async def close(self) -> None:
         """Unsubscribe (a failure means the connection is gone already)."""
+        if isinstance(self.nc, Client):
+            self.nc.direct(self.sub._id, None)
         with contextlib.suppress(Exception):
             await self.sub.unsubscribe()
 
-    async def _on_msg(self, msg: Msg) -> None:
+    async def _on_msg(self, msg: Any) -> None:
+        raw = msg.headers
+        status = (raw or {}).get("Status")
+        self._take(msg.reply, msg.data, raw, status)
+
+    def _on_raw(self, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        status = None
+        parsed = None
+        if headers is not None:
+            if headers[8:9] == b" ":  # NATS/1.0 404 No Messages
+                status = headers[9:12].decode()
+            else:
+                parsed = parse_headers(headers.decode("utf-8", "replace"))
+        self._take(reply.decode(), data, parsed, status)
+
+    def _take(
+        self,
+        reply: str,
+        data: bytes,
+        headers: dict[str, str] | None,
+        status: str | None,
+    ) -> None:
         pull = self.pull
-        status = (msg.headers or {}).get("Status")
-        if status is None and msg.reply:
-            if pull is None or pull.over or not msg.reply.startswith(pull.prefix):
-                with contextlib.suppress(Exception):
-                    await self.nc.publish(msg.reply, b"-NAK")
+        if status is None and reply:
+            if pull is None or pull.over or not reply.startswith(pull.prefix):
+                self._nak(reply)
                 return
             pull.got += 1
+            msg = Pulled(reply, data, headers)
             if pull.each is None:
                 pull.out.append(msg)
             else:
@@ -83,3 +165,14 @@ class Inbox:
         if pull is None or status == "100":  # a heartbeat: the request goes on
             return
         pull.end(nats.errors.NoRespondersError() if status == "503" else None)
+
+    def _nak(self, reply: str) -> None:
+        """Hand back a message that no request of this inbox waits for."""
+
+        async def nak() -> None:
+            with contextlib.suppress(Exception):
+                await self.nc.publish(reply, b"-NAK")
+
+        task = asyncio.ensure_future(nak())
+        self._naks.add(task)
+        task.add_done_callback(self._naks.discard)

@@ -132,6 +132,21 @@ class LeaseKeeper:
         if not later:
             self._poke()
 
+    def add_all(self, leases: list[Lease]) -> None:
+        """Hold new leases (one lock for all)."""
+        if not leases:
+            return
+        with self._lock:
+            later = self._thread is not None
+            for lease in leases:
+                self._held[lease.reply] = lease
+                if len(self._held) % 1024 == 0:
+                    self._forget_ended(now_ms())
+                # The thread looks again by itself before this lease needs anything.
+                later = later and _first_need(lease) >= self._wake_at
+        if not later:
+            self._poke()
+
     def check(self, receipt: str) -> tuple[str, Lease | None]:
         """The ack subject of a live lease (and the lease when held here);
         :class:`LeaseLost` when it ended or was acted on already."""

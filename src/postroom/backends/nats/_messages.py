@@ -7,9 +7,9 @@ import contextlib
 import json
 import logging
 import time
+from datetime import datetime
 
 import nats.errors
-from nats.aio.msg import Msg
 
 from ...model.message import (
     Delivery,
@@ -19,6 +19,7 @@ from ...model.message import (
 )
 from ._conn import translated
 from ._held import Held
+from ._inbox import Pulled
 from ._leases import (
     GRACE_MS,
     Lease,
@@ -28,7 +29,7 @@ from ._leases import (
     stream_seq,
 )
 from ._names import CONSUMER
-from ._records import message_headers, meta_of
+from ._records import Meta, message_headers, meta_of
 from ._settle import Settling
 
 __all__ = ["Messages"]
@@ -94,7 +95,9 @@ class Messages(Settling):
         policy = await self.policy(queue)
         # Leases of this process that ended a moment ago: NAKed (and processed)
         # before the pull, so that the claim finds those messages visible.
-        await self.mark_ended(self.leases.take_ended(self.names.stream(queue)))
+        ended = self.leases.take_ended(self.names.stream(queue))
+        if ended:
+            await self.mark_ended(ended)
         got = await self._hand_out(queue, policy, max_messages, lease_ms, consumer)
         if got is None:
             msgs, sent = await self._pull(queue, max_messages)
@@ -102,7 +105,7 @@ class Messages(Settling):
         self._last_claim[queue] = (lease_ms, consumer, max_messages - len(got))
         return got
 
-    async def _pull(self, queue: str, max_messages: int) -> tuple[list[Msg], int]:
+    async def _pull(self, queue: str, max_messages: int) -> tuple[list[Pulled], int]:
         """Messages of the queue, and when their pull was sent."""
         # Delayed messages are looked at once per interval, not on every claim
         # of a busy worker: a due message waits at most that much longer.
@@ -187,7 +190,7 @@ class Messages(Settling):
         self,
         queue: str,
         policy: QueuePolicy,
-        msgs: list[Msg],
+        msgs: list[Pulled],
         sent: int,
         lease_ms: int,
         consumer: str,
@@ -199,25 +202,69 @@ class Messages(Settling):
         self,
         queue: str,
         policy: QueuePolicy,
-        items: list[tuple[Msg, int]],
+        items: list[tuple[Pulled, int]],
         lease_ms: int,
         consumer: str,
     ) -> list[Delivery]:
-        """Deliveries of pulled messages, each with its pull's sending time."""
-        await self.unmark([m.reply for m, _ in items if delivered_count(m.reply) > 1])
+        """Deliveries of pulled messages, each with its pull's sending time.
+
+        Their leases are all held (one lock) before anything is awaited; the
+        times a batch shares (a pull's lease end, a burst's send time) are
+        made into datetimes once."""
+        redelivered = [m.reply for m, _ in items if delivered_count(m.reply) > 1]
+        if redelivered:
+            await self.unmark(redelivered)
         out: list[Delivery] = []
+        leases: list[Lease] = []
+        refused: list[tuple[Pulled, Meta | None, int]] = []
+        ack_wait = policy.lease_ms + GRACE_MS
+        times: dict[int, datetime] = {}
         for msg, sent in items:
-            d = await self._deliver(queue, policy, msg, sent, lease_ms, consumer)
-            if d is not None:
-                out.append(d)
+            meta = meta_of(msg.headers)
+            delivered = delivered_count(msg.reply)
+            if meta is None or (
+                delivered > 1 and meta.base + delivered - 1 >= policy.max_attempts
+            ):
+                refused.append((msg, meta, delivered))
+                continue
+            end = sent + lease_ms
+            reply = msg.reply
+            leases.append(Lease(reply, meta.id, end, sent + ack_wait, ack_wait, meta))
+            at = times.get(end)
+            if at is None:
+                at = times[end] = from_ms(end)
+            out.append(
+                Delivery(
+                    meta.message(queue, msg.data, meta.base + delivered, times),
+                    make_receipt(end, reply),
+                    at,
+                    consumer,
+                )
+            )
+        self.leases.add_all(leases)
+        for msg, meta, delivered in refused:
+            await self._refuse(queue, msg, meta, delivered)
         return out
+
+    async def _refuse(
+        self, queue: str, msg: Pulled, meta: Meta | None, delivered: int
+    ) -> None:
+        """Remove a delivery that is not handed out: one that is not postroom's,
+        or whose last lease expired with its attempts used up (a dead letter)."""
+        if meta is None:
+            log.warning("dropping a message without postroom meta on %r", queue)
+            await self.jet.ack(msg.reply, b"+TERM")
+            return
+        attempts = meta.base + delivered
+        dead = meta.with_expiries(delivered - 1, now_ms())
+        await self.bury(queue, dead, msg.data, msg.reply, "lease_expired", attempts - 1)
 
     async def _give_back(
         self,
         queue: str,
         policy: QueuePolicy,
         held: Held,
-        items: list[tuple[Msg, int]],
+        items: list[tuple[Pulled, int]],
     ) -> None:
         """Release messages a held request brought that no claim took, without
         counting the attempt."""
@@ -236,39 +283,6 @@ class Messages(Settling):
             with contextlib.suppress(Exception):
                 policy = await self.policy(queue)
                 await self._give_back(queue, policy, held, held.take(len(held.items)))
-
-    async def _deliver(
-        self,
-        queue: str,
-        policy: QueuePolicy,
-        msg: Msg,
-        sent: int,
-        lease_ms: int,
-        consumer: str,
-    ) -> Delivery | None:
-        meta = meta_of(msg.headers)
-        if meta is None:
-            log.warning("dropping a message without postroom meta on %r", queue)
-            await self.jet.ack(msg.reply, b"+TERM")
-            return None
-        delivered = delivered_count(msg.reply)
-        attempts = meta.base + delivered
-        if delivered > 1 and attempts - 1 >= policy.max_attempts:
-            # Its last lease expired with its attempts used up: a dead letter.
-            dead = meta.with_expiries(delivered - 1, now_ms())
-            await self.bury(
-                queue, dead, msg.data, msg.reply, "lease_expired", attempts - 1
-            )
-            return None
-        end = sent + lease_ms
-        ack_wait = policy.lease_ms + GRACE_MS
-        self.leases.add(Lease(msg.reply, meta.id, end, sent + ack_wait, ack_wait, meta))
-        return Delivery(
-            meta.message(queue, msg.data, attempts),
-            make_receipt(end, msg.reply),
-            from_ms(end),
-            consumer,
-        )
 
     async def wait(self, queue: str, timeout: float) -> None:
         """Until a message may be visible on the queue, or at most 0.1 s.
@@ -313,7 +327,7 @@ class Messages(Settling):
         queue's ready subject by default), or ``wait`` seconds."""
         event = asyncio.Event()
 
-        async def woken(msg: Msg) -> None:
+        async def woken(msg: object) -> None:
             event.set()
 
         async with translated(self.jet.where):

@@ -8,6 +8,7 @@ characters that subjects, KV keys and stream names accept.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 
@@ -30,8 +31,10 @@ _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _MAX_STREAM_TOKEN = 120
 
 
+@functools.lru_cache(maxsize=4096)
 def token(name: str) -> str:
-    """The subject token of a queue or topic name."""
+    """The subject token of a queue or topic name (remembered: every request
+    names its queue's streams or subjects)."""
     return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
 
 
@@ -62,6 +65,7 @@ class Names:
         self.meta_bucket = f"{prefix}_meta"
         self.dedup_bucket = f"{prefix}_dedup"
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one Names per backend)
     def _stream(self, kind: str, queue: str) -> str:
         tok = token(queue)
         if len(tok) > _MAX_STREAM_TOKEN:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from nats.js.api import RawStreamMsg
@@ -40,6 +41,7 @@ DEAD = "Postroom-Dead"
 MSG_ID = "Nats-Msg-Id"
 
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+_DECODE = json.JSONDecoder().decode
 
 
 @dataclass(slots=True)
@@ -61,15 +63,29 @@ class Meta:
     group: str | None = None
     priority: int = 0
 
-    def message(self, queue: str, body: bytes, attempts: int) -> Message:
-        """The message this copy holds, with ``attempts`` deliveries so far."""
+    def message(
+        self,
+        queue: str,
+        body: bytes,
+        attempts: int,
+        times: dict[int, datetime] | None = None,
+    ) -> Message:
+        """The message this copy holds, with ``attempts`` deliveries so far
+        (``times``: datetimes of milliseconds made already, shared by a batch)."""
+        times = {} if times is None else times
+        enqueued = times.get(self.enqueued_ms)
+        if enqueued is None:
+            enqueued = times[self.enqueued_ms] = from_ms(self.enqueued_ms)
+        available = times.get(self.available_ms)
+        if available is None:
+            available = times[self.available_ms] = from_ms(self.available_ms)
         return Message(
             id=self.id,
             queue=queue,
             body=body,
             headers=dict(self.headers),
-            enqueued_at=from_ms(self.enqueued_ms),
-            available_at=from_ms(self.available_ms),
+            enqueued_at=enqueued,
+            available_at=available,
             attempts=attempts,
             dedup_key=self.dedup_key,
             redrives=self.redrives,
@@ -110,19 +126,23 @@ class Meta:
 
     @classmethod
     def from_json(cls, raw: str) -> Meta:
-        """Inverse of :meth:`to_json`."""
-        data = json.loads(raw)
+        """Inverse of :meth:`to_json` (read for every delivery: positional
+        arguments, the JSON's own objects kept)."""
+        data = _DECODE(raw)
+        history, headers = data.get("y"), data.get("h") or {}
+        if not isinstance(headers, dict):
+            raise TypeError("the meta's headers are no object")
         return cls(
-            id=str(data["i"]),
-            headers=dict(data.get("h") or {}),
-            enqueued_ms=int(data["e"]),
-            available_ms=int(data["a"]),
-            base=int(data.get("n") or 0),
-            dedup_key=data.get("k"),
-            redrives=int(data.get("r") or 0),
-            history=[HistoryEntry.from_dict(h) for h in data.get("y") or []],
-            group=data.get("g"),
-            priority=int(data.get("p") or 0),
+            str(data["i"]),
+            headers,
+            int(data["e"]),
+            int(data["a"]),
+            int(data.get("n") or 0),
+            data.get("k"),
+            int(data.get("r") or 0),
+            [HistoryEntry.from_dict(h) for h in history] if history else [],
+            data.get("g"),
+            int(data.get("p") or 0),
         )
 
     @classmethod

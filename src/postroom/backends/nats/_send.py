@@ -62,10 +62,24 @@ class Sending(Groups):
         (``weight`` each), or a publish the stream already had (``False``)."""
         key = self.count_key(queue, counter)
         # The operations go out first: a consumer waiting for a sent message
-        # gets it without the counter's write ahead of it.
-        *done, counted = await asyncio.gather(
-            *operations, self.tally.add(key, {counter: n}), return_exceptions=True
-        )
+        # gets it without the counter's write ahead of it. One operation (a
+        # send, a batch of acks) runs in this task, so that its publish is
+        # written without waiting for the event loop to start a task for it.
+        counted: object
+        if len(operations) == 1:
+            counting = asyncio.ensure_future(self.tally.add(key, {counter: n}))
+            try:
+                done: list[object] = [await operations[0]]
+            except Exception as exc:
+                done = [exc]
+            except BaseException:
+                counting.cancel()
+                raise
+            [counted] = await asyncio.gather(counting, return_exceptions=True)
+        else:
+            *done, counted = await asyncio.gather(
+                *operations, self.tally.add(key, {counter: n}), return_exceptions=True
+            )
         failed = [r for r in done if isinstance(r, BaseException)]
         missed = weight * len(failed) + sum(1 for r in done if r is False)
         if not isinstance(counted, BaseException) and missed:
