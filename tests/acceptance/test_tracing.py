@@ -288,6 +288,29 @@ def test_without_a_recording_span_headers_are_left_alone() -> None:
     assert tracing.inject(given) is given
 
 
+def test_without_an_sdk_a_send_makes_a_span_only_under_a_current_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No provider set: a send outside any span makes no (no-op) span; inside a
+    continued remote context it still carries that context's traceparent."""
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    made: list[str] = []
+    producer = tracing._producer
+    monkeypatch.setattr(
+        tracing, "_producer", lambda *a: made.append(a[1]) or producer(*a)
+    )
+    parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    with postroom.connect("memory://tracing-no-sdk") as client:
+        client.send("jobs", {"n": 1})
+        assert made == []
+        with tracing.continued({"traceparent": parent}):
+            client.send("jobs", {"n": 2})
+        assert made and set(made) == {"send"}
+        first, second = client.receive("jobs", max_messages=2)
+    assert "traceparent" not in first.message.headers
+    assert second.message.headers["traceparent"].split("-")[1] == "a" * 32
+
+
 ABSENT = """
 import sys
 sys.modules["opentelemetry"] = None  # as if postroom[otel] were not installed

@@ -14,7 +14,8 @@ and ``.name``, ``messaging.message.id``, and ``messaging.postroom.attempt``.
 
 Without the package every function here is a no-op: nothing is imported, no span
 is made and headers are left as they are. With it but no SDK configured, the
-API's no-op tracer makes spans that record nothing and inject nothing.
+API's no-op tracer would make spans that record nothing and inject nothing: no
+producer span is made then, unless a span is current (whose context it passes on).
 """
 
 from __future__ import annotations
@@ -90,11 +91,17 @@ def _carries_trace(headers: Mapping[str, str]) -> bool:
     )
 
 
+def _span_is_current() -> bool:
+    return bool(trace.get_current_span().get_span_context().is_valid)
+
+
 def inject(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
     """``headers`` with the current trace context added (``traceparent`` and
-    ``tracestate``); as they are without OpenTelemetry, without a recording span,
-    or when they already carry a ``traceparent``."""
+    ``tracestate``); as they are without OpenTelemetry, without a valid current
+    span, or when they already carry a ``traceparent``."""
     if trace is None or (headers and "traceparent" in headers):
+        return headers
+    if not _span_is_current():  # nothing to inject: skip the propagators
         return headers
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -138,8 +145,11 @@ def _attributes(destination: str, operation: str, kind: str) -> dict[str, Any]:
 
 def producer_span(destination: str, operation: str) -> AbstractContextManager[Any]:
     """A PRODUCER span ``"<operation> <destination>"`` (``send`` or ``publish``)
-    around storing messages; ``None`` without OpenTelemetry."""
-    return _NO_SPAN if trace is None else _producer(destination, operation)
+    around storing messages; ``None`` without OpenTelemetry, or when the span
+    could carry nothing: no SDK records it and no span is current."""
+    if trace is None or not (_span_is_current() or recording()):
+        return _NO_SPAN
+    return _producer(destination, operation)
 
 
 @contextmanager
