@@ -342,3 +342,30 @@ async def test_redis_plain_send_to_a_queue_deleted_meanwhile_leaves_nothing(
     for kind in ("msg", "queued", "live", "policy"):
         assert not await r.exists(backend.key("gone", kind)), kind
     assert int(await r.hget(backend.key("gone", "counters"), "sent") or 0) == 0
+
+
+async def test_redis_sync_plain_sends_take_one_round_trip_and_one_read(
+    client: postroom.AsyncClient,
+) -> None:
+    """A lone sync send is one round trip even when it trims the wake-up list
+    (the trim is in its transaction, as the script's is in the script), and
+    reads the socket once: its later replies are taken from hiredis's reader."""
+    backend = client.backend
+    assert isinstance(backend, RedisBackend)
+    url = f"redis://127.0.0.1:6379/0?prefix={backend.prefix}"
+    notify = backend.key("q", "notify")
+    lengths, reads, follow_ups = [1], [], []
+    with postroom.connect(url) as sync:
+        sync.declare_queue("q")
+        sync.send("q", "x")  # connected (its handshake is read apart)
+        direct = sync.aclient.backend.direct  # type: ignore[attr-defined]
+        direct.commands = lambda cmds: follow_ups.append(cmds)
+        conn = direct._kept_conn()
+        read = conn.read_response
+        conn.read_response = lambda *a, **k: reads.append(1) or read(*a, **k)
+        for _ in range(39):
+            await anyio.to_thread.run_sync(sync.send, "q", "x")
+            lengths.append(await backend.redis.llen(notify))
+    assert follow_ups == [] and len(reads) == 39
+    # Bounded as the script bounds it: trimmed to 16 once it holds more than 32.
+    assert lengths[:32] == list(range(1, 33)) and lengths[32:34] == [16, 17]

@@ -33,10 +33,9 @@ from ._dead import DeadLettersMixin
 from ._inspect import RedisInspect
 from ._plain import (
     Command,
-    plain_commands,
+    PackedPlain,
     plain_one,
     plain_outcome,
-    trim_command,
     undo_commands,
 )
 from ._records import (
@@ -56,6 +55,7 @@ log = logging.getLogger(__name__)
 
 _SEND_CHUNK = 1000  # messages per enqueue script call (keeps each call short)
 _CLAIM_MAX = 1000
+_PACKED_QUEUES = 4096  # queues whose packed plain sends are kept
 
 
 class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
@@ -90,14 +90,23 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
         return [mid.decode() for chunk in results for mid in chunk]
 
     def _plain_follow_up(
-        self, queue: str, m: Message, replies: list[Any]
+        self, queue: str, m: Message, replies: list[Any], trimmed: bool
     ) -> tuple[list[Command], bool]:
         """What to send after a plain send: its undo when the queue did not
         exist (then ``True``), or a trim of a wake-up list grown long."""
         length = plain_outcome(replies)
         if length is None:
             return undo_commands(self.key, queue, m), True
-        return trim_command(self.key, queue, length), False
+        return self._wake.pushed(self.key, queue, length, trimmed), False
+
+    def _packed_plain(self, queue: str, trim: bool) -> PackedPlain:
+        """The packed plain send of ``queue`` (built once per queue)."""
+        packed = self._plain.get((queue, trim))
+        if packed is None:
+            if len(self._plain) >= _PACKED_QUEUES:
+                self._plain.clear()
+            packed = self._plain[queue, trim] = PackedPlain(self.key, queue, trim=trim)
+        return packed
 
     def enqueue_blocking(
         self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
@@ -111,10 +120,12 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
             raise NotSupported("no blocking send here: use the event loop")
         one = plain_one(messages, self._unsure)
         if one is not None:
-            replies = self.direct.commands(plain_commands(self.key, queue, one))
+            trim = self._wake.trim_due(queue)
+            plain = self._packed_plain(queue, trim)
+            replies = self.direct.packed(plain.packed(one), plain.count)
             if replies is not None:
                 try:
-                    follow, missing = self._plain_follow_up(queue, one, replies)
+                    follow, missing = self._plain_follow_up(queue, one, replies, trim)
                 except redis.exceptions.RedisError as exc:  # an error reply
                     self._unsure.add(one.id)  # whatever ran, the script goes next
                     raise backend_error(exc, self.where) from exc

@@ -15,7 +15,7 @@ from ...model.errors import BackendError, ConfigurationError
 from ..base import Backend
 from ._direct import DirectCalls
 from ._keys import QUEUE_KEY_KINDS, GlobalKeys, parse_url, queue_keys, queue_tag
-from ._plain import Unsure
+from ._plain import PackedPlain, Unsure, WakeLengths
 from ._prefetch import Prefetched
 from ._records import as_text
 from ._scripts import REDIS_PY, Scripts
@@ -51,6 +51,8 @@ class RedisBase(Backend):
         self._due: dict[str, int] = {}
         self._ahead = Prefetched()
         self._unsure = Unsure()
+        self._wake = WakeLengths()
+        self._plain: dict[tuple[str, bool], PackedPlain] = {}
         self.direct = DirectCalls(self._redis_url, self.where)
 
     # -- lifecycle -----------------------------------------------------------------

@@ -24,7 +24,7 @@ from redis.retry import Retry
 
 from ._translate import backend_error
 
-__all__ = ["PARTIAL", "DirectCalls", "buffered"]
+__all__ = ["PARTIAL", "DirectCalls", "buffered", "buffered_replies"]
 
 _pack_command: Callable[[tuple[Any, ...]], bytes] | None
 try:
@@ -58,6 +58,26 @@ def buffered(conn: Any) -> Any:
     return reply
 
 
+def buffered_replies(conn: Any, limit: int) -> list[Any]:
+    """Up to ``limit`` replies on ``conn`` that hiredis's reader holds whole, in
+    order (what :func:`buffered` takes one at a time)."""
+    reader = getattr(getattr(conn, "_parser", None), "_reader", None)
+    if reader is None or str(getattr(conn, "protocol", 2)) == "3":
+        return []
+    out: list[Any] = []
+    gets, error_type = reader.gets, redis.exceptions.ConnectionError
+    while len(out) < limit:
+        reply = gets()
+        if reply is False or reply is PARTIAL:
+            break
+        if isinstance(reply, list) and reply and isinstance(reply[0], error_type):
+            raise reply[0]
+        if isinstance(reply, error_type):
+            raise reply
+        out.append(reply)
+    return out
+
+
 def _pack(conn: Any, command: tuple[Any, ...]) -> list[bytes]:
     if _pack_command is None:
         return list(conn.pack_command(*command))
@@ -85,6 +105,9 @@ class DirectCalls:
                 self._client = redis.Redis.from_url(
                     self._url,
                     decode_responses=False,
+                    # RESP2, where buffered() can take replies from the reader
+                    # (redis-py >= 8 speaks RESP3 unless told otherwise).
+                    protocol=2,
                     retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
                     retry_on_error=[
                         redis.exceptions.ConnectionError,
@@ -116,16 +139,26 @@ class DirectCalls:
         reply in its place), or ``None`` when the connection broke (they may
         have run: they are not sent again). Other driver errors are raised as
         :class:`~postroom.BackendError`."""
+        if _pack_command is not None:
+            data = b"".join([_pack_command(command) for command in commands])
+            return self.packed(data, len(commands))
+        return self._on_a_connection(lambda conn: _replies(conn, commands))
+
+    def packed(self, data: bytes, count: int) -> list[Any] | None:
+        """:meth:`commands` of ``count`` commands packed in RESP as ``data``."""
+        return self._on_a_connection(lambda conn: _packed_replies(conn, data, count))
+
+    def _on_a_connection(self, call: Callable[[Any], list[Any]]) -> list[Any] | None:
         try:
             if not self._kept_lock.acquire(blocking=False):
                 pool = self._redis().connection_pool
                 conn = pool.get_connection()
                 try:
-                    return _replies(conn, commands)
+                    return call(conn)
                 finally:
                     pool.release(conn)
             try:
-                return _replies(self._kept_conn(), commands)
+                return call(self._kept_conn())
             finally:
                 self._kept_lock.release()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
@@ -173,22 +206,25 @@ class DirectCalls:
 
 
 def _replies(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """Send commands; read all their replies (so that none is left on the
-    connection), an error reply in its place."""
+    """Send commands; read all their replies (see :func:`_packed_replies`)."""
     chunks = [chunk for command in commands for chunk in _pack(conn, command)]
-    conn.send_packed_command([b"".join(chunks)], check_health=False)
+    return _packed_replies(conn, b"".join(chunks), len(commands))
+
+
+def _packed_replies(conn: Any, data: bytes, count: int) -> list[Any]:
+    """Send ``count`` commands packed as ``data``; read all their replies (so
+    that none is left on the connection), an error reply in its place."""
+    conn.send_packed_command([data], check_health=False)
     out: list[Any] = []
-    for _ in commands:
-        # The replies after the first arrived with it, as a rule: taken from
-        # hiredis's reader directly (redis-py's read_response costs several
-        # times the parse), or read from the socket when they did not.
-        reply = buffered(conn) if out else PARTIAL
-        if reply is PARTIAL:
-            try:
-                reply = conn.read_response()
-            except redis.exceptions.ResponseError as exc:
-                reply = exc
-        out.append(reply)
+    while len(out) < count:
+        try:
+            out.append(conn.read_response())
+        except redis.exceptions.ResponseError as exc:
+            out.append(exc)
+        # The replies after the one read arrived with it, as a rule: taken
+        # from hiredis's reader directly (redis-py's read_response costs
+        # several times the parse), or read from the socket when they did not.
+        out += buffered_replies(conn, count - len(out))
     return out
 
 

@@ -14,6 +14,11 @@ wake-up token. Two things the script decides, it cannot:
   send whose transaction may have run without its reply arriving goes again
   through the script, which skips a live id (:class:`Unsure` remembers those ids
   for the client's own retry).
+
+The trim of the wake-up list rides in the transaction of the send that is
+expected to need it (:class:`WakeLengths`), and each queue's transaction is
+packed in RESP once (:class:`PackedPlain`): a send costs one round trip and
+little Python beyond its message.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from ._records import encode_message
 __all__ = [
     "MAX_WAKE",
     "Command",
+    "PackedPlain",
     "Unsure",
+    "WakeLengths",
     "plain_commands",
     "plain_one",
     "plain_outcome",
@@ -41,6 +48,8 @@ __all__ = [
 # once it holds more than twice as many.
 MAX_WAKE = 16
 _MAX_UNSURE = 10_000
+_MAX_QUEUES = 4096  # queues whose wake-up list lengths are kept
+_PUSHED = 5  # the LPUSH reply's place in the EXEC reply
 
 Command = tuple[Any, ...]
 KeyOf = Callable[[str, str], str]
@@ -67,6 +76,33 @@ class Unsure:
         self._ids.pop(mid, None)
 
 
+class WakeLengths:
+    """How long each queue's wake-up list was after this client's last plain
+    send to it. A send that would push it past ``2 * MAX_WAKE`` trims it in
+    its own transaction (:func:`plain_commands` with ``trim``), as the script
+    trims it, rather than in a round trip of its own after it."""
+
+    def __init__(self) -> None:
+        self._lengths: dict[str, int] = {}
+
+    def trim_due(self, queue: str) -> bool:
+        """Whether the next send's push is expected to pass ``2 * MAX_WAKE``."""
+        return self._lengths.get(queue, 0) >= 2 * MAX_WAKE
+
+    def pushed(
+        self, key: KeyOf, queue: str, length: int, trimmed: bool
+    ) -> list[Command]:
+        """Record the list's ``length`` after a push (before the transaction's
+        trim, if ``trimmed``); the trim still due when it was not expected."""
+        follow = [] if trimmed else trim_command(key, queue, length)
+        if trimmed or follow:
+            length = min(length, MAX_WAKE)
+        if len(self._lengths) >= _MAX_QUEUES and queue not in self._lengths:
+            self._lengths.clear()
+        self._lengths[queue] = length
+        return follow
+
+
 def plain_one(messages: Sequence[Message], unsure: Unsure) -> Message | None:
     """The message of a send that may go as plain commands, or ``None``."""
     if len(messages) != 1:
@@ -77,19 +113,82 @@ def plain_one(messages: Sequence[Message], unsure: Unsure) -> Message | None:
     return m
 
 
-def plain_commands(key: KeyOf, queue: str, m: Message) -> list[Command]:
-    """The transaction storing ``m`` on ``queue`` as the enqueue script does."""
+def plain_commands(
+    key: KeyOf, queue: str, m: Message, *, trim: bool = False
+) -> list[Command]:
+    """The transaction storing ``m`` on ``queue`` as the enqueue script does;
+    with ``trim``, the wake-up list is trimmed after the push (the sender
+    expects it to grow past ``2 * MAX_WAKE``: see :class:`WakeLengths`)."""
+    return _transaction(key, queue, _values(m), trim)
+
+
+def _values(m: Message) -> tuple[str, bytes, int, int]:
+    """What :func:`_transaction` stores of ``m``: its id, its payload, and when
+    it is available and was enqueued (ms)."""
     available, enqueued = to_ms_dt(m.available_at), to_ms_dt(m.enqueued_at)
+    return m.id, encode_message(m, enqueued, available), available, enqueued
+
+
+def _transaction(
+    key: KeyOf, queue: str, values: tuple[Any, Any, Any, Any], trim: bool
+) -> list[Command]:
+    """:func:`plain_commands` of the message's id, payload and times."""
+    mid, payload, available, enqueued = values
+    notify = key(queue, "notify")
     return [
         ("MULTI",),
         ("EXISTS", key(queue, "policy")),
-        ("HSET", key(queue, "msg"), m.id, encode_message(m, enqueued, available)),
-        ("ZADD", key(queue, "queued"), available, m.id),
-        ("ZADD", key(queue, "live"), enqueued, m.id),
+        ("HSET", key(queue, "msg"), mid, payload),
+        ("ZADD", key(queue, "queued"), available, mid),
+        ("ZADD", key(queue, "live"), enqueued, mid),
         ("HINCRBY", key(queue, "counters"), "sent", 1),
-        ("LPUSH", key(queue, "notify"), "1"),
+        ("LPUSH", notify, "1"),
+        *([("LTRIM", notify, 0, MAX_WAKE - 1)] if trim else []),
         ("EXEC",),
     ]
+
+
+class _Hole(int):
+    """A value of :func:`_transaction` left open in a :class:`PackedPlain`: the
+    index of the message's id (0), payload (1), available (2) or enqueued (3)
+    time."""
+
+
+def _bulk(value: Any) -> bytes:
+    """One RESP bulk string, packed as hiredis and redis-py pack arguments."""
+    if isinstance(value, str):
+        value = value.encode()
+    elif isinstance(value, int):
+        value = b"%d" % value
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+class PackedPlain:
+    """:func:`plain_commands` of one queue in RESP, packed once: a send fills in
+    its message's id, payload and times (packing the eight commands anew costs
+    about as much as the rest of a send's Python)."""
+
+    def __init__(self, key: KeyOf, queue: str, *, trim: bool = False) -> None:
+        holes = (_Hole(0), _Hole(1), _Hole(2), _Hole(3))
+        commands = _transaction(key, queue, holes, trim)
+        self.count = len(commands)  # replies to read
+        parts: list[bytes] = []
+        order: list[int] = []
+        for command in commands:
+            parts.append(b"*%d\r\n" % len(command))
+            for arg in command:
+                if isinstance(arg, _Hole):
+                    parts.append(b"%b")
+                    order.append(int(arg))
+                else:
+                    parts.append(_bulk(arg).replace(b"%", b"%%"))
+        self._format = b"".join(parts)
+        self._order = tuple(order)
+
+    def packed(self, m: Message) -> bytes:
+        """The transaction storing ``m``, as :func:`plain_commands` packs."""
+        values = [_bulk(value) for value in _values(m)]
+        return self._format % tuple([values[i] for i in self._order])
 
 
 def plain_outcome(replies: Sequence[Any]) -> int | None:
@@ -106,7 +205,7 @@ def plain_outcome(replies: Sequence[Any]) -> int | None:
     for reply in done:
         if isinstance(reply, Exception):
             raise reply
-    return int(done[-1]) if done[0] else None
+    return int(done[_PUSHED]) if done[0] else None
 
 
 def undo_commands(key: KeyOf, queue: str, m: Message) -> list[Command]:
