@@ -133,3 +133,29 @@ def test_sqlite_closing_ends_the_backend_thread(tmp_path: Path) -> None:
     with pytest.raises(postroom.ConfigurationError):
         postroom.connect(f"sqlite:///{tmp_path}/missing/t.db")
     assert _backend_threads() == before
+
+
+def test_sqlite_sync_send_waits_without_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync client's send is handed to the backend's thread and waited for
+    from the caller's thread (no event loop); it commits as the async send
+    does, concurrent ones together, and a queue deleted meanwhile is refused."""
+    url = f"sqlite:///{tmp_path}/q.db"
+    with postroom.connect(url) as client, postroom.connect(url) as other:
+        client.declare_queue("q")
+
+        def no_loop(*args: object, **kwargs: object) -> None:
+            raise AssertionError("the send went through the event loop")
+
+        with monkeypatch.context() as m:
+            m.setattr(client, "_call", no_loop)
+            ids = [client.send("q", {"n": n}) for n in range(3)]
+            got = other.receive("q", max_messages=5)
+            assert [d.message.id for d in got] == ids
+            other.delete_queue("q")
+            with pytest.raises(postroom.QueueNotFound):
+                client.send("q", {"n": 3})
+        client.declare_queue("q")
+        sent = client.send("q", {"n": 4})
+        assert [d.message.id for d in other.receive("q", max_messages=5)] == [sent]

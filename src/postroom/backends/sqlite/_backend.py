@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
+from ...model.errors import NotSupported
 from ...model.message import (
     DeadLetter,
     Delivery,
@@ -137,6 +138,22 @@ class SqliteBackend(Backend):
         self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
     ) -> list[str]:
         ids = await self._run(self._s().enqueue, queue, messages, dedup_window_ms)
+        notify(self.path, (queue,))
+        return ids
+
+    def enqueue_blocking(
+        self, queue: str, messages: Sequence[Message], *, dedup_window_ms: int
+    ) -> list[str]:
+        """:meth:`enqueue` from the caller's thread: the same operation, in the
+        backend's thread, waited for on a plain future instead of an event loop
+        (the sync client's send)."""
+        store, executor = self._s(), self._executor
+        if executor is None:
+            raise NotSupported("the SQLite backend is closing: use the event loop")
+        try:
+            ids = executor.run_blocking(store.enqueue, queue, messages, dedup_window_ms)
+        except sqlite3.Error as exc:
+            raise backend_error(exc, self.path) from exc
         notify(self.path, (queue,))
         return ids
 

@@ -18,6 +18,7 @@ durability promise), retries and dead letters (their history) stay ``FULL``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import sqlite3
 import threading
@@ -36,7 +37,10 @@ T = TypeVar("T")
 # Most operations committed together.
 MAX_GROUP = 128
 
-_Op = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, Any, bool]
+# (function, arguments, the caller's loop or None, its future, durable)
+_Op = tuple[
+    Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop | None, Any, bool
+]
 _LIGHT = {"extra": "normal", "full": "normal"}
 
 
@@ -50,8 +54,15 @@ def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) ->
 
 
 def _deliver(op: _Op, result: Any, exc: BaseException | None) -> None:
+    loop = op[2]
+    if loop is None:  # a blocking caller waits on a plain future
+        if exc is not None:
+            op[3].set_exception(exc)
+        else:
+            op[3].set_result(result)
+        return
     with contextlib.suppress(RuntimeError):  # the caller's loop is closed
-        op[2].call_soon_threadsafe(_settle, op[3], result, exc)
+        loop.call_soon_threadsafe(_settle, op[3], result, exc)
 
 
 class Executor:
@@ -77,6 +88,13 @@ class Executor:
         with anyio.CancelScope(shield=True):
             result = await fut
         return result
+
+    def run_blocking(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
+        """:meth:`run` for a thread that runs no event loop: it waits on a plain
+        future, without an event loop's wake-up and task around the call."""
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((fn, args, None, fut, durable))
+        return fut.result()
 
     async def stop(self) -> None:
         """Finish the queued operations and end the thread."""
