@@ -7,12 +7,13 @@ from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ...model.message import DeadLetter, Message, from_ms
+from ...model.message import DeadLetter, Delivery, Message, from_ms
 from .. import _common
 from .._common import lease_lost
 
 __all__ = [
     "dead_from_row",
+    "deliveries_from_rows",
     "dumps",
     "lease_lost",
     "message_from_row",
@@ -93,6 +94,73 @@ def message_from_row(row: Sequence[Any]) -> Message:
     ``_common.message_from_row``), whose last columns are group_key and priority."""
     headers = _headers_from_json(row[4])
     return _common.message_from_row(row, headers, _from_ms, row[-2], row[-1])
+
+
+# A claim builds a Message and a Delivery per row, the hottest Python of a
+# worker's settle: the frozen dataclasses' __init__ (a checked object.__setattr__
+# per field, keyword arguments) took 3.5 of the 8 µs per row. Each field is set
+# through its slot instead, on an instance made without __init__ (neither class
+# has a __post_init__ or a computed field); the names are checked against the
+# classes' fields at import, so a new field cannot be left unset.
+_Setter = Callable[[object, Any], None]
+_MESSAGE_FIELDS = [
+    *("id", "queue", "body", "headers", "enqueued_at", "available_at"),
+    *("attempts", "dedup_key", "redrives", "group", "priority"),
+]
+_DELIVERY_FIELDS = ["message", "receipt", "lease_expires_at", "consumer"]
+
+
+def _setters(cls: type, names: list[str]) -> tuple[_Setter, ...]:
+    if list(cls.__dataclass_fields__) != names:  # type: ignore[attr-defined]
+        raise RuntimeError(f"_records.py does not know every field of {cls}")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+(
+    _m_id,
+    _m_queue,
+    _m_body,
+    _m_headers,
+    _m_enqueued,
+    _m_available,
+    _m_attempts,
+    _m_dedup,
+    _m_redrives,
+    _m_group,
+    _m_priority,
+) = _setters(Message, _MESSAGE_FIELDS)
+_d_message, _d_receipt, _d_expires, _d_consumer = _setters(Delivery, _DELIVERY_FIELDS)
+_new = object.__new__
+
+
+def deliveries_from_rows(
+    rows: Sequence[Sequence[Any]], token: str, expires: datetime, consumer: str
+) -> list[Delivery]:
+    """The deliveries of claimed ``messages`` rows (see :func:`message_from_row`),
+    leased with ``token`` until ``expires``: equal to ``Delivery(message_from_row(
+    row), make_receipt(id, token), expires, consumer)``, built in half the time."""
+    out: list[Delivery] = []
+    receipt = _common.make_receipt
+    for r in rows:
+        m = _new(Message)
+        _m_id(m, r[2])
+        _m_queue(m, r[1])
+        _m_body(m, bytes(r[3]))
+        _m_headers(m, dict(_headers_dict[r[4]]))
+        _m_enqueued(m, _from_ms(r[5]))
+        _m_available(m, _from_ms(r[6]))
+        _m_attempts(m, r[7])
+        _m_dedup(m, r[8] or None)
+        _m_redrives(m, r[9])
+        _m_group(m, r[10])
+        _m_priority(m, r[11])
+        d = _new(Delivery)
+        _d_message(d, m)
+        _d_receipt(d, receipt(r[2], token))
+        _d_expires(d, expires)
+        _d_consumer(d, consumer)
+        out.append(d)
+    return out
 
 
 def dead_from_row(row: Sequence[Any]) -> DeadLetter:

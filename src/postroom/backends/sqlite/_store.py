@@ -26,11 +26,17 @@ from ...model.message import (
 )
 from ...model.settlement import Burial, Rerun, Settlement
 from ...model.stats import COUNTERS
-from .._common import lease_expired_entry, make_receipt, new_token, parse_receipt
+from .._common import lease_expired_entry, new_token, parse_receipt
 from . import _pace as pace
 from ._conn import QUERIES as Q
 from ._conn import write
-from ._records import dumps, lease_lost, message_from_row, message_row
+from ._records import (
+    deliveries_from_rows,
+    dumps,
+    lease_lost,
+    message_from_row,
+    message_row,
+)
 
 __all__ = ["Store"]
 
@@ -169,11 +175,7 @@ class Store:
                 wait_ms = pace.spend(conn, queue, allowed, len(rows))
                 self.permit_due_ms[queue] = now + wait_ms
         rows.sort(key=lambda r: (-r[-1], r[0]))  # priority first, then send order
-        expires = from_ms(until)
-        return [
-            Delivery(message_from_row(r), make_receipt(r[2], token), expires, consumer)
-            for r in rows
-        ]
+        return deliveries_from_rows(rows, token, from_ms(until), consumer)
 
     def expire(self, queue: str, now: int, max_attempts: int) -> None:
         """Resolve the queue's expired leases (call inside a write transaction)."""
@@ -224,12 +226,16 @@ class Store:
         lost."""
         conn = self.conn
         keys = [(d.queue, *parse_receipt(d.receipt)) for d in deliveries]
+        by_queue: dict[str, list[tuple[str, str]]] = {}
+        for q, mid, tok in keys:
+            by_queue.setdefault(q, []).append((mid, tok))
         try:
             with write(conn):
-                if conn.executemany(Q["ack"], keys).rowcount != len(keys):
-                    raise _SomeLost
-                for queue, n in Counter(k[0] for k in keys).items():
-                    conn.execute(Q["count_acked"], (n, queue))
+                for queue, pairs in by_queue.items():
+                    args = {"queue": queue, "keys": dumps(pairs)}
+                    if conn.execute(Q["ack_many"], args).rowcount != len(pairs):
+                        raise _SomeLost
+                    conn.execute(Q["count_acked"], (len(pairs), queue))
         except _SomeLost:
             # Rolled back: redo one by one to learn which leases were lost.
             rows = list(zip(deliveries, keys, strict=True))

@@ -293,6 +293,14 @@ SELECT seq FROM postroom_messages WHERE queue = ? AND id = ? AND token = ?;
 -- name: ack
 DELETE FROM postroom_messages WHERE queue = ? AND id = ? AND token = ?;
 
+-- name: ack_many
+DELETE FROM postroom_messages
+WHERE seq IN (
+    SELECT m.seq FROM json_each(:keys) AS k
+    CROSS JOIN postroom_messages AS m
+        ON m.queue = :queue AND m.id = json_extract(k.value, '$[0]')
+        AND m.token = json_extract(k.value, '$[1]'));
+
 -- name: retry
 UPDATE postroom_messages
 SET token = NULL, due = ?, history = json_insert(history, '$[#]', json(?))

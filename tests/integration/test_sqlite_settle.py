@@ -1,0 +1,120 @@
+"""SQLite: a worker's settle (acks and the next claim) and the deliveries it builds."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import postroom
+from postroom.backends._common import make_receipt
+from postroom.backends.sqlite._conn import SqliteSettings, init_schema, open_connection
+from postroom.backends.sqlite._records import deliveries_from_rows, message_from_row
+from postroom.backends.sqlite._store import Store
+from postroom.model.message import Delivery, QueuePolicy, from_ms
+from postroom.model.settlement import Claim, Settlement
+
+
+def _store(tmp_path: Path) -> Store:
+    settings = SqliteSettings.from_url(f"sqlite:///{tmp_path}/s.db")
+    conn = open_connection(settings)
+    init_schema(conn, settings.path)
+    store = Store(conn)
+    store.declare_queue("q", QueuePolicy(max_attempts=3), True)
+    return store
+
+
+class _Counting:
+    """A connection that counts the statements run through it, by kind (one
+    per row of an ``executemany``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.runs: Counter[str] = Counter()
+
+    def _count(self, sql: str, times: int) -> None:
+        code = [line for line in sql.splitlines() if not line.startswith("--")]
+        self.runs[code[0].split()[0].upper()] += times
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        self._count(sql, 1)
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql: str, rows: Iterable[Any]) -> sqlite3.Cursor:
+        rows = list(rows)
+        self._count(sql, len(rows))
+        return self.conn.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+@pytest.mark.parametrize("batch", [2, 40])
+def test_settle_runs_the_same_statements_whatever_the_batch(
+    tmp_path: Path, batch: int
+) -> None:
+    store = _store(tmp_path)
+    with postroom.connect(f"sqlite:///{tmp_path}/s.db") as c:
+        c.send_many("q", list(range(2 * batch)))
+    got = store.claim("q", batch, 60_000, "me")
+    counting = _Counting(store.conn)
+    store.conn = counting  # type: ignore[assignment]
+    lost, claimed = store.settle(Settlement(got, claim=Claim("q", batch, 60_000, "me")))
+    store.conn = counting.conn
+    assert lost == [] and len(claimed) == batch
+    assert not {d.id for d in got} & {d.id for d in claimed}
+    # One DELETE for the acks (it was one per ack): 11 statements in all, and
+    # the two PRAGMA busy_timeout around BEGIN IMMEDIATE (see _conn.py).
+    assert counting.runs["DELETE"] == 1
+    assert sum(counting.runs.values()) == 13
+    assert store.counters(["q"])["q"]["acked"] == batch
+    store.conn.close()
+
+
+def test_settle_reports_exactly_the_lost_leases_of_a_batch(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.declare_queue("r", QueuePolicy(), True)
+    with postroom.connect(f"sqlite:///{tmp_path}/s.db") as c:
+        c.send_many("q", ["a", "b", "c"])
+        c.send_many("r", ["x", "y"])
+    a, b, c_ = store.claim("q", 3, 60_000, "me")
+    x, y = store.claim("r", 2, 60_000, "me")
+    assert store.ack([b]) == []  # acked already: its second ack is lost
+    forged = Delivery(a.message, make_receipt(a.id, "0" * 16), a.lease_expires_at)
+    lost, claimed = store.settle(Settlement([a, b, c_, x, y, a, forged]))
+    # The duplicate of a is lost too: its message is gone by then.
+    assert sorted(d.receipt for d in lost) == sorted(
+        [b.receipt, a.receipt, forged.receipt]
+    )
+    assert claimed == []
+    counts = store.counters(["q", "r"])
+    assert (counts["q"]["acked"], counts["r"]["acked"]) == (3, 2)
+    assert store.peek("q", 10) == [] and store.peek("r", 10) == []
+    store.conn.close()
+
+
+def test_deliveries_from_rows_equal_the_dataclasses_built_field_by_field() -> None:
+    at = 1_796_516_529_185
+    rows = [
+        (1, "q", "01A", b"body", '{"k":"v"}', at, at + 5, 1, None, 0, None, 0),
+        (2, "q", "01B", b"\x00\xff", "{}", at, at, 3, "key", 2, "group-1", 7),
+    ]
+    built = deliveries_from_rows(rows, "feedbeef00112233", from_ms(at + 60_000), "w1")
+    expected = [
+        Delivery(
+            message_from_row(r),
+            make_receipt(r[2], "feedbeef00112233"),
+            from_ms(at + 60_000),
+            "w1",
+        )
+        for r in rows
+    ]
+    assert built == expected
+    assert built[1].message.group == "group-1" and built[1].message.priority == 7
+    # Each delivery has a headers dict of its own.
+    built[0].message.headers["k"] = "changed"
+    assert deliveries_from_rows(rows, "t", from_ms(at), "")[0].headers == {"k": "v"}
