@@ -21,7 +21,6 @@ import anyio
 import nats
 import nats.errors
 import nats.js.errors
-from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import PubAck, RawStreamMsg, StreamConfig, StreamInfo
 
@@ -29,6 +28,7 @@ from ...model.errors import BackendError, QueueNotFound
 from ._errors import DRIVER_ERRORS, backend_error, is_not_found, translated
 from ._inbox import Client, Inbox, Pull, Pulled
 from ._records import raw_message
+from ._replies import Replies
 
 __all__ = ["Jet", "backend_error", "translated"]
 
@@ -47,7 +47,8 @@ class Jet:
         self.servers = servers
         self.where = ",".join(servers)
         self._options = options
-        self._nc: NatsClient | None = None
+        self._nc: Client | None = None
+        self._replies: Replies | None = None
         self._js: JetStreamContext | None = None
         self._last_io = time.monotonic()
         self._free: list[Inbox] = []  # inboxes for pulls (see ``_inbox``)
@@ -70,6 +71,7 @@ class Jet:
             }
             await nc.connect(**options)
         self._nc, self._js = nc, nc.jetstream(timeout=_TIMEOUT)
+        self._replies = Replies(nc)
 
     @contextlib.asynccontextmanager
     async def _io(self) -> AsyncIterator[None]:
@@ -103,18 +105,39 @@ class Jet:
 
     async def close(self) -> None:
         """Drain nothing, close the connection."""
-        nc, self._nc, self._js = self._nc, None, None
+        nc, self._nc, self._js, self._replies = self._nc, None, None, None
         self._free = []
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()
 
     @property
-    def nc(self) -> NatsClient:
+    def nc(self) -> Client:
         """The connection (connected)."""
         if self._nc is None:
             raise BackendError("the NATS backend is not connected: call connect()")
         return self._nc
+
+    @property
+    def replies(self) -> Replies:
+        """The connection's requests with replies read directly (connected)."""
+        if self._replies is None:
+            raise BackendError("the NATS backend is not connected: call connect()")
+        return self._replies
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        *,
+        at_once: bool = False,
+    ) -> bytes:
+        """One request (see ``_replies``); its reply's data."""
+        data, _ = await self.replies.request(
+            subject, payload, headers=headers, timeout=_TIMEOUT, at_once=at_once
+        )
+        return data
 
     @property
     def js(self) -> JetStreamContext:
@@ -165,10 +188,8 @@ class Jet:
     async def api(self, call: str, body: dict[str, Any]) -> dict[str, Any]:
         """One ``$JS.API.<call>`` request; its JSON reply."""
         async with self._io():
-            msg = await self.nc.request(
-                f"$JS.API.{call}", json.dumps(body).encode(), timeout=_TIMEOUT
-            )
-            reply: dict[str, Any] = json.loads(msg.data)
+            data = await self.request(f"$JS.API.{call}", json.dumps(body).encode())
+            reply: dict[str, Any] = json.loads(data)
             return reply
 
     async def delete_stream(self, stream: str) -> None:
@@ -200,8 +221,10 @@ class Jet:
         *,
         stream: str,
         queue: str,
+        at_once: bool = False,
     ) -> PubAck:
-        """Store one message and wait for the stream's ack.
+        """Store one message and wait for the stream's ack (``at_once``: a lone
+        publish, written to the socket at once).
 
         While the connection is down (a server restart) the publish is retried
         for a while; the ``Nats-Msg-Id`` header keeps a retried one from being
@@ -211,7 +234,7 @@ class Jet:
         while True:
             try:
                 await self.ready()
-                return await self.js.publish(subject, body, headers=headers)
+                return await self._store(subject, body, headers, at_once)
             except nats.js.errors.NoStreamResponseError as exc:
                 if self.nc.is_connected and await self._missing(stream, queue):
                     raise QueueNotFound(queue) from exc
@@ -226,6 +249,19 @@ class Jet:
                 async with translated(self.where):
                     raise failure
             await anyio.sleep(0.1)
+
+    async def _store(
+        self, subject: str, body: bytes, headers: dict[str, str], at_once: bool
+    ) -> PubAck:
+        """As nats-py's ``js.publish``, through :attr:`replies`."""
+        try:
+            data = await self.request(subject, body, headers, at_once=at_once)
+        except nats.errors.NoRespondersError:
+            raise nats.js.errors.NoStreamResponseError from None
+        resp = json.loads(data)
+        if "error" in resp:
+            nats.js.errors.APIError.from_error(resp["error"])  # raises
+        return PubAck.from_response(resp)
 
     async def _missing(self, stream: str, queue: str) -> bool:
         try:
@@ -246,14 +282,12 @@ class Jet:
         )
         async with self._io():
             try:
-                msg = await self.nc.request(
-                    f"$JS.API.STREAM.MSG.GET.{stream}",
-                    json.dumps(body).encode(),
-                    timeout=_TIMEOUT,
+                data = await self.request(
+                    f"$JS.API.STREAM.MSG.GET.{stream}", json.dumps(body).encode()
                 )
             except nats.errors.NoRespondersError:
                 raise nats.js.errors.ServiceUnavailableError from None
-            resp = json.loads(msg.data)
+            resp = json.loads(data)
             if "error" in resp:
                 if int(resp["error"].get("code", 0)) == 404:
                     return None
@@ -307,6 +341,7 @@ class Jet:
                     json.dumps(body).encode(),
                     reply=inbox.subject,
                 )
+                nc.write_now()  # a lone request (with the acks before it)
                 async with asyncio.timeout(wait):
                     await pull.done.wait()
             except TimeoutError:
@@ -333,14 +368,14 @@ class Jet:
             nc = self.nc
             for reply in replies[:-1]:
                 await nc.publish(reply, b"+ACK")
-            await nc.request(replies[-1], b"+ACK", timeout=_TIMEOUT)
+            await self.request(replies[-1], b"+ACK", at_once=True)
 
     async def mark(self, subject: str) -> None:
         """Store an empty message on ``subject`` (a stream's ack awaited); a
         failure is logged, not raised: a mark only corrects ``stats``."""
         try:
             async with self._io():
-                await self.nc.request(subject, b"", timeout=_TIMEOUT)
+                await self.request(subject, b"")
         except BackendError as exc:
             log.debug("marking %s failed: %s", subject, exc)
 
@@ -357,4 +392,4 @@ class Jet:
         """Send an acknowledgement (``+ACK``, ``-NAK``, ``+WPI``...) and wait until
         the server has processed it."""
         async with self._io():
-            await self.nc.request(reply, payload, timeout=_TIMEOUT)
+            await self.request(reply, payload, at_once=True)

@@ -22,7 +22,7 @@ from typing import Any
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
-__all__ = ["Client", "Inbox", "Pull", "Pulled", "parse_headers"]
+__all__ = ["Client", "Direct", "Inbox", "Pull", "Pulled", "parse_headers", "status_of"]
 
 
 def parse_headers(block: str) -> dict[str, str] | None:
@@ -33,6 +33,17 @@ def parse_headers(block: str) -> dict[str, str] | None:
         if sep:
             headers[key.strip()] = value.strip()
     return headers or None
+
+
+def status_of(headers: bytes | None) -> str | None:
+    """The status of a reply (``NATS/1.0 503``), ``None`` for a message."""
+    if headers is not None and headers[8:9] == b" ":
+        return headers[9:12].decode()
+    return None
+
+
+# What the read loop hands a direct subscription's message to.
+Direct = Callable[[bytes, bytes, bytes, bytes | None], None]
 
 
 class Pulled:
@@ -53,13 +64,11 @@ class Client(NatsClient):
 
     def __init__(self) -> None:
         super().__init__()
-        self._direct: dict[int, Callable[[bytes, bytes, bytes | None], None]] = {}
+        self._direct: dict[int, Direct] = {}
 
-    def direct(
-        self, sid: int, handle: Callable[[bytes, bytes, bytes | None], None] | None
-    ) -> None:
-        """Hand subscription ``sid``'s messages (reply, data, raw headers) to
-        ``handle`` in the read loop (``None``: no longer)."""
+    def direct(self, sid: int, handle: Direct | None) -> None:
+        """Hand subscription ``sid``'s messages (subject, reply, data, raw
+        headers) to ``handle`` in the read loop (``None``: no longer)."""
         if handle is None:
             self._direct.pop(sid, None)
         else:
@@ -72,7 +81,21 @@ class Client(NatsClient):
         if handle is None:
             await super()._process_msg(sid, subject, reply, data, headers)
         else:
-            handle(reply, data, headers or None)
+            handle(subject, reply, data, headers or None)
+
+    def write_now(self) -> None:
+        """Write what is pending to the socket now, as nats-py's flusher task
+        would one event-loop turn later (it then finds nothing to write). For a
+        lone request that something waits for: a send, a pull, a batch's last
+        ack; not for many at once (one write for each)."""
+        if (
+            self._pending_data_size
+            and self._transport is not None
+            and self.is_connected
+        ):
+            self._transport.writelines(self._pending[:])
+            self._pending = []
+            self._pending_data_size = 0
 
 
 class Pull:
@@ -131,14 +154,13 @@ class Inbox:
         status = (raw or {}).get("Status")
         self._take(msg.reply, msg.data, raw, status)
 
-    def _on_raw(self, reply: bytes, data: bytes, headers: bytes | None) -> None:
-        status = None
+    def _on_raw(
+        self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        status = status_of(headers)  # NATS/1.0 404 No Messages
         parsed = None
-        if headers is not None:
-            if headers[8:9] == b" ":  # NATS/1.0 404 No Messages
-                status = headers[9:12].decode()
-            else:
-                parsed = parse_headers(headers.decode("utf-8", "replace"))
+        if headers is not None and status is None:
+            parsed = parse_headers(headers.decode("utf-8", "replace"))
         self._take(reply.decode(), data, parsed, status)
 
     def _take(

@@ -27,9 +27,11 @@ class Lanes(NatsCore):
             return n.prio_stream(queue), n.prio_subject(queue, meta.priority)
         return n.stream(queue), n.subject(queue, meta.id)
 
-    async def store(self, queue: str, meta: Meta, body: bytes, msg_id: str) -> bool:
+    async def store(
+        self, queue: str, meta: Meta, body: bytes, msg_id: str, at_once: bool = False
+    ) -> bool:
         """Store one copy: on the delay stream while it is not due, else ready in
-        its lane.
+        its lane (``at_once``: a lone publish, written to the socket at once).
 
         Whether it was new: a copy whose ``msg_id`` the stream saw within its
         duplicate window (two minutes) is not stored again."""
@@ -41,7 +43,12 @@ class Lanes(NatsCore):
         else:
             stream, subject = self.lane(queue, meta)
         ack = await self.jet.publish(
-            subject, body, message_headers(meta, msg_id), stream=stream, queue=queue
+            subject,
+            body,
+            message_headers(meta, msg_id),
+            stream=stream,
+            queue=queue,
+            at_once=at_once,
         )
         return not ack.duplicate
 

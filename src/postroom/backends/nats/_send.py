@@ -38,7 +38,10 @@ class Sending(Groups):
                 queue,
                 "sent",
                 len(loose),
-                *(self.store(queue, Meta.of(m), m.body, f"{m.id}.s") for m in loose),
+                *(
+                    self.store(queue, Meta.of(m), m.body, f"{m.id}.s", len(loose) == 1)
+                    for m in loose
+                ),
             )
         groups: dict[str, list[tuple[Meta, bytes, str]]] = {}
         for m in new:
