@@ -12,6 +12,7 @@ import pytest
 
 import postroom
 from postroom.backends._common import make_receipt
+from postroom.backends.sqlite import _inspect
 from postroom.backends.sqlite._conn import SqliteSettings, init_schema, open_connection
 from postroom.backends.sqlite._records import deliveries_from_rows, message_from_row
 from postroom.backends.sqlite._store import Store
@@ -71,7 +72,7 @@ def test_settle_runs_the_same_statements_whatever_the_batch(
     # the two PRAGMA busy_timeout around BEGIN IMMEDIATE (see _conn.py).
     assert counting.runs["DELETE"] == 1
     assert sum(counting.runs.values()) == 13
-    assert store.counters(["q"])["q"]["acked"] == batch
+    assert _inspect.counters(store, ["q"])["q"]["acked"] == batch
     store.conn.close()
 
 
@@ -91,9 +92,9 @@ def test_settle_reports_exactly_the_lost_leases_of_a_batch(tmp_path: Path) -> No
         [b.receipt, a.receipt, forged.receipt]
     )
     assert claimed == []
-    counts = store.counters(["q", "r"])
+    counts = _inspect.counters(store, ["q", "r"])
     assert (counts["q"]["acked"], counts["r"]["acked"]) == (3, 2)
-    assert store.peek("q", 10) == [] and store.peek("r", 10) == []
+    assert _inspect.peek(store, "q", 10) == _inspect.peek(store, "r", 10) == []
     store.conn.close()
 
 

@@ -32,7 +32,7 @@ from ...model.queries import DeadLetterQuery
 from ...model.settlement import Settlement
 from ...model.stats import DurationHistogram, TopicInfo, duration_cells
 from ..base import ORDERED, Backend, Capabilities
-from . import _admin, _durations, _workers
+from . import _admin, _durations, _inspect, _workers
 from ._conn import SqliteSettings, backend_error, init_schema, open_connection
 from ._executor import Executor
 from ._store import Store
@@ -218,16 +218,18 @@ class SqliteBackend(Backend):
         return replace(delivery, lease_expires_at=from_ms(until))
 
     async def peek(self, queue: str, limit: int) -> list[Message]:
-        return await self._run(self._s().peek, queue, limit, durable=False)
+        return await self._run(_inspect.peek, self._s(), queue, limit, durable=False)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        return await self._run(self._s().stats, list(queues), durable=False)
+        return await self._run(_inspect.stats, self._s(), list(queues), durable=False)
 
     async def purge(self, queue: str, *, dead: bool) -> int:
-        return await self._run(self._s().purge, queue, dead)
+        return await self._run(_inspect.purge, self._s(), queue, dead)
 
     async def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
-        return await self._run(self._s().counters, list(queues), durable=False)
+        return await self._run(
+            _inspect.counters, self._s(), list(queues), durable=False
+        )
 
     async def record_durations(
         self, queue: str, observations: Mapping[str, int], count: int, sum_ms: int

@@ -20,12 +20,10 @@ from ...model.message import (
     HistoryEntry,
     Message,
     QueuePolicy,
-    QueueStats,
     from_ms,
     now_ms,
 )
 from ...model.settlement import Burial, Rerun, Settlement
-from ...model.stats import COUNTERS
 from .._common import lease_expired_entry, new_token, parse_receipt
 from . import _pace as pace
 from ._conn import QUERIES as Q
@@ -34,7 +32,6 @@ from ._records import (
     deliveries_from_rows,
     dumps,
     lease_lost,
-    message_from_row,
     message_row,
 )
 
@@ -353,12 +350,6 @@ class Store:
 
     # -- inspection ----------------------------------------------------------------
 
-    def peek(self, queue: str, limit: int) -> list[Message]:
-        """Messages of the queue in the order they were stored, untouched."""
-        self.max_attempts(queue)
-        rows = self.conn.execute(Q["peek"], (queue, limit)).fetchall()
-        return [message_from_row(r) for r in rows]
-
     def resolve_expired(self, queue: str, now: int) -> None:
         """Resolve expired leases, taking the write lock only when there are some."""
         max_attempts = self.max_attempts(queue)
@@ -366,40 +357,3 @@ class Store:
             return
         with write(self.conn):
             self.expire(queue, now, max_attempts)
-
-    def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        """Depths of the named queues, in order."""
-        out: list[QueueStats] = []
-        for name in queues:
-            now = now_ms()
-            self.resolve_expired(name, now)
-            args = {"queue": name, "now": now}
-            ready, delayed, leased, dead, oldest = self.conn.execute(
-                Q["depths"], args
-            ).fetchone()
-            age = None if oldest is None else max(0.0, (now - oldest) / 1000)
-            out.append(QueueStats(name, ready, delayed, leased, dead, age))
-        return out
-
-    def purge(self, queue: str, dead: bool) -> int:
-        """Delete the queue's messages (or dead letters); return how many."""
-        self.max_attempts(queue)
-        with write(self.conn):
-            q = Q["purge_dead" if dead else "purge_messages"]
-            return int(self.conn.execute(q, (queue,)).rowcount)
-
-    def counters(self, queues: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Lifetime counters per queue."""
-        out: dict[str, dict[str, int]] = {}
-        for name in queues:
-            row = self.conn.execute(Q["counters"], (name,)).fetchone()
-            if row is None:
-                raise QueueNotFound(name)
-            out[name] = dict(zip(COUNTERS, row, strict=True))
-        return out
-
-    def next_due(self, queue: str) -> int | None:
-        """When the queue next has a visible message or an expiring lease."""
-        row = self.conn.execute(Q["next_due"], {"queue": queue}).fetchone()
-        dues = [d for d in row if d is not None]
-        return min(dues) if dues else None
