@@ -28,3 +28,20 @@ def test_packed_plain_send_is_plain_commands_packed(queue: str, trim: bool) -> N
             want = b"".join(hiredis.pack_command(c) for c in commands)
             assert packed.packed(msg) == want
             assert packed.count == len(commands)
+
+
+def test_payload_meta_is_compact_json() -> None:
+    """The payload's meta is what ``json.dumps`` makes (compact, ASCII), with the
+    C encoder kept across calls or without it."""
+    import json
+
+    from postroom.backends.redis._records import _ENCODE_META, decode_message
+    from postroom.backends.redis._records import encode_message as encode
+
+    headers = {"content-type": "application/json", 'x\u2028"é': "\\\x00\ud7ff"}
+    meta = {"h": headers, "e": 1, "a": 2, "k": "k\n\u0000", "r": 3, "g": "g", "p": 9}
+    assert _ENCODE_META(meta) == json.dumps(meta, separators=(",", ":"))
+    m = build_message("q", b"\n{}", now=5, headers=headers, dedup_key="k", group="g")
+    assert decode_message(m.id, "q", encode(m), 0) == m
+    with pytest.raises(TypeError):
+        _ENCODE_META({"h": {"x": object()}})

@@ -207,7 +207,8 @@ class AsyncClient(Settling, DeadLetters, Topics, WorkerRegistry, Inspection, Sam
         dedup_key, group = options.get("dedup_key"), options.get("group")
         priority = options.get("priority", 0)
         check.check_send(queue, delay, headers, dedup_key)
-        require_order(self.backend, group=group, priority=priority)
+        if group is not None or type(priority) is not int or priority:
+            require_order(self.backend, group=group, priority=priority)
         return build_message(
             queue,
             body,

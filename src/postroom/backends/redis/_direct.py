@@ -68,12 +68,13 @@ def buffered_replies(conn: Any, limit: int) -> list[Any]:
     gets, error_type = reader.gets, redis.exceptions.ConnectionError
     while len(out) < limit:
         reply = gets()
-        if reply is False or reply is PARTIAL:
-            break
-        if isinstance(reply, list) and reply and isinstance(reply[0], error_type):
-            raise reply[0]
-        if isinstance(reply, error_type):
-            raise reply
+        if type(reply) is not bytes:  # a status or bulk reply needs no look
+            if reply is False or reply is PARTIAL:
+                break
+            first = reply[0] if type(reply) is list and reply else None
+            for error in (reply, first):
+                if isinstance(error, error_type):
+                    raise error
         out.append(reply)
     return out
 

@@ -24,6 +24,7 @@ little Python beyond its message.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import redis.exceptions
@@ -183,28 +184,32 @@ class PackedPlain:
                 else:
                     parts.append(_bulk(arg).replace(b"%", b"%%"))
         self._format = b"".join(parts)
-        self._order = tuple(order)
+        # The holes' values in packing order (six holes: itemgetter gives a tuple).
+        self._pick: Callable[[tuple[bytes, ...]], tuple[bytes, ...]]
+        self._pick = itemgetter(*order)
 
     def packed(self, m: Message) -> bytes:
         """The transaction storing ``m``, as :func:`plain_commands` packs."""
-        values = [_bulk(value) for value in _values(m)]
-        return self._format % tuple([values[i] for i in self._order])
+        mid, payload, available, enqueued = _values(m)
+        rid = mid.encode()
+        values = (
+            b"$%d\r\n%b\r\n" % (len(rid), rid),
+            b"$%d\r\n%b\r\n" % (len(payload), payload),
+            _bulk(available),
+            _bulk(enqueued),
+        )
+        return self._format % self._pick(values)
 
 
 def plain_outcome(replies: Sequence[Any]) -> int | None:
     """The length of the wake-up list after the transaction, or ``None`` when
     the queue does not exist; raises an error reply."""
-    for reply in replies[:-1]:
-        if isinstance(reply, Exception):
-            raise reply
     done = replies[-1]
-    if isinstance(done, Exception):
-        raise done
-    if not isinstance(done, list):
-        raise redis.exceptions.ResponseError(f"unexpected EXEC reply {done!r}")
-    for reply in done:
+    for reply in (*replies, *(done if type(done) is list else ())):
         if isinstance(reply, Exception):
             raise reply
+    if type(done) is not list:
+        raise redis.exceptions.ResponseError(f"unexpected EXEC reply {done!r}")
     return int(done[_PUSHED]) if done[0] else None
 
 
