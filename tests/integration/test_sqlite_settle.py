@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,8 @@ import pytest
 
 import postroom
 from postroom.backends._common import make_receipt
-from postroom.backends.sqlite import _inspect
+from postroom.backends.sqlite import _inspect, _records
+from postroom.backends.sqlite import _store as store_module
 from postroom.backends.sqlite._conn import SqliteSettings, init_schema, open_connection
 from postroom.backends.sqlite._records import deliveries_from_rows, message_from_row
 from postroom.backends.sqlite._store import Store
@@ -119,3 +120,30 @@ def test_deliveries_from_rows_equal_the_dataclasses_built_field_by_field() -> No
     # Each delivery has a headers dict of its own.
     built[0].message.headers["k"] = "changed"
     assert deliveries_from_rows(rows, "t", from_ms(at), "")[0].headers == {"k": "v"}
+
+
+def test_settle_holds_the_write_lock_for_the_sql_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path)
+    with postroom.connect(f"sqlite:///{tmp_path}/s.db") as c:
+        c.send_many("q", list(range(6)))
+    got = store.claim("q", 3, 60_000, "me")
+    seen: list[tuple[str, bool]] = []
+
+    def spy(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            seen.append((name, store.conn.in_transaction))
+            return real(*args)
+
+        return call
+
+    monkeypatch.setattr(store_module, "ack_plan", spy("acks", store_module.ack_plan))
+    monkeypatch.setattr(
+        _records, "deliveries_from_rows", spy("claim", _records.deliveries_from_rows)
+    )
+    lost, claimed = store.settle(Settlement(got, claim=Claim("q", 3, 60_000, "me")))
+    assert lost == [] and len(claimed) == 3
+    # The acks' parameters are made before BEGIN, the deliveries after COMMIT.
+    assert seen == [("acks", False), ("claim", False)]
+    store.conn.close()

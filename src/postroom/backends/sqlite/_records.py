@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ...model.message import DeadLetter, Delivery, Message, from_ms
 from .. import _common
-from .._common import lease_lost
+from .._common import lease_lost, parse_receipt
 
 __all__ = [
+    "NOTHING",
+    "AckPlan",
+    "Leased",
+    "ack_plan",
     "dead_from_row",
     "deliveries_from_rows",
     "dumps",
@@ -169,3 +173,38 @@ def dead_from_row(row: Sequence[Any]) -> DeadLetter:
     return _common.dead_from_row(
         row, message, json.loads(row[11]) if row[11] else None, json.loads(row[12])
     )
+
+
+# An ack batch's parameters: (queue, id, token) per delivery, for redoing it one
+# by one, and per queue the DELETE's JSON array of [id, token] and its length.
+AckPlan = tuple[list[tuple[str, str, str]], list[tuple[str, str, int]]]
+
+
+def ack_plan(deliveries: Sequence[Delivery]) -> AckPlan:
+    """The parameters of an ack batch (made before its transaction)."""
+    keys = [(d.queue, *parse_receipt(d.receipt)) for d in deliveries]
+    by_queue: dict[str, list[tuple[str, str]]] = {}
+    for queue, mid, token in keys:
+        by_queue.setdefault(queue, []).append((mid, token))
+    return keys, [(q, dumps(pairs), len(pairs)) for q, pairs in by_queue.items()]
+
+
+class Leased(NamedTuple):
+    """Rows claimed with one lease token, until their deliveries are built."""
+
+    rows: list[Any]
+    token: str
+    until: int
+    consumer: str
+
+    def deliveries(self) -> list[Delivery]:
+        """The deliveries: priority first, then send order."""
+        if not self.rows:
+            return []
+        self.rows.sort(key=lambda r: (-r[-1], r[0]))
+        return deliveries_from_rows(
+            self.rows, self.token, from_ms(self.until), self.consumer
+        )
+
+
+NOTHING = Leased([], "", 0, "")

@@ -20,7 +20,6 @@ from ...model.message import (
     HistoryEntry,
     Message,
     QueuePolicy,
-    from_ms,
     now_ms,
 )
 from ...model.settlement import Burial, Rerun, Settlement
@@ -29,7 +28,10 @@ from . import _pace as pace
 from ._conn import QUERIES as Q
 from ._conn import write
 from ._records import (
-    deliveries_from_rows,
+    NOTHING,
+    AckPlan,
+    Leased,
+    ack_plan,
     dumps,
     lease_lost,
     message_row,
@@ -142,6 +144,13 @@ class Store:
     ) -> list[Delivery]:
         """Lease up to ``max_messages`` visible messages in one UPDATE ... RETURNING,
         as many as the queue's rate limit allows."""
+        return self._lease(queue, max_messages, lease_ms, consumer).deliveries()
+
+    def _lease(
+        self, queue: str, max_messages: int, lease_ms: int, consumer: str
+    ) -> Leased:
+        """``claim`` up to the claimed rows (Python's part, building the
+        deliveries, can then run after a settle's commit)."""
         conn = self.conn
         policy, max_attempts = self._queue(queue)
         now = now_ms()
@@ -152,14 +161,14 @@ class Store:
         if rate is not None and pace.held_back(
             conn, queue, rate, now, max_messages, self.permit_due_ms
         ):
-            return []
+            return NOTHING
         # Alone, a claim of an empty queue ends here, before taking the lock;
         # within a transaction (a settle) the lock is held already.
         if (
             not conn.in_transaction
             and not conn.execute(Q["claimable"], args).fetchone()[0]
         ):
-            return []
+            return NOTHING
         with write(conn):
             self.expire(queue, now, max_attempts)
             allowed = (
@@ -171,8 +180,7 @@ class Store:
             if allowed is not None:
                 wait_ms = pace.spend(conn, queue, allowed, len(rows))
                 self.permit_due_ms[queue] = now + wait_ms
-        rows.sort(key=lambda r: (-r[-1], r[0]))  # priority first, then send order
-        return deliveries_from_rows(rows, token, from_ms(until), consumer)
+        return Leased(rows, token, until, consumer)
 
     def expire(self, queue: str, now: int, max_attempts: int) -> None:
         """Resolve the queue's expired leases (call inside a write transaction)."""
@@ -221,18 +229,18 @@ class Store:
     def ack(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """Delete leased messages in one batch; return the deliveries whose lease was
         lost."""
+        return self._ack(deliveries, ack_plan(deliveries))
+
+    def _ack(self, deliveries: Sequence[Delivery], plan: AckPlan) -> list[Delivery]:
         conn = self.conn
-        keys = [(d.queue, *parse_receipt(d.receipt)) for d in deliveries]
-        by_queue: dict[str, list[tuple[str, str]]] = {}
-        for q, mid, tok in keys:
-            by_queue.setdefault(q, []).append((mid, tok))
+        keys, deletes = plan
         try:
             with write(conn):
-                for queue, pairs in by_queue.items():
-                    args = {"queue": queue, "keys": dumps(pairs)}
-                    if conn.execute(Q["ack_many"], args).rowcount != len(pairs):
+                for queue, pairs, n in deletes:
+                    args = {"queue": queue, "keys": pairs}
+                    if conn.execute(Q["ack_many"], args).rowcount != n:
                         raise _SomeLost
-                    conn.execute(Q["count_acked"], (len(pairs), queue))
+                    conn.execute(Q["count_acked"], (n, queue))
         except _SomeLost:
             # Rolled back: redo one by one to learn which leases were lost.
             rows = list(zip(deliveries, keys, strict=True))
@@ -244,22 +252,28 @@ class Store:
     ) -> tuple[list[Delivery], list[Delivery] | Exception]:
         """Acks, retries, dead letters and the claim in one transaction; a
         failed claim (unknown queue) is returned, not raised, so the writes
-        still commit."""
+        still commit. The acks' parameters are made before the transaction and
+        the claimed deliveries after it: the write lock is held for the SQL
+        alone."""
+        plan = ack_plan(batch.acks) if batch.acks else None
+        c = batch.claim
+        leased = NOTHING
         with write(self.conn):
-            lost = self.ack(batch.acks) if batch.acks else []
+            lost = self._ack(batch.acks, plan) if plan else []
             if batch.reruns:
                 lost += self.rerun(batch.reruns)
             if batch.burials:
                 lost += self.bury_held(batch.burials)
-            c = batch.claim
-            if c is None:
-                return lost, []
-            try:
-                return lost, self.claim(c.queue, c.max_messages, c.lease_ms, c.consumer)
-            except sqlite3.Error:
-                raise
-            except Exception as exc:  # QueueNotFound: nothing written
-                return lost, exc
+            if c is not None:
+                try:
+                    leased = self._lease(
+                        c.queue, c.max_messages, c.lease_ms, c.consumer
+                    )
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:  # QueueNotFound: nothing written
+                    return lost, exc
+        return lost, leased.deliveries()
 
     def _one_by_one(
         self, query: str, count: str, rows: Sequence[tuple[Delivery, tuple[Any, ...]]]
