@@ -360,9 +360,9 @@ async def test_redis_sync_plain_sends_take_one_round_trip_and_one_read(
         sync.send("q", "x")  # connected (its handshake is read apart)
         direct = sync.aclient.backend.direct  # type: ignore[attr-defined]
         direct.commands = lambda cmds: follow_ups.append(cmds)
-        conn = direct._kept_conn()
-        read = conn.read_response
-        conn.read_response = lambda *a, **k: reads.append(1) or read(*a, **k)
+        parser = direct._kept_conn()._parser
+        read = parser.read_from_socket
+        parser.read_from_socket = lambda *a, **k: reads.append(1) or read(*a, **k)
         for _ in range(39):
             await anyio.to_thread.run_sync(sync.send, "q", "x")
             lengths.append(await backend.redis.llen(notify))

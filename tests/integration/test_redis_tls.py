@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 import postroom
@@ -69,3 +70,12 @@ async def test_rediss_url_runs_the_queue_contract_basics(
         assert d.message.json() == "later"
         await c.ack(d)
         assert (await c.stats("q")).ready == 0
+
+        def sync_sends() -> list[str]:  # from the calling thread, over TLS too
+            with postroom.connect(url) as s:
+                s.declare_queue("q", max_attempts=2)
+                return [s.send("q", {"n": n}) for n in range(4, 8)]
+
+        sent = await anyio.to_thread.run_sync(sync_sends)
+        got = await c.receive("q", max_messages=10, wait=1.0)
+        assert [d.message.id for d in got] == sent

@@ -13,6 +13,7 @@ holds it takes one from the pool, which serves every thread.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -58,12 +59,21 @@ def buffered(conn: Any) -> Any:
     return reply
 
 
+def buffered_off(conn: Any) -> bool:
+    """Whether :func:`buffered_replies` cannot take replies from ``conn``'s
+    reader: no hiredis reader, or RESP3 (where ``False`` is a reply)."""
+    reader = getattr(getattr(conn, "_parser", None), "_reader", None)
+    return reader is None or str(getattr(conn, "protocol", 2)) == "3"
+
+
 def buffered_replies(conn: Any, limit: int) -> list[Any]:
     """Up to ``limit`` replies on ``conn`` that hiredis's reader holds whole, in
     order (what :func:`buffered` takes one at a time)."""
-    reader = getattr(getattr(conn, "_parser", None), "_reader", None)
-    if reader is None or str(getattr(conn, "protocol", 2)) == "3":
-        return []
+    return [] if buffered_off(conn) else _taken(conn._parser._reader, limit)
+
+
+def _taken(reader: Any, limit: int) -> list[Any]:
+    """Up to ``limit`` whole replies from a hiredis reader (see above)."""
     out: list[Any] = []
     gets, error_type = reader.gets, redis.exceptions.ConnectionError
     while len(out) < limit:
@@ -214,7 +224,35 @@ def _replies(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
 
 def _packed_replies(conn: Any, data: bytes, count: int) -> list[Any]:
     """Send ``count`` commands packed as ``data``; read all their replies (so
-    that none is left on the connection), an error reply in its place."""
+    that none is left on the connection), an error reply in its place.
+
+    On a connected RESP2 connection with hiredis's reader, straight down its
+    socket and from its reader (redis-py's send and read wrappers cost about
+    an eighth of a send's round trip); a connection that fails is closed, as
+    redis-py closes it, with redis-py's errors."""
+    parser: Any = getattr(conn, "_parser", None)
+    sock = getattr(conn, "_sock", None)
+    if sock is None or not hasattr(parser, "read_from_socket") or buffered_off(conn):
+        return _read_by_driver(conn, data, count)
+    reader = parser._reader
+    try:
+        sock.sendall(data)
+        out: list[Any] = []
+        while len(out) < count:
+            parser.read_from_socket()
+            out += _taken(reader, count - len(out))
+    except BaseException as exc:
+        conn.disconnect()
+        if isinstance(exc, socket.timeout):
+            raise redis.exceptions.TimeoutError(f"Redis timed out: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise redis.exceptions.ConnectionError(f"Redis connection: {exc}") from exc
+        raise
+    return out
+
+
+def _read_by_driver(conn: Any, data: bytes, count: int) -> list[Any]:
+    """:func:`_packed_replies` through redis-py's own send and read."""
     conn.send_packed_command([data], check_health=False)
     out: list[Any] = []
     while len(out) < count:
