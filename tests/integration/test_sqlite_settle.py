@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -12,8 +14,9 @@ import pytest
 
 import postroom
 from postroom.backends._common import make_receipt
-from postroom.backends.sqlite import _inspect, _records
+from postroom.backends.sqlite import SqliteBackend, _inspect, _records
 from postroom.backends.sqlite import _store as store_module
+from postroom.backends.sqlite._checkpoint import CHECKPOINT_CHANGES
 from postroom.backends.sqlite._conn import SqliteSettings, init_schema, open_connection
 from postroom.backends.sqlite._records import deliveries_from_rows, message_from_row
 from postroom.backends.sqlite._store import Store
@@ -147,3 +150,32 @@ def test_settle_holds_the_write_lock_for_the_sql_alone(
     # The acks' parameters are made before BEGIN, the deliveries after COMMIT.
     assert seen == [("acks", False), ("claim", False)]
     store.conn.close()
+
+
+async def _drain_and_watch_checkpoints(url: str, n: int) -> tuple[int, list[str]]:
+    async with postroom.connect_async(url) as c:
+        await c.declare_queue("q")
+        await c.send_many("q", list(range(n)))
+        got = await c.receive("q", max_messages=100)
+        while got:
+            got = (await c.settle(got, receive="q", max_messages=100)).received
+        backend = c.backend
+        assert isinstance(backend, SqliteBackend)
+        checkpointer = backend._checkpointer
+        assert checkpointer is not None
+        threads = [t.name for t in threading.enumerate()]
+        for _ in range(500):  # the thread takes its request a moment later
+            if checkpointer.runs:
+                break
+            await asyncio.sleep(0.01)
+        return checkpointer.runs, threads
+
+
+def test_a_drain_is_checkpointed_in_a_thread_of_its_own(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/c.db"
+    n = CHECKPOINT_CHANGES  # sent, then acked and claimed: 3 changes each
+    runs, threads = asyncio.run(_drain_and_watch_checkpoints(url, n))
+    assert runs >= 1
+    assert f"postroom-checkpoint:{tmp_path}/c.db" in threads
+    # Closed with its backend.
+    assert not [t for t in threading.enumerate() if "postroom-checkpoint" in t.name]

@@ -33,6 +33,7 @@ from ...model.settlement import Settlement
 from ...model.stats import DurationHistogram, TopicInfo, duration_cells
 from ..base import ORDERED, Backend, Capabilities
 from . import _admin, _durations, _inspect, _workers
+from ._checkpoint import Checkpointer
 from ._conn import SqliteSettings, backend_error, init_schema, open_connection
 from ._executor import Executor
 from ._store import Store
@@ -56,6 +57,7 @@ class SqliteBackend(Backend):
         self._store: Store | None = None
         self._watcher = Watcher(self.settings)
         self._executor: Executor | None = None
+        self._checkpointer: Checkpointer | None = None
 
     @property
     def path(self) -> str:
@@ -70,6 +72,10 @@ class SqliteBackend(Backend):
             self._executor = Executor(
                 f"postroom-sqlite:{self.path}", self.settings.synchronous
             )
+            self._checkpointer = Checkpointer(
+                self.settings, f"postroom-checkpoint:{self.path}"
+            )
+            self._executor.after = self._checkpointer.committed
         try:
             return await self._executor.run(fn, *args, durable=durable)
         except sqlite3.Error as exc:
@@ -112,11 +118,14 @@ class SqliteBackend(Backend):
         """Close the connections."""
         store, self._store = self._store, None
         executor, self._executor = self._executor, None
+        checkpointer, self._checkpointer = self._checkpointer, None
         self._watcher.close()
         if executor is not None:
             if store is not None:
                 executor.conn = None
                 await executor.run(store.conn.close)
+            if checkpointer is not None:
+                await executor.run(checkpointer.close)
             await executor.stop()
 
     # -- queues --------------------------------------------------------------------

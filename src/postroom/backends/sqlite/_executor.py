@@ -13,6 +13,9 @@ commit with ``synchronous = NORMAL`` even when the database is set to ``FULL``:
 losing one in a power cut only means a redelivery (the contract is at least
 once), and the next durable commit syncs the log with them. Sends (the contract's
 durability promise), retries and dead letters (their history) stay ``FULL``.
+
+Checkpoints (copying the log back into the database, two fsyncs) mostly run in
+a thread of their own instead of in a commit here (``_checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class Executor:
 
     def __init__(self, name: str, synchronous: str) -> None:
         self.conn: sqlite3.Connection | None = None
+        # Called with the connection after each operation or group (the
+        # backend's checkpoint requests, see _checkpoint.py).
+        self.after: Callable[[sqlite3.Connection], None] | None = None
         self._modes = (synchronous, _LIGHT.get(synchronous, synchronous))
         self._mode = synchronous
         self._queue: SimpleQueue[_Op | None] = SimpleQueue()
@@ -122,6 +128,8 @@ class Executor:
                     self._alone(one)
             else:
                 self._group(self.conn, batch)
+            if self.after is not None and self.conn is not None:
+                self.after(self.conn)
             if stop:
                 return
 
