@@ -369,3 +369,31 @@ async def test_redis_sync_plain_sends_take_one_round_trip_and_one_read(
     assert follow_ups == [] and len(reads) == 39
     # Bounded as the script bounds it: trimmed to 16 once it holds more than 32.
     assert lengths[:32] == list(range(1, 33)) and lengths[32:34] == [16, 17]
+
+
+async def test_redis_pipelined_replies_come_from_the_reader(
+    client: postroom.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replies that arrive with a pipeline's first are parsed from hiredis's
+    reader, not read one coroutine each: the backend's pool speaks RESP2 (redis-py
+    8 speaks RESP3 unless told, and a RESP3 reply cannot be taken that way)."""
+    pytest.importorskip("hiredis")
+    from postroom.backends.redis import _scripts
+
+    taken: list[bool] = []
+
+    def spy(conn: object) -> object:
+        reply = _direct_buffered(conn)
+        taken.append(reply is not _scripts.PARTIAL)
+        return reply
+
+    _direct_buffered = _scripts.buffered
+    monkeypatch.setattr(_scripts, "buffered", spy)
+    await client.declare_queue("q")
+    await client.send_many("q", [1, 2])
+    backend = client.backend
+    keys = backend.script_keys("q")  # type: ignore[attr-defined]
+    call = ("claim", keys, (now_ms(), 1, 30_000, "t", "c"))
+    got = await backend.scripts.run_many([call, call])  # type: ignore[attr-defined]
+    assert [len(reply[1]) for reply in got] == [3, 3]  # id, payload, attempts
+    assert taken == [True], taken

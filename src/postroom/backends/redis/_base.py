@@ -73,6 +73,10 @@ class RedisBase(Backend):
             max_connections=_MAX_CONNECTIONS,
             timeout=_POOL_TIMEOUT,
             decode_responses=False,
+            # RESP2: the replies that arrive with the first of a pipeline are
+            # then taken from hiredis's reader directly (_direct.buffered), which
+            # RESP3 (redis-py 8's default) rules out.
+            protocol=2,
             retry=retry,
             retry_on_error=[
                 redis.exceptions.ConnectionError,
