@@ -106,3 +106,48 @@ def test_requests_keep_nats_errors(url: str) -> None:
             await jet.close()
 
     asyncio.run(run())
+
+
+def test_a_lone_sends_counter_is_written_once_its_message_is_stored(
+    url: str,
+) -> None:
+    """The ``sent`` counter's compare-and-set of a single ``send`` goes out after
+    the stream acknowledged the message, not beside it (on the server it held
+    the message's delivery back), and still before ``send`` returns."""
+
+    async def run() -> None:
+        async with postroom.connect_async(url) as client:
+            await client.declare_queue("q")
+            await client.send("q", "warm")
+            jet: Jet = client.backend.jet  # type: ignore[attr-defined]
+            events: list[tuple[str, bytes]] = []
+            transport: Any = jet.nc._transport
+            writelines, on_raw = transport.writelines, jet.replies._on_raw
+
+            def spy_write(data: list[bytes]) -> None:
+                events.append(("write", b"".join(data)))
+                writelines(data)
+
+            def spy_reply(subject: bytes, *rest: Any) -> None:
+                events.append(("reply", subject))
+                on_raw(subject, *rest)
+
+            transport.writelines = spy_write
+            jet.replies._on_raw = spy_reply  # type: ignore[method-assign]
+            jet.nc.direct(jet.replies._sid or 0, spy_reply)
+            mid = await client.send("q", "x")
+            kinds = [
+                "message" if mid.encode() in data else "counter"
+                for kind, data in events
+                if kind == "write" and (mid.encode() in data or b".cnt." in data)
+            ]
+            assert kinds == ["message", "counter"]
+            writes = [i for i, (kind, data) in enumerate(events) if kind == "write"]
+            message = next(i for i in writes if mid.encode() in events[i][1])
+            counter = next(i for i in writes if b".cnt." in events[i][1])
+            replies = [i for i, (kind, _) in enumerate(events) if kind == "reply"]
+            first_reply = next(i for i in replies if i > message)
+            assert first_reply < counter  # the PubAck came first
+            assert (await client.counters(["q"]))["q"]["sent"] == 2
+
+    asyncio.run(run())

@@ -186,6 +186,12 @@ class LeaseKeeper:
         with self._lock:
             self._finish(reply)
 
+    def finish_all(self, replies: list[str]) -> None:
+        """Leases ended by a batch of acks (one lock for all)."""
+        with self._lock:
+            for reply in replies:
+                self._finish(reply)
+
     def _finish(self, reply: str) -> None:
         self._held.pop(reply, None)
         self._gone[reply] = None

@@ -33,15 +33,21 @@ class Sending(Groups):
             if first is None:
                 new.append(m)
         loose = [m for m in new if m.group is None]
-        if loose:
+        if len(loose) == 1:
+            # A lone send: its publish is written at once, and its counter once
+            # the stream has stored it. Written together, the counter's
+            # compare-and-set (a KV store on the server) held the message's
+            # delivery to a waiting consumer back by about 0.3 ms.
+            [m] = loose
+            key = self.count_key(queue, "sent")
+            if await self.store(queue, Meta.of(m), m.body, f"{m.id}.s", True):
+                await self.tally.add(key, {"sent": 1})
+        elif loose:
             await self._counted(
                 queue,
                 "sent",
                 len(loose),
-                *(
-                    self.store(queue, Meta.of(m), m.body, f"{m.id}.s", len(loose) == 1)
-                    for m in loose
-                ),
+                *(self.store(queue, Meta.of(m), m.body, f"{m.id}.s") for m in loose),
             )
         groups: dict[str, list[tuple[Meta, bytes, str]]] = {}
         for m in new:

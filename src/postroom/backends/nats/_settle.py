@@ -172,8 +172,7 @@ class Settling(Sending):
                     await self.tally.add(self.count_key(queue, "acked"), {"acked": n})
         finally:
             aheads = await peeks  # never fails: a failed read is None
-        for _, reply in held:
-            self.leases.finish(reply)
+        self.leases.finish_all([reply for _, reply in held])
         if heads:  # each group's next message goes out
             await asyncio.gather(
                 *(
