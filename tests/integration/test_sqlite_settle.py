@@ -15,8 +15,9 @@ import pytest
 import postroom
 from postroom.backends._common import make_receipt
 from postroom.backends.sqlite import SqliteBackend, _inspect, _records
+from postroom.backends.sqlite import _checkpoint as checkpoint_module
 from postroom.backends.sqlite import _store as store_module
-from postroom.backends.sqlite._checkpoint import CHECKPOINT_CHANGES
+from postroom.backends.sqlite._checkpoint import CHECKPOINT_CHANGES, Checkpointer
 from postroom.backends.sqlite._conn import SqliteSettings, init_schema, open_connection
 from postroom.backends.sqlite._records import deliveries_from_rows, message_from_row
 from postroom.backends.sqlite._store import Store
@@ -179,3 +180,44 @@ def test_a_drain_is_checkpointed_in_a_thread_of_its_own(tmp_path: Path) -> None:
     assert f"postroom-checkpoint:{tmp_path}/c.db" in threads
     # Closed with its backend.
     assert not [t for t in threading.enumerate() if "postroom-checkpoint" in t.name]
+
+
+class _Changes:
+    """Stands for the backend's connection: only its count of changed rows."""
+
+    total_changes = 0
+
+
+def test_the_checkpoint_thread_outlives_a_failed_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = SqliteSettings.from_url(f"sqlite:///{tmp_path}/k.db")
+    first = open_connection(settings)
+    init_schema(first, settings.path)
+    first.close()
+    real = checkpoint_module.open_connection
+    opened: list[bool] = []
+
+    def flaky(settings: SqliteSettings) -> sqlite3.Connection:
+        opened.append(True)
+        if len(opened) == 1:  # as when another process holds the log's lock
+            raise sqlite3.OperationalError("database is locked")
+        return real(settings)
+
+    def request_and_wait(done: Callable[[], bool]) -> None:
+        conn.total_changes += CHECKPOINT_CHANGES
+        checkpointer.committed(conn)  # type: ignore[arg-type]
+        for _ in range(500):  # the thread takes its request a moment later
+            if done():
+                return
+            threading.Event().wait(0.01)
+
+    monkeypatch.setattr(checkpoint_module, "open_connection", flaky)
+    checkpointer = Checkpointer(settings, "postroom-checkpoint:test")
+    conn = _Changes()
+    try:
+        request_and_wait(lambda: len(opened) == 1)
+        request_and_wait(lambda: checkpointer.runs == 1)
+    finally:
+        checkpointer.close()
+    assert len(opened) == 2 and checkpointer.runs == 1

@@ -8,18 +8,19 @@ finished handlers waited for their acks and its free slots for new messages.
 The backend's thread reports its commits here; once it has changed
 ``CHECKPOINT_CHANGES`` rows since the last request (some hundreds of log pages
 for a worker's acks and claims), this thread runs a passive checkpoint on its own
-connection. A passive checkpoint never waits for readers or writers (nor does
-anyone wait for it), and it leaves the log for the next writer to start over, so
-the log seldom reaches SQLite's own threshold, which stays in place for what this
-thread does not catch (a burst of large messages, other processes' writes).
+connection. A passive checkpoint never waits for readers or writers (the
+connection's busy timeout only serves to open it), nobody waits for it, and it
+leaves the log for the next writer to start over, so the log seldom reaches
+SQLite's own threshold, which stays in place for what this thread does not catch
+(a burst of large messages, other processes' writes).
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
 
+from ...model.errors import PostroomError
 from ._conn import SqliteSettings, open_connection
 
 __all__ = ["CHECKPOINT_CHANGES", "Checkpointer"]
@@ -58,20 +59,26 @@ class Checkpointer:
         self._wake.set()
 
     def _serve(self) -> None:
-        conn = open_connection(self._settings, busy=False)
+        conn: sqlite3.Connection | None = None
         try:
             while True:
                 self._wake.wait()
                 self._wake.clear()
                 if self._closing:
                     return
-                # Busy (another process checkpoints) or failing: the next request,
-                # or SQLite's own threshold, checkpoints instead.
-                with contextlib.suppress(sqlite3.Error):
+                # Opening (its first read may find the log busy) or checkpointing
+                # failed, or another process checkpoints: the next request tries
+                # again, and SQLite's own threshold still holds meanwhile.
+                try:
+                    if conn is None:
+                        conn = open_connection(self._settings)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except (sqlite3.Error, PostroomError):
+                    continue
                 self.runs += 1
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def close(self) -> None:
         """End the thread (blocking: it finishes a checkpoint under way)."""
