@@ -64,10 +64,9 @@ def parse_receipt(receipt: str) -> tuple[int, str]:
 
 def delivered_count(reply: str) -> int:
     """How often JetStream delivered the message, read from its ack subject."""
-    tokens = reply.split(".")
     # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, with
     # <domain>.<account hash> before <stream> on servers >= 2.10.
-    return int(tokens[-5])
+    return int(reply.rsplit(".", 5)[1])
 
 
 def pending_of(reply: str) -> int:

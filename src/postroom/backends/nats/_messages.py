@@ -211,7 +211,10 @@ class Messages(Settling):
         Their leases are all held (one lock) before anything is awaited; the
         times a batch shares (a pull's lease end, a burst's send time) are
         made into datetimes once."""
-        redelivered = [m.reply for m, _ in items if delivered_count(m.reply) > 1]
+        counts = [delivered_count(m.reply) for m, _ in items]
+        redelivered = [
+            m.reply for (m, _), n in zip(items, counts, strict=True) if n > 1
+        ]
         if redelivered:
             await self.unmark(redelivered)
         out: list[Delivery] = []
@@ -219,9 +222,8 @@ class Messages(Settling):
         refused: list[tuple[Pulled, Meta | None, int]] = []
         ack_wait = policy.lease_ms + GRACE_MS
         times: dict[int, datetime] = {}
-        for msg, sent in items:
+        for (msg, sent), delivered in zip(items, counts, strict=True):
             meta = meta_of(msg.headers)
-            delivered = delivered_count(msg.reply)
             if meta is None or (
                 delivered > 1 and meta.base + delivered - 1 >= policy.max_attempts
             ):
