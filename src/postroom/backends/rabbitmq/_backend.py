@@ -173,12 +173,18 @@ class RabbitBackend(AdminMixin):
 
     async def _take(self, lane: Lane, max_messages: int) -> list[Taken]:
         """Up to ``max_messages`` messages of the lane's AMQP queue."""
-        if lane.consuming or max_messages > 1:
+        pushing = lane.consuming
+        if pushing or max_messages > 1:
             # A batch claimer (a worker) gets a consumer: the broker pushes the
             # next messages while these are handled (a wider window when asked
             # for more). A claim of one alone takes one, by basic.get.
             await lane.consume(max_messages)
         taken = lane.take(max_messages)
+        if taken and pushing:
+            # The broker pushes what is ready to a running consumer: a claim
+            # that found pushed messages returns them without a basic.get (a
+            # round trip, and a log entry of a quorum queue, per message).
+            return taken
         while len(taken) < max_messages:
             # Pushed messages arrive on this channel before the answer to a
             # get: a message that was visible is in one or the other.

@@ -7,12 +7,15 @@ buffer for the next claim. Every message taken stays unacknowledged on the
 channel until it is acked (``ack``), so it is invisible to every other consumer,
 and the broker gives it back, counted in ``x-delivery-count``, if the channel
 closes. Acks that cover every unacknowledged delivery tag up to the highest of
-them go out as one ``basic.ack`` with ``multiple``.
+them go out as one ``basic.ack`` with ``multiple``; the others wait up to
+ACK_DELAY_S for the tags below them to be acked too (a quorum queue writes one
+log entry per ``basic.ack``), then go out one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,7 +27,14 @@ from pamqp import commands as spec
 
 from ...model.message import now_ms
 
-__all__ = ["Lane", "Taken"]
+_SEND_ERRORS = (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError)
+_background: set[asyncio.Task[None]] = set()
+
+__all__ = ["ACK_DELAY_S", "Lane", "Taken"]
+
+# How long an ack above a tag still held may wait to go out in one multiple ack
+# with the acks of the tags below it (docs/backends/rabbitmq.md).
+ACK_DELAY_S = 0.02
 
 
 @dataclass(slots=True)
@@ -62,7 +72,10 @@ class Lane:
         self.waiters = 0
         self.arrivals = 0  # messages the broker pushed so far
         self._tag: str | None = None  # the consumer's, while it consumes
-        self._unacked: set[int] = set()
+        self._unacked: set[int] = set()  # neither acked nor waiting to be
+        self._deferred: set[int] = set()  # acked, waiting for the tags below
+        self._aged: set[int] = set()  # deferred at the last tick
+        self._flushing: asyncio.TimerHandle | None = None
         self._on_change = on_change
         channel.closing.add_done_callback(self._closed)
         channel.on_consumer_cancel_callbacks.add(self._cancelled)
@@ -81,6 +94,7 @@ class Lane:
         self._tag = None
         self.buffer.clear()
         self._unacked.clear()
+        self._deferred.clear()
         self.arrived.set()  # waiters look again
         self._on_change(self)
 
@@ -159,24 +173,61 @@ class Lane:
         return self.take(len(self.buffer))
 
     async def ack(self, tags: Iterable[int]) -> None:
-        """Acknowledge ``tags``: one ``multiple`` ack for those below every
-        other unacknowledged tag, one ack each for the rest."""
+        """Acknowledge ``tags``. The acks wait up to ACK_DELAY_S to go out
+        together: one ``multiple`` ack for those below every unacknowledged tag
+        (at once when they fill a quarter of the prefetch window), then, one
+        ACK_DELAY_S later, one ack each for those still above one."""
         mine = {t for t in tags if t in self._unacked}
         if not mine:
             return
         self._unacked -= mine
+        self._deferred |= mine
+        if len(self._deferred) >= max(1, self.prefetch // 4):
+            await self._send(alone=set())
+        if self._deferred and self._flushing is None:
+            loop = asyncio.get_running_loop()
+            self._flushing = loop.call_later(ACK_DELAY_S, self._flush_later)
+        if self.closed:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{self.name}: closed")
+
+    def _flush_later(self) -> None:
+        self._flushing = None
+        if self._deferred and not self.closed:
+            task = asyncio.get_running_loop().create_task(self._tick())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+    async def _tick(self) -> None:
+        aged, self._aged = self._aged, set(self._deferred)
+        with contextlib.suppress(*_SEND_ERRORS):
+            await self._send(alone=aged)
+        if self._deferred and self._flushing is None and not self.closed:
+            loop = asyncio.get_running_loop()
+            self._flushing = loop.call_later(ACK_DELAY_S, self._flush_later)
+
+    async def flush(self) -> None:
+        """Send every deferred ack now."""
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        if self._deferred and not self.closed:
+            with contextlib.suppress(*_SEND_ERRORS):
+                await self._send(alone=set(self._deferred))
+
+    async def _send(self, *, alone: set[int]) -> None:
+        """One multiple ack for the deferred tags below every unacknowledged
+        one, then one ack each for the deferred tags in ``alone``."""
         lowest_kept = min(self._unacked, default=None)
-        together = [t for t in mine if lowest_kept is None or t < lowest_kept]
-        alone = sorted(mine.difference(together))
-        frames = [(tag, False) for tag in alone]
-        if len(together) > 1:
-            frames.append((max(together), True))
-        else:
-            frames += [(tag, False) for tag in together]
+        together = {t for t in self._deferred if lowest_kept is None or t < lowest_kept}
+        frames: list[tuple[int, bool]] = []
+        if together:
+            frames.append((max(together), len(together) > 1))
+        self._deferred -= together
+        rest = alone & self._deferred
+        frames += [(tag, False) for tag in sorted(rest)]
+        self._deferred -= rest
         for i, (tag, multiple) in enumerate(frames):
             # Waiting for the last one to be written lets a connection that
             # broke be noticed (the ack then raises: the lease was lost).
             last = i == len(frames) - 1
             await self.channel.basic_ack(tag, multiple=multiple, wait=last)
-        if self.closed:
-            raise aiormq.exceptions.ChannelInvalidStateError(f"{self.name}: closed")

@@ -107,6 +107,7 @@ class LeaseCore(RabbitCore):
         with contextlib.suppress(*DRIVER_ERRORS, BackendError):
             for queue, lane in list(self._lanes.items()):
                 await self._give_back(queue, await lane.stop())
+                await lane.flush()  # acks waiting to go out in a multiple ack
         self._lanes.clear()
         self._leases.clear()
         with contextlib.suppress(*DRIVER_ERRORS, BackendError):
@@ -286,7 +287,8 @@ class LeaseCore(RabbitCore):
             self._gauge_at, self._new_leases = now_ms(), False
             await self.streams.append(self.names.live, gauge)
             self._last_gauge = shown
-        await self.streams.flush_counts()
+        if self._closing or self.streams.counts_due(now_ms()):
+            await self.streams.flush_counts()
         return published
 
     def _gauge(self) -> dict[str, Any]:
