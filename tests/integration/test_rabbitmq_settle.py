@@ -152,3 +152,24 @@ async def test_rabbitmq_gauges_do_not_carry_counters_before_they_are_due(
     await _until(lambda: not backend._dirty.is_set())  # the ack's gauge too
     kinds = [a[1].get("t") for a, _ in records]
     assert "count" not in kinds
+
+
+@pytest.mark.anyio
+async def test_rabbitmq_consumer_pushes_ahead_of_the_claims_without_leasing_more(
+    client: postroom.AsyncClient,
+) -> None:
+    backend = client.backend
+    assert isinstance(backend, RabbitBackend)
+    assert await backend.claim("q", 4, LEASE_MS, "c") == []  # 4 free slots
+    lane = backend._lanes["q"]
+    await client.send_many("q", [{"n": i} for i in range(12)])
+    # The broker pushes twice what the claims ask for; the pushed messages wait
+    # in the lane (not leases) and the claims take them without a basic.get.
+    await _until(lambda: len(lane.buffer) == 8)
+    gets: list[Any] = []
+    _record(gets, lane.channel, "basic_get")
+    first = await backend.claim("q", 4, LEASE_MS, "c")
+    assert len(first) == 4
+    assert gets == []
+    assert (await client.stats("q")).in_flight == 4
+    await backend.ack(first + await _claim_all(backend, 8))

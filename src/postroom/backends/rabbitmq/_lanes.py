@@ -7,9 +7,9 @@ buffer for the next claim. Every message taken stays unacknowledged on the
 channel until it is acked (``ack``), so it is invisible to every other consumer,
 and the broker gives it back, counted in ``x-delivery-count``, if the channel
 closes. Acks that cover every unacknowledged delivery tag up to the highest of
-them go out as one ``basic.ack`` with ``multiple``; the others wait up to
-ACK_DELAY_S for the tags below them to be acked too (a quorum queue writes one
-log entry per ``basic.ack``), then go out one by one.
+them go out at once as one ``basic.ack`` with ``multiple``; the others wait up
+to twice ACK_DELAY_S for the tags below them to be acked too (a quorum queue
+writes one log entry per ``basic.ack``), then go out one by one.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ __all__ = ["ACK_DELAY_S", "Lane", "Taken"]
 # How long an ack above a tag still held may wait to go out in one multiple ack
 # with the acks of the tags below it (docs/backends/rabbitmq.md).
 ACK_DELAY_S = 0.02
+# A consumer's window is this many times the messages its claims ask for: the
+# pushed messages nobody claimed yet are not leases (they are given back when
+# the lane goes idle), so the claims never exceed the caller's free slots.
+PUSH_AHEAD = 2
 
 
 @dataclass(slots=True)
@@ -147,12 +151,13 @@ class Lane:
             self._on_change(self)
 
     async def consume(self, prefetch: int) -> None:
-        """Have the broker push up to ``prefetch`` unacknowledged messages (a
-        running consumer with a smaller window is replaced)."""
+        """Have the broker push up to PUSH_AHEAD times ``prefetch``
+        unacknowledged messages (a running consumer with a smaller window is
+        replaced): the next claim finds its messages here."""
         old = self._tag
         if old is not None and prefetch <= self.prefetch:
             return
-        await self.channel.basic_qos(prefetch_count=prefetch)
+        await self.channel.basic_qos(prefetch_count=prefetch * PUSH_AHEAD)
         ok = await self.channel.basic_consume(self.name, self._deliver)
         self._tag, self.prefetch = ok.consumer_tag, prefetch
         if old is not None:
@@ -162,7 +167,7 @@ class Lane:
         """Returns once every message the broker pushed before it is buffered
         (a round trip on the channel: deliveries come first)."""
         if self.consuming:
-            await self.channel.basic_qos(prefetch_count=self.prefetch)
+            await self.channel.basic_qos(prefetch_count=self.prefetch * PUSH_AHEAD)
 
     async def stop(self) -> list[Taken]:
         """Stop the consumer; return the pushed messages nobody took (still
@@ -173,17 +178,16 @@ class Lane:
         return self.take(len(self.buffer))
 
     async def ack(self, tags: Iterable[int]) -> None:
-        """Acknowledge ``tags``. The acks wait up to ACK_DELAY_S to go out
-        together: one ``multiple`` ack for those below every unacknowledged tag
-        (at once when they fill a quarter of the prefetch window), then, one
-        ACK_DELAY_S later, one ack each for those still above one."""
+        """Acknowledge ``tags``: one ``multiple`` ack at once for those below
+        every unacknowledged tag (with the waiting acks below it); the others
+        wait to join a later one, at most twice ACK_DELAY_S, then go out one by
+        one."""
         mine = {t for t in tags if t in self._unacked}
         if not mine:
             return
         self._unacked -= mine
         self._deferred |= mine
-        if len(self._deferred) >= max(1, self.prefetch // 4):
-            await self._send(alone=set())
+        await self._send(alone=set())
         if self._deferred and self._flushing is None:
             loop = asyncio.get_running_loop()
             self._flushing = loop.call_later(ACK_DELAY_S, self._flush_later)
