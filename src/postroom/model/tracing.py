@@ -84,14 +84,11 @@ def _tracer() -> Any:
 def _carries_trace(headers: Mapping[str, str]) -> bool:
     """Whether a consumer span has a trace to continue or record: the message
     carries one, a span is current, or an SDK records new ones."""
-    return (
-        "traceparent" in headers
-        or recording()
-        or trace.get_current_span().get_span_context().is_valid
-    )
+    return "traceparent" in headers or recording() or _span_is_current()
 
 
 def _span_is_current() -> bool:
+    """Whether a span with a valid context is current (one to pass on)."""
     return bool(trace.get_current_span().get_span_context().is_valid)
 
 
@@ -168,7 +165,7 @@ def consumer_span(
     message's headers (a new trace when they carry none); ``None`` without
     OpenTelemetry. Exceptions are recorded by :func:`mark_outcome`, not here."""
     if trace is None or not _carries_trace(headers):
-        return _NO_SPAN  # the span would be invalid: it could neither record
+        return _NO_SPAN  # such a span could neither record nor pass a trace on
     return _consumer(destination, message_id, attempt, headers)
 
 
