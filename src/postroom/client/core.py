@@ -308,6 +308,15 @@ class AsyncClient(Settling, DeadLetters, Topics, WorkerRegistry, Inspection, Sam
                 return []
             await self.wait_for_messages(queue, remaining)
 
+    async def _claim_for(self, queue: str, max_messages: int) -> list[Delivery]:
+        """:meth:`receive` without a wait, for the consumer loop, whose queue and
+        count are known good (the checks cost as much as a woken claim's
+        hand-out): leases as long as the queue's visibility timeout."""
+        policy = self._cached_policy(queue) or await self.queue_policy(queue)
+        return await self.backend.claim(
+            queue, max_messages, policy.lease_ms, self.consumer
+        )
+
     async def wait_for_messages(self, queue: str, timeout: float) -> None:
         """Block until ``queue`` may have a visible message, or ``timeout`` seconds.
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import json.encoder
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -17,6 +18,7 @@ import pydantic_core
 from .errors import DecodeError, InvalidArgument, SerializationError
 from .ids import new_id
 from .message import Delivery, Message, body_to_json, from_ms  # re-exported
+from .slots import new_message
 from .validate import MAX_BODY_BYTES, MAX_BODY_DEPTH
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "check_body_size",
     "decode_body",
     "encode_body",
+    "one_shot",
 ]
 
 CONTENT_TYPE = "content-type"
@@ -58,9 +61,48 @@ _ENCODER = json.JSONEncoder(
     allow_nan=False,
     ensure_ascii=False,
 )
+
+
+def one_shot(encoder: json.JSONEncoder, sample: Any) -> Callable[[Any], str]:
+    """``encoder.encode`` without the C encoder that ``JSONEncoder.encode`` makes
+    anew on every call (half the cost of a small body), where the C module has
+    one; checked against ``encoder.encode(sample)`` once. Cycles are not looked
+    for: a cyclic value fails as a ``RecursionError``, as a too deep one does."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C module
+        return encoder.encode
+    strings = (
+        json.encoder.encode_basestring_ascii
+        if encoder.ensure_ascii
+        else json.encoder.encode_basestring
+    )
+    try:
+        # markers (None: no cycle check), default, the string encoder, indent,
+        # separators, sort_keys, skipkeys, allow_nan
+        one = make(
+            None,
+            encoder.default,
+            strings,
+            None,
+            encoder.key_separator,
+            encoder.item_separator,
+            encoder.sort_keys,
+            encoder.skipkeys,
+            encoder.allow_nan,
+        )
+        if "".join(one(sample, 0)) != encoder.encode(sample):
+            return encoder.encode
+    except TypeError:  # another signature
+        return encoder.encode
+    return lambda value: "".join(one(value, 0))
+
+
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}.__getitem__
+
+
+_ENCODE_BODY = one_shot(_ENCODER, {"t": [1.5, None, True], "é": "\n"})
 
 
 def _depth(data: str) -> int:
@@ -86,7 +128,7 @@ def _json_bytes(body: Any) -> bytes:
         if type(body) not in _BUILTIN_JSON and isinstance(body, pydantic.BaseModel):
             data = body.model_dump_json()
         else:
-            data = _ENCODER.encode(body)
+            data = _ENCODE_BODY(body)
         raw = data.encode("utf-8")
     except RecursionError as exc:
         raise SerializationError(
@@ -212,15 +254,17 @@ def build_message(
     hdrs = {CONTENT_TYPE: content_type}
     if headers:
         hdrs.update(headers)
-    return Message(
-        id=message_id or new_id(),
-        queue=queue,
-        body=data,
-        headers=hdrs,
-        enqueued_at=from_ms(now),
-        available_at=from_ms(now + delay_ms),
-        attempts=0,
-        dedup_key=dedup_key,
-        group=group,
-        priority=priority,
+    enqueued_at = from_ms(now)
+    return new_message(
+        message_id or new_id(),
+        queue,
+        data,
+        hdrs,
+        enqueued_at,
+        from_ms(now + delay_ms) if delay_ms else enqueued_at,
+        0,
+        dedup_key,
+        0,
+        group,
+        priority,
     )

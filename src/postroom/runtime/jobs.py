@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,7 @@ class Slot:
     """A parked handler slot, woken with a job (or with none: stop)."""
 
     job: Job | None = None
-    ready: anyio.Event = field(default_factory=anyio.Event)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ shutdown) and push subscriptions, whose handler is an HTTP POST
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
@@ -85,16 +85,16 @@ class QueueRunner(Settler, LeaseKeeper):
     handled: int = 0  # handlers that succeeded (acked)
     failed: int = 0  # attempts that failed (retried, rejected, dead-lettered)
     _wait_scope: anyio.CancelScope | None = None
-    _freed: anyio.Event | None = None
+    _freed: asyncio.Event | None = None
     _settle_batch: list[Done] = field(default_factory=list)
-    _settle_ready: anyio.Event | None = None
+    _settle_ready: asyncio.Event | None = None
     _limiter: anyio.CapacityLimiter | None = None
     _parked: list[Slot] = field(default_factory=list)
     _handlers: TaskGroup | None = None
 
     def __post_init__(self) -> None:
-        self._freed = anyio.Event()
-        self._settle_ready = anyio.Event()
+        self._freed = asyncio.Event()
+        self._settle_ready = asyncio.Event()
         if not self.spec.is_async:
             self._limiter = anyio.CapacityLimiter(self.concurrency)
 
@@ -128,7 +128,7 @@ class QueueRunner(Settler, LeaseKeeper):
     async def wait_settled(self) -> None:
         """Wait until every claimed message has its outcome recorded."""
         while self.jobs:
-            self._freed = anyio.Event()
+            self._freed = asyncio.Event()
             await self._freed.wait()
 
     async def release_unfinished(self) -> None:
@@ -206,19 +206,19 @@ class QueueRunner(Settler, LeaseKeeper):
     async def _step(self, handlers: TaskGroup) -> None:
         free = self.concurrency - len(self.jobs)
         if free <= 0:
-            self._freed = anyio.Event()
+            self._freed = asyncio.Event()
             self._handlers = handlers  # the settle loop refills the slots it frees
             try:
                 await self._idle(self._wait_freed)
             finally:
                 self._handlers = None
             return
-        got = await self.client.receive(self.queue, max_messages=free)
+        got = await self.client._claim_for(self.queue, free)
         await self._start(got, handlers)
         if got:
             # The handlers just handed their messages start now, before this
             # task builds its next wait or claim.
-            await anyio.lowlevel.checkpoint()
+            await asyncio.sleep(0)
         if len(got) < free:
             await self._idle(
                 partial(self.client.wait_for_messages, self.queue, self.poll)

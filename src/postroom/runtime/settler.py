@@ -8,13 +8,13 @@ messages when every slot was taken.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import anyio
 from anyio.abc import TaskGroup
 
 from ..model.message import Delivery, QueuePolicy
@@ -50,7 +50,7 @@ class Settler:
     jobs: set[Job]
     is_stopping: Callable[[], bool]
     _settle_batch: list[Done]
-    _settle_ready: anyio.Event | None
+    _settle_ready: asyncio.Event | None
     _handlers: TaskGroup | None
 
     @property
@@ -81,7 +81,7 @@ class Settler:
         while True:
             assert self._settle_ready is not None
             await self._settle_ready.wait()
-            self._settle_ready = anyio.Event()
+            self._settle_ready = asyncio.Event()
             batch, self._settle_batch = self._settle_batch, []
             handlers = self._handlers if not self.is_stopping() else None
             done = await self._settle(batch, handlers is not None)

@@ -9,11 +9,10 @@ timeout bounded by the next due delayed message or lease expiry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
-
-import anyio.lowlevel
 
 import redis.exceptions
 
@@ -221,7 +220,7 @@ class RedisBackend(DeadLettersMixin, TopicsMixin, RedisInspect):
     async def wait(self, queue: str, timeout: float) -> None:
         # Let work the caller just started (handlers of the messages it claimed)
         # run before this coroutine spends time on building the next wait.
-        await anyio.lowlevel.checkpoint()
+        await asyncio.sleep(0)
         due = self._due.pop(queue, -1)
         if due >= 0:
             timeout = min(timeout, (due - now_ms()) / 1000)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import json.encoder
-from collections.abc import Callable
+from datetime import datetime
 from typing import Any, NamedTuple
 
+from ...model.codec import one_shot
 from ...model.message import (
     DeadLetter,
     Delivery,
@@ -15,6 +15,7 @@ from ...model.message import (
     from_ms,
     to_ms_dt,
 )
+from ...model.slots import new_delivery, new_message
 
 __all__ = [
     "Redriven",
@@ -26,6 +27,11 @@ __all__ = [
     "order_args",
     "rewrite_for_redrive",
 ]
+
+
+# A stored message's fields, in Message's order (id, queue, body, headers,
+# enqueued_at, available_at, attempts, dedup_key, redrives, group, priority).
+Fields = tuple[str, str, bytes, Any, datetime, datetime, int, Any, int, Any, int]
 
 
 class Redriven(NamedTuple):
@@ -46,27 +52,11 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _meta_encoder() -> Callable[[dict[str, Any]], str]:
-    """:data:`_ENCODE` for payload metas, without the C encoder that
-    ``JSONEncoder.encode`` makes anew on every call (about a third of a
-    payload's cost), where the C module has one; checked against it once."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # no C module
-        return _ENCODE
-    try:
-        # markers (no cycle check: a meta holds str headers), default, the
-        # string encoder, indent, separators, sort_keys, skipkeys, allow_nan
-        args = (None, _refuse, json.encoder.encode_basestring_ascii, None, ":", ",")
-        one = make(*args, False, False, True)
-        sample = {"h": {"é": "\n"}, "e": 1, "a": 2, "k": None, "r": 0, "p": 1.5}
-        if "".join(one(sample, 0)) != _ENCODE(sample):
-            return _ENCODE
-    except TypeError:  # another signature
-        return _ENCODE
-    return lambda meta: "".join(one(meta, 0))
-
-
-_ENCODE_META = _meta_encoder()
+# Payload metas hold str headers, numbers and None: no cycle to look for.
+_ENCODE_META = one_shot(
+    json.JSONEncoder(separators=(",", ":"), default=_refuse),
+    {"h": {"é": "\n"}, "e": 1, "a": 2, "k": None, "r": 0, "p": 1.5},
+)
 
 
 def encode_message(
@@ -96,22 +86,27 @@ def encode_message(
 
 def decode_message(mid: str, queue: str, payload: bytes, attempts: int) -> Message:
     """Inverse of :func:`encode_message`."""
+    return Message(*_message_fields(mid, queue, payload, attempts))
+
+
+def _message_fields(mid: str, queue: str, payload: bytes, attempts: int) -> Fields:
+    """The fields of a stored message, in :class:`Message`'s order."""
     head, _, body = payload.partition(b"\n")
     meta = _DECODE(head.decode())  # ASCII (json.loads would detect the encoding)
     enqueued, available = int(meta["e"]), int(meta["a"])
     enqueued_at = from_ms(enqueued)
-    return Message(
-        id=mid,
-        queue=queue,
-        body=body,
-        headers=meta["h"] or {},
-        enqueued_at=enqueued_at,
-        available_at=enqueued_at if available == enqueued else from_ms(available),
-        attempts=attempts,
-        dedup_key=meta.get("k"),
-        redrives=int(meta.get("r") or 0),
-        group=meta.get("g"),
-        priority=int(meta.get("p") or 0),
+    return (
+        mid,
+        queue,
+        body,
+        meta["h"] or {},
+        enqueued_at,
+        enqueued_at if available == enqueued else from_ms(available),
+        attempts,
+        meta.get("k"),
+        int(meta.get("r") or 0),
+        meta.get("g"),
+        int(meta.get("p") or 0),
     )
 
 
@@ -138,7 +133,8 @@ def order_args(priority: int, group: str | None) -> tuple[int, str]:
 def deliveries_from(
     queue: str, flat: list[Any], receipt_token: str, expires: int, consumer: str
 ) -> list[Delivery]:
-    """Build deliveries from a claim reply ``[id, payload, attempts, ...]``."""
+    """Build deliveries from a claim reply ``[id, payload, attempts, ...]``
+    (through the slots: this is on the path of every wake-up)."""
     lease_end = from_ms(expires)
     out: list[Delivery] = []
     for i in range(0, len(flat), 3):
@@ -146,8 +142,10 @@ def deliveries_from(
         if payload is None:  # stored data vanished (purged meanwhile)
             continue
         mid = flat[i].decode()
-        msg = decode_message(mid, queue, payload, int(flat[i + 2]))
-        out.append(Delivery(msg, f"{mid}.{receipt_token}", lease_end, consumer))
+        fields = _message_fields(mid, queue, payload, int(flat[i + 2]))
+        message = new_message(*fields)
+        receipt = f"{mid}.{receipt_token}"
+        out.append(new_delivery(message, receipt, lease_end, consumer))
     return out
 
 

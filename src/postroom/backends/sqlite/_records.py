@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from ...model.message import DeadLetter, Delivery, Message, from_ms
+from ...model.slots import new_delivery, new_message
 from .. import _common
 from .._common import lease_lost, parse_receipt
 
@@ -100,71 +101,34 @@ def message_from_row(row: Sequence[Any]) -> Message:
     return _common.message_from_row(row, headers, _from_ms, row[-2], row[-1])
 
 
-# A claim builds a Message and a Delivery per row, the hottest Python of a
-# worker's settle: the frozen dataclasses' __init__ (a checked object.__setattr__
-# per field, keyword arguments) took 3.5 of the 8 µs per row. Each field is set
-# through its slot instead, on an instance made without __init__ (neither class
-# has a __post_init__ or a computed field); the names are checked against the
-# classes' fields at import, so a new field cannot be left unset.
-_Setter = Callable[[object, Any], None]
-_MESSAGE_FIELDS = [
-    *("id", "queue", "body", "headers", "enqueued_at", "available_at"),
-    *("attempts", "dedup_key", "redrives", "group", "priority"),
-]
-_DELIVERY_FIELDS = ["message", "receipt", "lease_expires_at", "consumer"]
-
-
-def _setters(cls: type, names: list[str]) -> tuple[_Setter, ...]:
-    if list(cls.__dataclass_fields__) != names:  # type: ignore[attr-defined]
-        raise RuntimeError(f"_records.py does not know every field of {cls}")
-    return tuple(getattr(cls, name).__set__ for name in names)
-
-
-(
-    _m_id,
-    _m_queue,
-    _m_body,
-    _m_headers,
-    _m_enqueued,
-    _m_available,
-    _m_attempts,
-    _m_dedup,
-    _m_redrives,
-    _m_group,
-    _m_priority,
-) = _setters(Message, _MESSAGE_FIELDS)
-_d_message, _d_receipt, _d_expires, _d_consumer = _setters(Delivery, _DELIVERY_FIELDS)
-_new = object.__new__
-
-
 def deliveries_from_rows(
     rows: Sequence[Sequence[Any]], token: str, expires: datetime, consumer: str
 ) -> list[Delivery]:
     """The deliveries of claimed ``messages`` rows (see :func:`message_from_row`),
     leased with ``token`` until ``expires``: equal to ``Delivery(message_from_row(
     row), make_receipt(id, token), expires, consumer)``, built in half the time."""
-    out: list[Delivery] = []
     receipt = _common.make_receipt
-    for r in rows:
-        m = _new(Message)
-        _m_id(m, r[2])
-        _m_queue(m, r[1])
-        _m_body(m, bytes(r[3]))
-        _m_headers(m, dict(_headers_dict[r[4]]))
-        _m_enqueued(m, _from_ms(r[5]))
-        _m_available(m, _from_ms(r[6]))
-        _m_attempts(m, r[7])
-        _m_dedup(m, r[8] or None)
-        _m_redrives(m, r[9])
-        _m_group(m, r[10])
-        _m_priority(m, r[11])
-        d = _new(Delivery)
-        _d_message(d, m)
-        _d_receipt(d, receipt(r[2], token))
-        _d_expires(d, expires)
-        _d_consumer(d, consumer)
-        out.append(d)
-    return out
+    return [
+        new_delivery(
+            new_message(
+                r[2],
+                r[1],
+                bytes(r[3]),
+                dict(_headers_dict[r[4]]),
+                _from_ms(r[5]),
+                _from_ms(r[6]),
+                r[7],
+                r[8] or None,
+                r[9],
+                r[10],
+                r[11],
+            ),
+            receipt(r[2], token),
+            expires,
+            consumer,
+        )
+        for r in rows
+    ]
 
 
 def dead_from_row(row: Sequence[Any]) -> DeadLetter:
