@@ -99,6 +99,8 @@ def _taken(reader: Any, limit: int) -> list[Any]:
 # SPIN_SKIP + 1 sends, not one in every send).
 SPIN_SECONDS = 100e-6
 SPIN_SKIP = 8
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_READV = hasattr(os, "readv")
 
 
 class Spin:
@@ -120,12 +122,14 @@ class Spin:
         # A socket with a timeout polls before every read, even a non-blocking
         # one, but its descriptor is non-blocking: read that instead.
         fd, timeout = sock.fileno(), sock.gettimeout()
+        if not (_READV if timeout is not None else _DONTWAIT):
+            return False  # a platform without them (Windows)
         clock = time.perf_counter
         deadline = clock() + SPIN_SECONDS
         while True:
             try:
                 if timeout is None:
-                    n = sock.recv_into(buffer, 0, socket.MSG_DONTWAIT)
+                    n = sock.recv_into(buffer, 0, _DONTWAIT)
                 else:
                     n = os.readv(fd, [buffer])
             except BlockingIOError:
