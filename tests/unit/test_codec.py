@@ -6,8 +6,11 @@ from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from postroom import DecodeError, Delivery, Message, SerializationError
+from postroom.model import codec
 from postroom.model.codec import body_to_json, decode_body, encode_body
 
 
@@ -100,3 +103,33 @@ def test_error_info_traceback_keeps_frames_and_causes_without_carets() -> None:
         for line in full.splitlines()
         if not line.strip() or set(line.strip()) - {"^", "~"}
     ]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_bodys_one_shot_encoder_encodes_as_the_json_encoder(value: Any) -> None:
+    """Same text, or the same refusal (NaN, infinity, a lone surrogate), as
+    ``JSONEncoder.encode`` with the body's options."""
+    try:
+        expected: object = codec._ENCODER.encode(value).encode("utf-8")
+    except ValueError as exc:  # UnicodeEncodeError is one
+        expected = type(exc)
+    try:
+        got: object = codec._ENCODE_BODY(value).encode("utf-8")
+    except ValueError as exc:
+        got = type(exc)
+    assert got == expected
+
+
+def test_a_cyclic_body_is_refused() -> None:
+    body: list[Any] = []
+    body.append(body)
+    with pytest.raises(SerializationError):
+        encode_body(body)

@@ -93,6 +93,8 @@ class QueueRunner(Settler, LeaseKeeper):
     _handlers: TaskGroup | None = None
 
     def __post_init__(self) -> None:
+        # asyncio's events, not anyio's: every backend runs on asyncio, and an
+        # anyio event looks the async library up on each use (the hot path).
         self._freed = asyncio.Event()
         self._settle_ready = asyncio.Event()
         if not self.spec.is_async:
