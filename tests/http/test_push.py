@@ -71,7 +71,7 @@ def test_serve_pushes_to_webhook_subscriptions(
                 if stats["counters"]["acked"] == 1:
                     break
                 time.sleep(0.1)
-            assert (stats["ready"], stats["in_flight"]) == (0, 0)
+            assert (stats["ready"], stats["in_flight"]) == (0, 0), stats
             assert stats["counters"]["acked"] == 1
     finally:
         stop_server(server)

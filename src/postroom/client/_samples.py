@@ -39,8 +39,8 @@ class Samples(ClientBase):
         if taken and taken[0][0] == bucket:
             return False
         names = await backend.list_queues()
-        depths = await backend.stats(names) if names else []
         counts = await backend.counters(names) if names else {}
+        depths = await backend.stats(names) if names else []
         queues = {}
         for st in depths:
             c = counts.get(st.queue, {})

@@ -63,11 +63,12 @@ async def list_queues(ctx: Ctx, _: None) -> QueueList:
 
 
 async def queue_stats(ctx: Ctx, names: list[str]) -> list[QueueStatsModel]:
-    """Stats and counters of ``names`` in two backend round trips."""
+    """Stats and counters of ``names`` in two backend round trips. The counters
+    are read first: an ack counted is then never shown still in flight."""
     if not names:
         return []
-    stats = await ctx.client.queue_stats(names)
     counters = await ctx.client.counters(names)
+    stats = await ctx.client.queue_stats(names)
     return [QueueStatsModel.of(s, counters.get(s.queue, {})) for s in stats]
 
 

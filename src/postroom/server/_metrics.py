@@ -106,8 +106,8 @@ class Metrics:
         names = await client.queues()
         if visible is not None:
             names = [n for n in names if visible(n)]
+        counters = await client.counters(names)  # first, as in the API's reads
         stats = await client.queue_stats(names)
-        counters = await client.counters(names)
         self._snapshot.stats, self._snapshot.counters = stats, counters
         self._snapshot.durations = await _durations(client, names)
         data: Any = generate_latest(self.registry)
