@@ -25,6 +25,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 
+from postroom.server._models import MAX_WAIT
+
 from .conftest import Server, start_server, stop_server
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -59,9 +61,12 @@ def _all_checks() -> list[Any]:
 
 
 def _short_wait(case: Any) -> Any:
-    # A generated long poll on a queue that exists would wait up to 20 s.
-    if isinstance(case.body, dict) and isinstance(case.body.get("wait"), int | float):
-        case.body["wait"] = min(case.body["wait"], 0.05)
+    # A generated long poll on a queue that exists would wait up to 20 s. Only a
+    # valid wait is shortened: an invalid one (a boolean, over the maximum) must
+    # stay invalid, or a negative case would turn valid and be accepted.
+    wait = case.body.get("wait") if isinstance(case.body, dict) else None
+    if type(wait) in (int, float) and 0.05 < wait <= MAX_WAIT:
+        case.body["wait"] = 0.05
     return case
 
 
