@@ -64,8 +64,14 @@ def race(url: str, tmp_path: Path) -> tuple[set[str], list[list[Any]]]:
         subprocess.Popen([sys.executable, "-c", CONSUMER, url, str(out), str(i)])
         for i, out in enumerate(outs)
     ]
-    for p in procs:
-        assert p.wait(timeout=90) == 0
+    try:
+        for i, p in enumerate(procs):
+            assert p.wait(timeout=90) == 0, f"consumer {i} failed (its stderr above)"
+    finally:
+        for p in procs:  # a failed wait leaves none running into the next test
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     return sent, [e for out in outs for e in json.loads(out.read_text())]
 
 

@@ -80,6 +80,7 @@ class Lane:
         self._deferred: set[int] = set()  # acked, waiting for the tags below
         self._aged: set[int] = set()  # deferred at the last tick
         self._flushing: asyncio.TimerHandle | None = None
+        self._sending = asyncio.Lock()  # one ack batch at a time: see _send
         self._on_change = on_change
         channel.closing.add_done_callback(self._closed)
         channel.on_consumer_cancel_callbacks.add(self._cancelled)
@@ -220,18 +221,27 @@ class Lane:
 
     async def _send(self, *, alone: set[int]) -> None:
         """One multiple ack for the deferred tags below every unacknowledged
-        one, then one ack each for the deferred tags in ``alone``."""
-        lowest_kept = min(self._unacked, default=None)
-        together = {t for t in self._deferred if lowest_kept is None or t < lowest_kept}
-        frames: list[tuple[int, bool]] = []
-        if together:
-            frames.append((max(together), len(together) > 1))
-        self._deferred -= together
-        rest = alone & self._deferred
-        frames += [(tag, False) for tag in sorted(rest)]
-        self._deferred -= rest
-        for i, (tag, multiple) in enumerate(frames):
-            # Waiting for the last one to be written lets a connection that
-            # broke be noticed (the ack then raises: the lease was lost).
-            last = i == len(frames) - 1
-            await self.channel.basic_ack(tag, multiple=multiple, wait=last)
+        one, then one ack each for the deferred tags in ``alone``.
+
+        One batch at a time, chosen once the one before is written: the
+        connection's write queue holds ten frames, and a sender waiting for room
+        there can be overtaken by a later one. A later multiple ack would then
+        take a tag this batch acks next, which the broker refuses as an unknown
+        delivery tag, closing the channel (and every lease on it)."""
+        async with self._sending:
+            lowest_kept = min(self._unacked, default=None)
+            together = {
+                t for t in self._deferred if lowest_kept is None or t < lowest_kept
+            }
+            frames: list[tuple[int, bool]] = []
+            if together:
+                frames.append((max(together), len(together) > 1))
+            self._deferred -= together
+            rest = alone & self._deferred
+            frames += [(tag, False) for tag in sorted(rest)]
+            self._deferred -= rest
+            for i, (tag, multiple) in enumerate(frames):
+                # Waiting for the last one to be written lets a connection that
+                # broke be noticed (the ack then raises: the lease was lost).
+                last = i == len(frames) - 1
+                await self.channel.basic_ack(tag, multiple=multiple, wait=last)
